@@ -10,8 +10,10 @@
  * between '$' and '#'. The payload handed out has '}' escapes and '*'
  * run-length encoding undone and is NUL-terminated (binary payloads may hold
  * NULs too; use len). Bytes outside packets other than '+', '-' and 0x03 are
- * noise and are counted and skipped; a '$' inside a packet restarts it, as
- * gdbserver does, so a truncated packet cannot swallow the next one. */
+ * noise and are counted and skipped; a '$' inside a packet (its two checksum
+ * digits included) restarts it, so a truncated packet cannot swallow the
+ * next one. Acks and re-sends are best effort: when out is at its ceiling
+ * they are dropped, and the peer's timeout recovers. */
 #ifndef RSP_PACKET_H
 #define RSP_PACKET_H
 
@@ -22,8 +24,12 @@
 #include "buf.h"
 
 /* Largest payload accepted, raw bytes between '$' and '#'; advertised to gdb
- * as PacketSize. Decoded payloads are bounded by the same number. */
+ * as PacketSize. Decoded payloads are bounded by the same number. Only the
+ * fuzzer overrides it, in its own copy of the codec, so that short inputs
+ * reach the oversize paths. */
+#ifndef RSP_PACKET_SIZE
 #define RSP_PACKET_SIZE 0x20000u
+#endif
 /* Ceiling of the outgoing buffer: replies plus console output queued behind
  * a slow client. The owner stops producing when it nears this. */
 #define RSP_OUT_MAX (4u * 1024u * 1024u)
@@ -43,7 +49,8 @@ enum rsp_event_type {
 
 struct rsp_event {
     enum rsp_event_type type;
-    uint8_t *payload; /* valid until the next feed; NUL-terminated */
+    uint8_t *payload; /* PACKET only (else NULL): valid until the next feed;
+                         NUL-terminated */
     size_t len;
 };
 
@@ -91,7 +98,9 @@ void rsp_conn_set_no_ack(struct rsp_conn *c, bool no_ack);
 
 /* Building one outgoing packet into c->out. Every byte put is escaped if it
  * is '$', '#', '}' or '*', so binary data and text go through the same path.
- * Errors (the out ceiling) are sticky and reported by rsp_reply_end(). */
+ * Errors (the out ceiling) are sticky and reported by rsp_reply_end(). Do not
+ * consume c->out between rsp_reply_begin() and the end or abort: the reply
+ * is located by its offset. */
 struct rsp_reply {
     struct rsp_conn *conn;
     size_t start; /* offset of '$' in conn->out */
@@ -113,8 +122,10 @@ void rsp_reply_abort(struct rsp_reply *r);
 /* Whole packets in one call. */
 int rsp_send_str(struct rsp_conn *c, const char *s);  /* e.g. "OK", "" */
 int rsp_send_error(struct rsp_conn *c, int errnum);   /* "Exx", xx = errnum & 0xff */
-/* 'O' console packets, split so none exceeds max_payload bytes of hex
- * (0 means RSP_PACKET_SIZE). */
+/* 'O' console packets, split so none exceeds max_payload bytes of payload,
+ * the 'O' included (0 means RSP_PACKET_SIZE; less than 3 is -EINVAL). All or
+ * nothing: on error no packet was queued. Only the last one is kept for a
+ * re-send. */
 int rsp_send_console(struct rsp_conn *c, const void *text, size_t n, size_t max_payload);
 
 /* Checksum of n raw bytes, as sent after '#'. */

@@ -1,0 +1,79 @@
+# kvmstub_add_guest(): builds a bare-metal guest with the system toolchain
+# (gcc, as, ld, objcopy), outside the project's own compile flags, so that
+# sanitizers, -Werror and the like never reach freestanding guest code.
+#
+#   kvmstub_add_guest(NAME
+#       SOURCES file.S file.c ...   # assembled/compiled with gcc
+#       ARCH i386|x86_64            # default x86_64
+#       LINKER_SCRIPT file.ld       # or TEXT_ADDR 0x...
+#       [FLAT]                      # also produce NAME.bin with objcopy
+#       [CFLAGS ...])
+#
+# Produces ${CMAKE_CURRENT_BINARY_DIR}/NAME.elf (and NAME.bin) and a target
+# NAME that builds them; sets NAME_ELF / NAME_BIN in the caller's scope.
+find_program(KVMSTUB_GUEST_CC NAMES gcc REQUIRED)
+find_program(KVMSTUB_GUEST_LD NAMES ld REQUIRED)
+find_program(KVMSTUB_GUEST_OBJCOPY NAMES objcopy REQUIRED)
+
+function(kvmstub_add_guest name)
+  cmake_parse_arguments(G "FLAT" "ARCH;LINKER_SCRIPT;TEXT_ADDR" "SOURCES;CFLAGS" ${ARGN})
+  if(NOT G_ARCH)
+    set(G_ARCH x86_64)
+  endif()
+  if(G_ARCH STREQUAL "i386")
+    set(mflag -m32)
+    set(emu elf_i386)
+  else()
+    set(mflag -m64)
+    set(emu elf_x86_64)
+  endif()
+  set(dir ${CMAKE_CURRENT_BINARY_DIR}/${name}.objs)
+  set(objs)
+  foreach(src ${G_SOURCES})
+    get_filename_component(abs ${src} ABSOLUTE)
+    get_filename_component(base ${src} NAME)
+    set(obj ${dir}/${base}.o)
+    add_custom_command(
+      OUTPUT ${obj}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${dir}
+      COMMAND ${KVMSTUB_GUEST_CC} ${mflag} -g -O1 -ffreestanding -fno-pic -fno-pie
+              -fno-stack-protector -fno-asynchronous-unwind-tables -mno-red-zone -nostdlib
+              -fcf-protection=none -Wall -Wextra ${G_CFLAGS} -c ${abs} -o ${obj}
+      DEPENDS ${abs}
+      COMMENT "Building guest object ${name}/${base}"
+      VERBATIM)
+    list(APPEND objs ${obj})
+  endforeach()
+  set(elf ${CMAKE_CURRENT_BINARY_DIR}/${name}.elf)
+  if(G_LINKER_SCRIPT)
+    get_filename_component(lds ${G_LINKER_SCRIPT} ABSOLUTE)
+    set(layout -T ${lds})
+    set(deps ${lds})
+  elseif(G_TEXT_ADDR)
+    set(layout -Ttext=${G_TEXT_ADDR})
+    set(deps)
+  else()
+    message(FATAL_ERROR "kvmstub_add_guest(${name}): give LINKER_SCRIPT or TEXT_ADDR")
+  endif()
+  add_custom_command(
+    OUTPUT ${elf}
+    COMMAND ${KVMSTUB_GUEST_LD} -m ${emu} -nostdlib -static --no-dynamic-linker -z noexecstack
+            --build-id=none ${layout} -o ${elf} ${objs}
+    DEPENDS ${objs} ${deps}
+    COMMENT "Linking guest ${name}.elf"
+    VERBATIM)
+  set(outputs ${elf})
+  if(G_FLAT)
+    set(bin ${CMAKE_CURRENT_BINARY_DIR}/${name}.bin)
+    add_custom_command(
+      OUTPUT ${bin}
+      COMMAND ${KVMSTUB_GUEST_OBJCOPY} -O binary ${elf} ${bin}
+      DEPENDS ${elf}
+      COMMENT "Extracting flat guest ${name}.bin"
+      VERBATIM)
+    list(APPEND outputs ${bin})
+    set(${name}_BIN ${bin} PARENT_SCOPE)
+  endif()
+  add_custom_target(${name} ALL DEPENDS ${outputs})
+  set(${name}_ELF ${elf} PARENT_SCOPE)
+endfunction()

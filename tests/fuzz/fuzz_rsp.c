@@ -1,0 +1,236 @@
+/* fuzz_rsp: libFuzzer harness for the rsp/ codec.
+ *
+ * The input is a byte stream from a hostile gdb. It is fed in chunks whose
+ * sizes come from the stream itself, so the fuzzer explores packets split
+ * at every point; every packet is parsed, re-encoded and decoded again by a
+ * second connection, and sent back as console output. Any broken invariant
+ * aborts, which libFuzzer reports as a crash. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rsp/command.h"
+#include "rsp/hex.h"
+#include "rsp/packet.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            abort();                                                                               \
+    } while (0)
+
+/* Allocated once: a fresh 128 KiB payload per input would dominate the run. */
+static struct rsp_conn conn, tx, rx;
+
+static void init_once(void)
+{
+    static bool done;
+    if (done)
+        return;
+    CHECK(rsp_conn_init(&conn) == 0);
+    CHECK(rsp_conn_init(&tx) == 0);
+    CHECK(rsp_conn_init(&rx) == 0);
+    done = true;
+}
+
+/* Pointers the parser hands out must point into the payload; strings may
+ * end at the NUL the decoder keeps after it (pass len + 1 for those). */
+static bool inside(const void *p, size_t n, const uint8_t *payload, size_t len)
+{
+    const uint8_t *b = p;
+    return b >= payload && b <= payload + len && n <= (size_t)(payload + len - b);
+}
+
+static void check_cmd(const struct rsp_cmd *cmd, int rc, const uint8_t *payload, size_t len)
+{
+    CHECK((rc == 0) == (cmd->type != RSP_CMD_MALFORMED));
+    CHECK(rc == 0 || rc == -EINVAL);
+    switch (cmd->type) {
+    case RSP_CMD_MALFORMED:
+        CHECK(cmd->reason && cmd->reason[0]);
+        break;
+    case RSP_CMD_WRITE_MEM:
+    case RSP_CMD_WRITE_MEM_BIN:
+        CHECK(cmd->u.mem.len <= len);
+        CHECK(inside(cmd->u.mem.data, (size_t)cmd->u.mem.len, payload, len));
+        break;
+    case RSP_CMD_WRITE_REG:
+        CHECK(cmd->u.reg.len > 0 && inside(cmd->u.reg.data, cmd->u.reg.len, payload, len));
+        break;
+    case RSP_CMD_WRITE_REGS:
+        CHECK(cmd->u.regs.len > 0 && inside(cmd->u.regs.data, cmd->u.regs.len, payload, len));
+        break;
+    case RSP_CMD_VCONT:
+        CHECK(cmd->u.vcont.count >= 1 && cmd->u.vcont.count <= RSP_VCONT_MAX);
+        break;
+    case RSP_CMD_INSERT_BP:
+    case RSP_CMD_REMOVE_BP:
+        CHECK(cmd->u.bp.type <= RSP_BP_ACCESS);
+        break;
+    case RSP_CMD_QSUPPORTED:
+        CHECK(cmd->u.supported.raw != NULL);
+        (void)strlen(cmd->u.supported.raw);
+        break;
+    case RSP_CMD_QXFER_FEATURES: {
+        size_t n = strlen(cmd->u.xfer.annex);
+        CHECK(inside(cmd->u.xfer.annex, n + 1, payload, len + 1));
+        break;
+    }
+    case RSP_CMD_QRCMD:
+        CHECK(inside(cmd->u.rcmd.text, cmd->u.rcmd.len + 1, payload, len + 1));
+        CHECK(cmd->u.rcmd.text[cmd->u.rcmd.len] == '\0');
+        break;
+    default:
+        break;
+    }
+    CHECK(rsp_cmd_name(cmd->type)[0] != '\0');
+}
+
+/* Encodes p as a reply and checks the decoder gives back exactly p. */
+static void round_trip(const uint8_t *p, size_t n)
+{
+    struct rsp_reply r;
+    struct rsp_event ev;
+
+    tx.out.len = 0;
+    rsp_reply_begin(&r, &tx);
+    rsp_reply_put(&r, p, n);
+    CHECK(rsp_reply_end(&r) == 0);
+    size_t used = rsp_conn_feed(&rx, tx.out.data, tx.out.len, &ev);
+    CHECK(used == tx.out.len);
+    /* Escapes can make a payload that fitted too long to send back. */
+    if (tx.out.len - 4 > RSP_PACKET_SIZE)
+        CHECK(ev.type == RSP_EVENT_OVERSIZE);
+    else
+        CHECK(ev.type == RSP_EVENT_PACKET && ev.len == n && memcmp(ev.payload, p, n) == 0);
+    rx.out.len = 0;
+}
+
+/* Sends p as console output and checks the text comes back whole, in
+ * packets no longer than the limit. */
+static void console_round_trip(const uint8_t *p, size_t n, size_t max_payload)
+{
+    tx.out.len = 0;
+    CHECK(rsp_send_console(&tx, p, n, max_payload) == 0);
+    const uint8_t *in = tx.out.data;
+    size_t left = tx.out.len, got = 0;
+    while (left) {
+        struct rsp_event ev;
+        size_t used = rsp_conn_feed(&rx, in, left, &ev);
+        in += used;
+        left -= used;
+        CHECK(ev.type == RSP_EVENT_PACKET);
+        CHECK(ev.len <= max_payload && ev.len >= 3 && ev.payload[0] == 'O');
+        static uint8_t text[RSP_PACKET_SIZE / 2];
+        long k = rsp_hex_decode(text, (const char *)ev.payload + 1, ev.len - 1);
+        CHECK(k > 0 && (size_t)k <= n - got && memcmp(text, p + got, (size_t)k) == 0);
+        got += (size_t)k;
+    }
+    CHECK(got == n);
+    rx.out.len = 0;
+}
+
+static void on_packet(const struct rsp_event *ev, size_t size)
+{
+    struct rsp_cmd cmd;
+
+    CHECK(ev->len <= RSP_PACKET_SIZE && ev->payload[ev->len] == 0);
+    round_trip(ev->payload, ev->len);
+    console_round_trip(ev->payload, ev->len, 3 + size % 61);
+
+    int rc = rsp_parse(ev->payload, ev->len, &cmd);
+    check_cmd(&cmd, rc, ev->payload, ev->len);
+    /* Answer like the stub would, so NAKs have something to re-send. */
+    if (cmd.type == RSP_CMD_START_NOACK) {
+        CHECK(rsp_send_str(&conn, "OK") == 0);
+        rsp_conn_set_no_ack(&conn, true);
+    } else if (cmd.type == RSP_CMD_MALFORMED) {
+        CHECK(rsp_send_error(&conn, EINVAL) == 0);
+    } else if (cmd.type == RSP_CMD_QRCMD) {
+        CHECK(rsp_send_console(&conn, cmd.u.rcmd.text, cmd.u.rcmd.len, 0) == 0);
+        CHECK(rsp_send_str(&conn, "OK") == 0);
+    } else {
+        CHECK(rsp_send_str(&conn, "") == 0);
+    }
+}
+
+static void run_stream(const uint8_t *data, size_t size)
+{
+    rsp_conn_reset(&conn);
+    rsp_conn_reset(&tx);
+    rsp_conn_reset(&rx);
+
+    size_t pos = 0;
+    uint64_t naks = 0;
+    while (pos < size) {
+        /* The chunk size is a function of the data and its position, so a
+         * mutation can move a split anywhere. */
+        size_t chunk = 1 + (size_t)((data[pos] ^ (pos * 7)) % 37);
+        if ((data[pos] & 0xc0) == 0xc0)
+            chunk = size - pos;
+        if (chunk > size - pos)
+            chunk = size - pos;
+        size_t end = pos + chunk;
+        while (pos < end) {
+            struct rsp_event ev;
+            size_t used = rsp_conn_feed(&conn, data + pos, end - pos, &ev);
+            CHECK(used >= 1 && used <= end - pos);
+            CHECK(ev.type != RSP_EVENT_NONE || used == end - pos);
+            pos += used;
+            if (ev.type == RSP_EVENT_PACKET)
+                on_packet(&ev, size);
+            else if (ev.type == RSP_EVENT_NAK)
+                naks++;
+            else if (ev.type == RSP_EVENT_OVERSIZE || ev.type == RSP_EVENT_BAD_ENCODING)
+                CHECK(rsp_send_error(&conn, 1) == 0);
+        }
+        /* The transport wrote everything out. */
+        CHECK(conn.out.len <= RSP_OUT_MAX);
+        rsp_buf_consume(&conn.out, conn.out.len);
+    }
+    CHECK(conn.stats.naks == naks && conn.stats.resends <= naks);
+}
+
+/* Rewrites every checksum to the right value. A mutated packet almost never
+ * has one, so without this the parser would see little but the seeds. */
+static void fix_checksums(uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    bool in_packet = false;
+    uint8_t sum = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '$') {
+            in_packet = true;
+            sum = 0;
+        } else if (in_packet && p[i] == '#') {
+            in_packet = false;
+            if (i + 1 < n && p[i + 1] != '$')
+                p[++i] = (uint8_t)digits[sum >> 4];
+            if (i + 1 < n && p[i + 1] != '$')
+                p[++i] = (uint8_t)digits[sum & 0xf];
+        } else if (in_packet) {
+            sum = (uint8_t)(sum + p[i]);
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    init_once();
+    /* Once as sent, checksum failures included, then with every packet's
+     * checksum made right. */
+    run_stream(data, size);
+    uint8_t *fixed = malloc(size ? size : 1);
+    CHECK(fixed != NULL);
+    memcpy(fixed, data, size);
+    fix_checksums(fixed, size);
+    run_stream(fixed, size);
+    free(fixed);
+    return 0;
+}

@@ -1,0 +1,684 @@
+/* Tests of rsp/command.h: every packet kind the stub handles, good and
+ * malformed, and the unknown ones it must leave unsupported. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rsp/command.h"
+#include "rsp/packet.h"
+#include "rsp_test.h"
+#include "testmain.h"
+
+/* Each payload gets a heap block of exactly len + 1 bytes, so that the
+ * address sanitizer catches any read or write past what a decoder hands
+ * out. The byte after the payload is not NUL: the parser must not rely on
+ * it. */
+static uint8_t *buf;
+static struct rsp_cmd cmd;
+
+static int parse_n(const void *s, size_t n)
+{
+    free(buf);
+    buf = malloc(n + 1);
+    CU_ASSERT_FATAL(buf != NULL);
+    if (n)
+        memcpy(buf, s, n);
+    buf[n] = 0x55;
+    return rsp_parse(buf, n, &cmd);
+}
+
+static int parse(const char *s)
+{
+    return parse_n(s, strlen(s));
+}
+
+static int clean(void)
+{
+    free(buf);
+    buf = NULL;
+    return 0;
+}
+
+static bool is_malformed(int rc)
+{
+    return rc == -EINVAL && cmd.type == RSP_CMD_MALFORMED && cmd.reason && cmd.reason[0];
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void check_malformed(const char *const *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse(cases[i]);
+        CHECKF(is_malformed(rc), "\"%s\" should be malformed, is %s (rc %d)", cases[i],
+               rsp_cmd_name(cmd.type), rc);
+    }
+}
+
+static void check_type(const char *const *cases, size_t n, enum rsp_cmd_type type)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse(cases[i]);
+        CHECKF(rc == 0 && cmd.type == type && cmd.reason == NULL, "\"%s\" should be %s, is %s (%s)",
+               cases[i], rsp_cmd_name(type), rsp_cmd_name(cmd.type),
+               cmd.reason ? cmd.reason : "");
+    }
+}
+
+static bool data_is(const uint8_t *data, size_t len, const void *want, size_t want_len)
+{
+    return len == want_len && (len == 0 || memcmp(data, want, len) == 0);
+}
+
+/* ---- packets without arguments ---- */
+
+static void test_bare_packets(void)
+{
+    static const struct {
+        const char *s;
+        enum rsp_cmd_type type;
+    } good[] = {
+        {"?", RSP_CMD_HALT_REASON},
+        {"g", RSP_CMD_READ_REGS},
+        {"k", RSP_CMD_KILL},
+        {"qC", RSP_CMD_QC},
+        {"qfThreadInfo", RSP_CMD_QFTHREADINFO},
+        {"qsThreadInfo", RSP_CMD_QSTHREADINFO},
+        {"qOffsets", RSP_CMD_QOFFSETS},
+        {"vMustReplyEmpty", RSP_CMD_VMUSTREPLYEMPTY},
+        {"QStartNoAckMode", RSP_CMD_START_NOACK},
+        {"vCont?", RSP_CMD_VCONT_QUERY},
+    };
+    for (size_t i = 0; i < COUNT(good); i++)
+        check_type(&good[i].s, 1, good[i].type);
+
+    static const char *const bad[] = {
+        "?x",         "g0",         "kk",        "k;1",           "qC:1",
+        "qC,1",       "qC;",        "qfThreadInfo;", "qsThreadInfo:x", "qOffsets:",
+        "vMustReplyEmpty;1", "QStartNoAckMode:1", "vCont?c", "vCont??", "g ",
+    };
+    check_malformed(bad, COUNT(bad));
+
+    /* A NUL after a one-letter command is trailing garbage; in a q packet
+     * it is part of a name nobody knows. */
+    CU_ASSERT(is_malformed(parse_n("g\0", 2)));
+    CU_ASSERT_EQUAL(parse_n("qC\0", 3), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_UNSUPPORTED);
+}
+
+/* ---- registers ---- */
+
+static void test_read_regs_write_regs(void)
+{
+    CU_ASSERT_EQUAL(parse("G0011aaBB"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_WRITE_REGS);
+    CU_ASSERT(data_is(cmd.u.regs.data, cmd.u.regs.len, "\x00\x11\xaa\xbb", 4));
+    /* Decoded where it lay: right after the 'G'. */
+    CU_ASSERT_PTR_EQUAL(cmd.u.regs.data, buf + 1);
+
+    static const char *const bad[] = {"G", "G0", "G001", "Gzz", "G00 ", "G0x00", "G00:"};
+    check_malformed(bad, COUNT(bad));
+}
+
+static void test_read_reg(void)
+{
+    CU_ASSERT_EQUAL(parse("p1f"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_READ_REG);
+    CU_ASSERT_EQUAL(cmd.u.reg.regno, 0x1f);
+    CU_ASSERT_EQUAL(parse("p0"), 0);
+    CU_ASSERT_EQUAL(cmd.u.reg.regno, 0);
+    CU_ASSERT_EQUAL(parse("pffffffffffffffff"), 0);
+    CU_ASSERT_EQUAL(cmd.u.reg.regno, UINT64_MAX);
+
+    static const char *const bad[] = {
+        "p", "px", "p1,", "p-1", "p 1", "p10000000000000000", "p1=00", "p1;",
+    };
+    check_malformed(bad, COUNT(bad));
+    CU_ASSERT_STRING_EQUAL((parse("p10000000000000000"), cmd.reason), "number wider than 64 bits");
+}
+
+static void test_write_reg(void)
+{
+    CU_ASSERT_EQUAL(parse("P1f=deadBEEF"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_WRITE_REG);
+    CU_ASSERT_EQUAL(cmd.u.reg.regno, 0x1f);
+    CU_ASSERT(data_is(cmd.u.reg.data, cmd.u.reg.len, "\xde\xad\xbe\xef", 4));
+    CU_ASSERT_EQUAL(parse("P8=0000000000000000"), 0);
+    CU_ASSERT_EQUAL(cmd.u.reg.len, 8);
+
+    static const char *const bad[] = {
+        "P",        "P1f",      "P1f=",     "P1f=abc",   "P=12",  "P1f=zz",
+        "P1f=12x4", "P1f:1234", "P1f==12",  "P10000000000000000=00", "Pz=00",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- memory ---- */
+
+static void test_read_mem(void)
+{
+    CU_ASSERT_EQUAL(parse("m1000,20"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_READ_MEM);
+    CU_ASSERT_EQUAL(cmd.u.mem.addr, 0x1000);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, 0x20);
+    /* Not clamped: bounding is the stub's job. */
+    CU_ASSERT_EQUAL(parse("mffffffffffffffff,ffffffffffffffff"), 0);
+    CU_ASSERT_EQUAL(cmd.u.mem.addr, UINT64_MAX);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, UINT64_MAX);
+    CU_ASSERT_EQUAL(parse("x7c00,0"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_READ_MEM_BIN);
+    CU_ASSERT_EQUAL(cmd.u.mem.addr, 0x7c00);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, 0);
+
+    static const char *const bad[] = {
+        "m",        "m1000",     "m1000,",   "m,20",      "m1000;20", "m1000,20x",
+        "m1000,20:", "m10000000000000000,1", "m1,10000000000000000",  "m-1,1",
+        "x",        "x1000",     "x1000,",   "x1000,4:",  "xg,1",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+static void test_write_mem(void)
+{
+    CU_ASSERT_EQUAL(parse("M1000,2:abCD"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_WRITE_MEM);
+    CU_ASSERT_EQUAL(cmd.u.mem.addr, 0x1000);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, 2);
+    CU_ASSERT(data_is(cmd.u.mem.data, 2, "\xab\xcd", 2));
+    CU_ASSERT_EQUAL(parse("M1000,0:"), 0);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, 0);
+
+    static const char *const bad[] = {
+        "M1000,2:abc",  "M1000,2:abcdef", "M1000,2abcd", "M1000,2:zzzz", "M1000,2:",
+        "M1000:2:abcd", "M,2:abcd",        "M1000,2",     "M1000,1:0",    "M1000,:00",
+        /* A length twice which wraps to the data length must not match. */
+        "M1000,8000000000000001:00", "Mffff,ffffffffffffffff:00",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+static void test_write_mem_binary(void)
+{
+    /* Binary data may hold ':' , NUL and anything else. */
+    static const char pkt[] = "X1000,5:a:\0}\xff";
+    CU_ASSERT_EQUAL(parse_n(pkt, sizeof(pkt) - 1), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_WRITE_MEM_BIN);
+    CU_ASSERT_EQUAL(cmd.u.mem.addr, 0x1000);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, 5);
+    CU_ASSERT(data_is(cmd.u.mem.data, 5, "a:\0}\xff", 5));
+    /* gdb probes for X with an empty write. */
+    CU_ASSERT_EQUAL(parse("X1000,0:"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_WRITE_MEM_BIN);
+    CU_ASSERT_EQUAL(cmd.u.mem.len, 0);
+
+    static const char *const bad[] = {
+        "X1000,4:abc", "X1000,4:abcde", "X1000,4", "X1000:4:abcd", "X1000,4abcd",
+        "X,4:abcd",    "X1000,:",      "X1000,ffffffffffffffff:a",  "X1000,10000000000000000:",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- resume ---- */
+
+static void test_continue_step(void)
+{
+    CU_ASSERT_EQUAL(parse("c"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_CONTINUE);
+    CU_ASSERT_FALSE(cmd.u.resume.has_addr);
+    CU_ASSERT_FALSE(cmd.u.resume.has_signal);
+    CU_ASSERT_EQUAL(parse("c7c00"), 0);
+    CU_ASSERT(cmd.u.resume.has_addr);
+    CU_ASSERT_EQUAL(cmd.u.resume.addr, 0x7c00);
+    CU_ASSERT_EQUAL(parse("s"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_STEP);
+    CU_ASSERT_FALSE(cmd.u.resume.has_addr);
+    CU_ASSERT_EQUAL(parse("sffffffff80000000"), 0);
+    CU_ASSERT_EQUAL(cmd.u.resume.addr, 0xffffffff80000000u);
+
+    CU_ASSERT_EQUAL(parse("C05"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_CONTINUE);
+    CU_ASSERT(cmd.u.resume.has_signal);
+    CU_ASSERT_EQUAL(cmd.u.resume.signal, 5);
+    CU_ASSERT_FALSE(cmd.u.resume.has_addr);
+    CU_ASSERT_EQUAL(parse("Cff;1000"), 0);
+    CU_ASSERT_EQUAL(cmd.u.resume.signal, 0xff);
+    CU_ASSERT(cmd.u.resume.has_addr);
+    CU_ASSERT_EQUAL(cmd.u.resume.addr, 0x1000);
+    CU_ASSERT_EQUAL(parse("S0b"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_STEP);
+    CU_ASSERT_EQUAL(cmd.u.resume.signal, 0xb);
+    CU_ASSERT_EQUAL(parse("S0b;2000"), 0);
+    CU_ASSERT_EQUAL(cmd.u.resume.addr, 0x2000);
+
+    static const char *const bad[] = {
+        "cx",   "c1000,", "c10000000000000000", "c;1000", "c 1",  "s1000x", "s,",
+        "C",    "C100",   "C05;",               "C05;x",  "C05x", "Szz",    "S;1000",
+        "C05;1000;", "C-1", "S05,1000",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- vCont ---- */
+
+static void test_vcont(void)
+{
+    CU_ASSERT_EQUAL(parse("vCont;c"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VCONT);
+    CU_ASSERT_EQUAL(cmd.u.vcont.count, 1);
+    CU_ASSERT_EQUAL(cmd.u.vcont.actions[0].action, 'c');
+    CU_ASSERT_FALSE(cmd.u.vcont.actions[0].has_tid);
+
+    CU_ASSERT_EQUAL(parse("vCont;s:1;c"), 0);
+    CU_ASSERT_EQUAL(cmd.u.vcont.count, 2);
+    CU_ASSERT_EQUAL(cmd.u.vcont.actions[0].action, 's');
+    CU_ASSERT(cmd.u.vcont.actions[0].has_tid);
+    CU_ASSERT_FALSE(cmd.u.vcont.actions[0].tid.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.vcont.actions[0].tid.tid.kind, RSP_ID_NUM);
+    CU_ASSERT_EQUAL(cmd.u.vcont.actions[0].tid.tid.num, 1);
+    CU_ASSERT_EQUAL(cmd.u.vcont.actions[1].action, 'c');
+    CU_ASSERT_FALSE(cmd.u.vcont.actions[1].has_tid);
+
+    CU_ASSERT_EQUAL(parse("vCont;C05:p1.2;S0b:-1;t:0;r1000,2000:p1.-1;c:p1"), 0);
+    CU_ASSERT_EQUAL(cmd.u.vcont.count, 5);
+    const struct rsp_vcont_action *a = cmd.u.vcont.actions;
+    CU_ASSERT_EQUAL(a[0].action, 'C');
+    CU_ASSERT_EQUAL(a[0].signal, 5);
+    CU_ASSERT(a[0].tid.has_pid);
+    CU_ASSERT_EQUAL(a[0].tid.pid.kind, RSP_ID_NUM);
+    CU_ASSERT_EQUAL(a[0].tid.pid.num, 1);
+    CU_ASSERT_EQUAL(a[0].tid.tid.kind, RSP_ID_NUM);
+    CU_ASSERT_EQUAL(a[0].tid.tid.num, 2);
+    CU_ASSERT_EQUAL(a[1].action, 'S');
+    CU_ASSERT_EQUAL(a[1].signal, 0xb);
+    CU_ASSERT_EQUAL(a[1].tid.tid.kind, RSP_ID_ALL);
+    CU_ASSERT_EQUAL(a[2].action, 't');
+    CU_ASSERT(a[2].has_tid);
+    CU_ASSERT_EQUAL(a[2].tid.tid.kind, RSP_ID_ANY);
+    CU_ASSERT_EQUAL(a[3].action, 'r');
+    CU_ASSERT_EQUAL(a[3].start, 0x1000);
+    CU_ASSERT_EQUAL(a[3].end, 0x2000);
+    CU_ASSERT_EQUAL(a[3].tid.pid.num, 1);
+    CU_ASSERT_EQUAL(a[3].tid.tid.kind, RSP_ID_ALL);
+    CU_ASSERT_EQUAL(a[4].action, 'c');
+    CU_ASSERT(a[4].tid.has_pid);
+    CU_ASSERT_EQUAL(a[4].tid.tid.kind, RSP_ID_ALL);
+
+    /* Exactly RSP_VCONT_MAX actions fit; one more does not. */
+    char many[8 * (RSP_VCONT_MAX + 2)] = "vCont";
+    for (int i = 0; i < RSP_VCONT_MAX; i++)
+        strcat(many, ";s:1");
+    CU_ASSERT_EQUAL(parse(many), 0);
+    CU_ASSERT_EQUAL(cmd.u.vcont.count, RSP_VCONT_MAX);
+    strcat(many, ";c");
+    CU_ASSERT(is_malformed(parse(many)));
+
+    static const char *const bad[] = {
+        "vCont",      "vCont;",       "vCont;c;",     "vCont;x",      "vCont;C",
+        "vCont;C100", "vCont;r1000",  "vCont;r1000,", "vCont;r,2000", "vCont;c:",
+        "vCont;c:zz", "vCont;cc",     "vCont;c:1x",   "vCont;;c",     "vCont:c",
+        "vCont;c:p",  "vCont;c:p1.",  "vCont;c:-2",   "vCont;s:1:2",  "vCont;C05x",
+        "vCont;r1000,2000,3000",      "vCont;c,1",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- breakpoints ---- */
+
+static void test_breakpoints(void)
+{
+    CU_ASSERT_EQUAL(parse("Z0,7c00,1"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_INSERT_BP);
+    CU_ASSERT_EQUAL(cmd.u.bp.type, RSP_BP_SOFTWARE);
+    CU_ASSERT_EQUAL(cmd.u.bp.addr, 0x7c00);
+    CU_ASSERT_EQUAL(cmd.u.bp.kind, 1);
+    CU_ASSERT_FALSE(cmd.u.bp.has_conditions);
+
+    static const struct {
+        const char *s;
+        enum rsp_cmd_type type;
+        enum rsp_bp_type bp;
+    } kinds[] = {
+        {"z0,1000,1", RSP_CMD_REMOVE_BP, RSP_BP_SOFTWARE},
+        {"Z1,1000,1", RSP_CMD_INSERT_BP, RSP_BP_HARDWARE},
+        {"z1,1000,1", RSP_CMD_REMOVE_BP, RSP_BP_HARDWARE},
+        {"Z2,1000,4", RSP_CMD_INSERT_BP, RSP_BP_WRITE},
+        {"z2,1000,4", RSP_CMD_REMOVE_BP, RSP_BP_WRITE},
+        {"Z3,1000,8", RSP_CMD_INSERT_BP, RSP_BP_READ},
+        {"z3,1000,8", RSP_CMD_REMOVE_BP, RSP_BP_READ},
+        {"Z4,1000,2", RSP_CMD_INSERT_BP, RSP_BP_ACCESS},
+        {"z4,1000,2", RSP_CMD_REMOVE_BP, RSP_BP_ACCESS},
+    };
+    for (size_t i = 0; i < COUNT(kinds); i++) {
+        int rc = parse(kinds[i].s);
+        CHECKF(rc == 0 && cmd.type == kinds[i].type && cmd.u.bp.type == kinds[i].bp &&
+                   cmd.u.bp.addr == 0x1000,
+               "breakpoint \"%s\"", kinds[i].s);
+    }
+
+    /* Conditions and commands are noted and skipped. */
+    CU_ASSERT_EQUAL(parse("Z0,1000,1;X3,220c02"), 0);
+    CU_ASSERT(cmd.u.bp.has_conditions);
+    CU_ASSERT_EQUAL(cmd.u.bp.kind, 1);
+    CU_ASSERT_EQUAL(parse("Z0,1000,1;X2,0a01;cmds:0,X3,220c02"), 0);
+    CU_ASSERT(cmd.u.bp.has_conditions);
+    CU_ASSERT_EQUAL(parse("Z1,ffffffffffffffff,ffffffffffffffff"), 0);
+    CU_ASSERT_EQUAL(cmd.u.bp.addr, UINT64_MAX);
+    CU_ASSERT_EQUAL(cmd.u.bp.kind, UINT64_MAX);
+
+    static const char *const bad[] = {
+        "Z5,1000,1", "z5,1000,1", "Z10,1000,1", "Zf,1000,1", "Z0,1000", "Z0,,1",
+        "Z0,1000,",  "Z,1000,1",  "Z0;1000,1",  "Z0,1000,1x", "Zffffffffffffffffff,1,1",
+        "Z0,1000:1", "Z",         "z",          "Z0",         "Z0,1000,10000000000000000",
+        "Z0,g,1",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- thread ids ---- */
+
+static void test_set_thread(void)
+{
+    CU_ASSERT_EQUAL(parse("Hg0"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_SET_THREAD);
+    CU_ASSERT_EQUAL(cmd.u.thread.op, 'g');
+    CU_ASSERT_FALSE(cmd.u.thread.tid.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.thread.tid.tid.kind, RSP_ID_ANY);
+
+    CU_ASSERT_EQUAL(parse("Hc-1"), 0);
+    CU_ASSERT_EQUAL(cmd.u.thread.op, 'c');
+    CU_ASSERT_EQUAL(cmd.u.thread.tid.tid.kind, RSP_ID_ALL);
+
+    CU_ASSERT_EQUAL(parse("Hg1f"), 0);
+    CU_ASSERT_EQUAL(cmd.u.thread.tid.tid.kind, RSP_ID_NUM);
+    CU_ASSERT_EQUAL(cmd.u.thread.tid.tid.num, 0x1f);
+
+    static const struct {
+        const char *s;
+        enum rsp_id_kind pid;
+        uint64_t pid_num;
+        enum rsp_id_kind tid;
+        uint64_t tid_num;
+    } mp[] = {
+        {"Hgp1.2", RSP_ID_NUM, 1, RSP_ID_NUM, 2},
+        {"Hgp1", RSP_ID_NUM, 1, RSP_ID_ALL, 0}, /* all threads of process 1 */
+        {"Hgp-1", RSP_ID_ALL, 0, RSP_ID_ALL, 0},
+        {"Hgp1.-1", RSP_ID_NUM, 1, RSP_ID_ALL, 0},
+        {"Hgp1.0", RSP_ID_NUM, 1, RSP_ID_ANY, 0},
+        {"Hcp0.0", RSP_ID_ANY, 0, RSP_ID_ANY, 0},
+        {"Hcpa2b.fffffffffffffffe", RSP_ID_NUM, 0xa2b, RSP_ID_NUM, 0xfffffffffffffffe},
+    };
+    for (size_t i = 0; i < COUNT(mp); i++) {
+        int rc = parse(mp[i].s);
+        const struct rsp_tid *t = &cmd.u.thread.tid;
+        CHECKF(rc == 0 && t->has_pid && t->pid.kind == mp[i].pid &&
+                   (mp[i].pid != RSP_ID_NUM || t->pid.num == mp[i].pid_num) &&
+                   t->tid.kind == mp[i].tid && (mp[i].tid != RSP_ID_NUM || t->tid.num == mp[i].tid_num),
+               "thread id \"%s\"", mp[i].s);
+    }
+
+    static const char *const bad[] = {
+        "H",       "Hx1",       "Hm1",       "Hg",        "Hg-2",    "Hg-",   "Hgp",
+        "Hgp1.",   "Hgp1.2.3",  "Hg1x",      "Hg10000000000000000",  "Hgp.1", "Hg-10",
+        "Hgp1.-2", "Hgp1.2x",   "Hg 1",      "Hgp1;2",    "Hg-1.2",  "HG1",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+static void test_thread_alive(void)
+{
+    CU_ASSERT_EQUAL(parse("T1"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_THREAD_ALIVE);
+    CU_ASSERT_FALSE(cmd.u.alive.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.kind, RSP_ID_NUM);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.num, 1);
+    CU_ASSERT_EQUAL(parse("Tp1.2"), 0);
+    CU_ASSERT(cmd.u.alive.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.alive.pid.num, 1);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.num, 2);
+
+    static const char *const bad[] = {"T", "Tx", "T1,", "Tp", "T1.2", "T-1x"};
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- q packets ---- */
+
+static void test_qsupported(void)
+{
+    static const char gdb[] =
+        "qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;vfork-events+;"
+        "exec-events+;vContSupported+;QThreadEvents+;no-resumed+;memory-tagging+;"
+        "xmlRegisters=i386";
+    CU_ASSERT_EQUAL(parse(gdb), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QSUPPORTED);
+    CU_ASSERT_EQUAL(cmd.u.supported.features,
+                    RSP_FEAT_MULTIPROCESS | RSP_FEAT_SWBREAK | RSP_FEAT_HWBREAK |
+                        RSP_FEAT_QRELOCINSN | RSP_FEAT_FORK_EVENTS | RSP_FEAT_VFORK_EVENTS |
+                        RSP_FEAT_EXEC_EVENTS | RSP_FEAT_VCONT_SUPPORTED |
+                        RSP_FEAT_THREAD_EVENTS | RSP_FEAT_NO_RESUMED | RSP_FEAT_XML_I386);
+    CU_ASSERT_STRING_EQUAL(cmd.u.supported.raw, gdb + strlen("qSupported:"));
+
+    CU_ASSERT_EQUAL(parse("qSupported"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QSUPPORTED);
+    CU_ASSERT_EQUAL(cmd.u.supported.features, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cmd.u.supported.raw);
+    CU_ASSERT_STRING_EQUAL(cmd.u.supported.raw, "");
+
+    static const struct {
+        const char *s;
+        uint32_t features;
+    } cases[] = {
+        {"qSupported:", 0},
+        {"qSupported:swbreak+", RSP_FEAT_SWBREAK},
+        {"qSupported:swbreak-;hwbreak?;multiprocess", 0},
+        {"qSupported:xmlRegisters=arm,i386", RSP_FEAT_XML_I386},
+        {"qSupported:xmlRegisters=i386,arm;no-resumed+", RSP_FEAT_XML_I386 | RSP_FEAT_NO_RESUMED},
+        {"qSupported:xmlRegisters=i3861", 0},
+        {"qSupported:xmlRegisters=", 0},
+        {"qSupported:xmlregisters=i386", 0},
+        {"qSupported:i386", 0},
+        {"qSupported:;;swbreak+;;", RSP_FEAT_SWBREAK},
+        {"qSupported:SWBREAK+", 0},
+        {"qSupported:swbreak+x", 0},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        int rc = parse(cases[i].s);
+        CHECKF(rc == 0 && cmd.type == RSP_CMD_QSUPPORTED && cmd.u.supported.features == cases[i].features,
+               "\"%s\" features %#x", cases[i].s, (unsigned)cmd.u.supported.features);
+    }
+
+    static const char *const bad[] = {"qSupported;swbreak+", "qSupported,x"};
+    check_malformed(bad, COUNT(bad));
+    static const char nul[] = "qSupported:swbreak+\0hwbreak+";
+    CU_ASSERT(is_malformed(parse_n(nul, sizeof(nul) - 1)));
+    static const char *const other[] = {"qSupportedX", "qSupport"};
+    check_type(other, COUNT(other), RSP_CMD_UNSUPPORTED);
+}
+
+static void test_qxfer_features(void)
+{
+    CU_ASSERT_EQUAL(parse("qXfer:features:read:target.xml:0,ffb"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QXFER_FEATURES);
+    CU_ASSERT_STRING_EQUAL(cmd.u.xfer.annex, "target.xml");
+    CU_ASSERT_EQUAL(cmd.u.xfer.offset, 0);
+    CU_ASSERT_EQUAL(cmd.u.xfer.length, 0xffb);
+    CU_ASSERT_EQUAL(parse("qXfer:features:read:64bit-core.xml:1000,ffffffffffffffff"), 0);
+    CU_ASSERT_STRING_EQUAL(cmd.u.xfer.annex, "64bit-core.xml");
+    CU_ASSERT_EQUAL(cmd.u.xfer.offset, 0x1000);
+    CU_ASSERT_EQUAL(cmd.u.xfer.length, UINT64_MAX);
+
+    static const char *const other[] = {
+        "qXfer:auxv:read::0,100",           "qXfer:features:write:target.xml:0:abc",
+        "qXfer:memory-map:read::0,100",     "qXfer:libraries-svr4:read::0,fff",
+        "qXfer:threads:read::0,fff",        "qXfer",
+        "qXfer:",                           "qXfer:features",
+        "qXfer:featuresread:target.xml:0,1", "qXfer:exec-file:read:1:0,100",
+    };
+    check_type(other, COUNT(other), RSP_CMD_UNSUPPORTED);
+
+    static const char *const bad[] = {
+        "qXfer:features:read:target.xml",     "qXfer:features:read:target.xml:0",
+        "qXfer:features:read:target.xml:x,1", "qXfer:features:read:target.xml:0,1x",
+        "qXfer:features:read:target.xml:0,",  "qXfer:features:read:target.xml:,1",
+        "qXfer:features:read:a:b:0,1",
+    };
+    check_malformed(bad, COUNT(bad));
+    static const char nul[] = "qXfer:features:read:target.xml\0x:0,1";
+    CU_ASSERT(is_malformed(parse_n(nul, sizeof(nul) - 1)));
+}
+
+static void test_qattached(void)
+{
+    CU_ASSERT_EQUAL(parse("qAttached"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QATTACHED);
+    CU_ASSERT_FALSE(cmd.u.process.has_pid);
+    CU_ASSERT_EQUAL(parse("qAttached:2a"), 0);
+    CU_ASSERT(cmd.u.process.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.process.pid, 0x2a);
+
+    static const char *const bad[] = {"qAttached:", "qAttached:zz", "qAttached;1", "qAttached:1:"};
+    check_malformed(bad, COUNT(bad));
+}
+
+static void test_qrcmd(void)
+{
+    CU_ASSERT_EQUAL(parse("qRcmd,7265736574"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QRCMD);
+    CU_ASSERT_STRING_EQUAL(cmd.u.rcmd.text, "reset");
+    CU_ASSERT_EQUAL(cmd.u.rcmd.len, 5);
+    /* "monitor" with no argument. */
+    CU_ASSERT_EQUAL(parse("qRcmd,"), 0);
+    CU_ASSERT_STRING_EQUAL(cmd.u.rcmd.text, "");
+    CU_ASSERT_PTR_EQUAL(cmd.u.rcmd.text, buf + 6); /* the NUL after the payload */
+    CU_ASSERT_EQUAL(cmd.u.rcmd.len, 0);
+    /* A NUL in the text is kept; len tells. */
+    CU_ASSERT_EQUAL(parse("qRcmd,610062"), 0);
+    CU_ASSERT_EQUAL(cmd.u.rcmd.len, 3);
+    CU_ASSERT_EQUAL(memcmp(cmd.u.rcmd.text, "a\0b", 4), 0);
+
+    static const char *const bad[] = {"qRcmd", "qRcmd,abc", "qRcmd,zz", "qRcmd:7265", "qRcmd;72"};
+    check_malformed(bad, COUNT(bad));
+}
+
+static void test_qsymbol(void)
+{
+    static const char *const good[] = {"qSymbol::", "qSymbol:6d61696e", "qSymbol:1000:6d61696e",
+                                       "qSymbol:"};
+    check_type(good, COUNT(good), RSP_CMD_QSYMBOL);
+    static const char *const bad[] = {"qSymbol", "qSymbol,"};
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- process ---- */
+
+static void test_detach_kill(void)
+{
+    CU_ASSERT_EQUAL(parse("D"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_DETACH);
+    CU_ASSERT_FALSE(cmd.u.process.has_pid);
+    CU_ASSERT_EQUAL(parse("D;1"), 0);
+    CU_ASSERT(cmd.u.process.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.process.pid, 1);
+    CU_ASSERT_EQUAL(parse("vKill;a"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VKILL);
+    CU_ASSERT(cmd.u.process.has_pid);
+    CU_ASSERT_EQUAL(cmd.u.process.pid, 0xa);
+
+    static const char *const bad[] = {
+        "D;", "Dx", "D;zz", "D;1x", "D1", "D:1", "vKill", "vKill;", "vKill;zz", "vKill;1x", "vKill:1",
+    };
+    check_malformed(bad, COUNT(bad));
+}
+
+/* ---- unknown packets ---- */
+
+static void test_unsupported(void)
+{
+    static const char *const cases[] = {
+        "qTStatus",       "vFile:open:6a7573742070726f6273,0,1c0", "QNonStop:0",
+        "qL1200000000000000000", "!",   "qXfer:auxv:read::0,100", "vAttach;1",
+        "vRun;",          "vStopped",   "vCtrlC",     "qThreadExtraInfo,1",  "QPassSignals:e;10",
+        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "bc",    "i",          "R00",        "A",
+        "qP0000001f0000000000000001", "vContc",       "vCont_",    "vMustReplyEmptyX",
+        "vKillX", "QStartNoAckModeX", "q",            "Q",          "v",          "qc",
+        "t1000:0,0", "F-1,4,0",       "\x03",         "+",          "$",
+    };
+    check_type(cases, COUNT(cases), RSP_CMD_UNSUPPORTED);
+
+    CU_ASSERT_EQUAL(parse_n("", 0), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_UNSUPPORTED);
+    CU_ASSERT_EQUAL(rsp_parse(NULL, 0, &cmd), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_UNSUPPORTED);
+    CU_ASSERT_EQUAL(parse_n("\0g", 2), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_UNSUPPORTED);
+}
+
+/* ---- through the decoder ---- */
+
+static void test_decoded_payload(void)
+{
+    /* What the decoder hands out parses in place: an X packet whose binary
+     * data came escaped and run-length encoded. */
+    struct rsp_conn c;
+    struct rsp_event ev;
+    CU_ASSERT_FATAL(rsp_conn_init(&c) == 0);
+    static const char raw[] = "X20,6:}\x03:*!";
+    char pkt[64];
+    unsigned sum = 0;
+    for (size_t i = 0; i < sizeof(raw) - 1; i++)
+        sum += (uint8_t)raw[i];
+    int n = snprintf(pkt, sizeof(pkt), "$%s#%02x", raw, sum & 0xff);
+    CU_ASSERT_EQUAL(rsp_conn_feed(&c, (const uint8_t *)pkt, (size_t)n, &ev), (size_t)n);
+    CU_ASSERT_EQUAL_FATAL(ev.type, RSP_EVENT_PACKET);
+    CU_ASSERT_EQUAL(rsp_parse(ev.payload, ev.len, &cmd), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_WRITE_MEM_BIN);
+    CU_ASSERT_EQUAL(cmd.u.mem.addr, 0x20);
+    CU_ASSERT(data_is(cmd.u.mem.data, 6, "#:::::", 6));
+    rsp_conn_free(&c);
+}
+
+static void test_cmd_names(void)
+{
+    for (int t = RSP_CMD_UNSUPPORTED; t <= RSP_CMD_DETACH; t++) {
+        const char *name = rsp_cmd_name((enum rsp_cmd_type)t);
+        CHECKF(name && name[0] && strcmp(name, "?unknown") != 0, "no name for type %d", t);
+        for (int u = RSP_CMD_UNSUPPORTED; u < t; u++)
+            CHECKF(strcmp(name, rsp_cmd_name((enum rsp_cmd_type)u)) != 0,
+                   "types %d and %d share a name", u, t);
+    }
+    CU_ASSERT_STRING_EQUAL(rsp_cmd_name((enum rsp_cmd_type)999), "?unknown");
+    CU_ASSERT_STRING_EQUAL(rsp_cmd_name((enum rsp_cmd_type)-1), "?unknown");
+}
+
+static void register_suites(void)
+{
+    static const struct rsp_test tests[] = {
+        {"bare packets", test_bare_packets},
+        {"g and G", test_read_regs_write_regs},
+        {"p", test_read_reg},
+        {"P", test_write_reg},
+        {"m and x", test_read_mem},
+        {"M", test_write_mem},
+        {"X", test_write_mem_binary},
+        {"c, s, C, S", test_continue_step},
+        {"vCont", test_vcont},
+        {"Z and z", test_breakpoints},
+        {"H", test_set_thread},
+        {"T", test_thread_alive},
+        {"qSupported", test_qsupported},
+        {"qXfer:features:read", test_qxfer_features},
+        {"qAttached", test_qattached},
+        {"qRcmd", test_qrcmd},
+        {"qSymbol", test_qsymbol},
+        {"D and vKill", test_detach_kill},
+        {"unsupported", test_unsupported},
+        {"decoded payload", test_decoded_payload},
+        {"command names", test_cmd_names},
+    };
+    rsp_test_add_suite("rsp command", tests, COUNT(tests), clean);
+}
+
+int main(void)
+{
+    return test_main("test_rsp_command", register_suites, false);
+}

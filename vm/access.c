@@ -1,0 +1,86 @@
+/* The debugger's view of guest memory: linear addresses, translated page by
+ * page, with planted breakpoints hidden. */
+#include "vm.h"
+
+#include <errno.h>
+#include <sys/ioctl.h>
+
+#define CR0_PG (1ull << 31)
+
+int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
+{
+    int err = vm_regs_fetch(cpu, VM_RC_SREGS);
+    if (err)
+        return err;
+    if (!(cpu->rc.sregs.cr0 & CR0_PG)) {
+        /* Without paging, protected mode addresses are 32 bits wide. */
+        *gpa = (cpu->rc.sregs.cr0 & 1) ? (linear & 0xffffffffull) : linear;
+        return 0;
+    }
+    struct kvm_translation t = {.linear_address = linear};
+    if (ioctl(cpu->fd, KVM_TRANSLATE, &t) < 0)
+        return -errno;
+    if (!t.valid)
+        return -EFAULT;
+    *gpa = t.physical_address;
+    return 0;
+}
+
+typedef int (*chunk_fn)(struct vm_cpu *cpu, uint64_t gpa, uint8_t *p, size_t n);
+
+static int walk(struct vm_cpu *cpu, uint64_t addr, uint8_t *p, size_t len, size_t *done,
+                chunk_fn fn)
+{
+    size_t off = 0;
+    int err = 0;
+    if (len && addr + (len - 1) < addr) {
+        err = -EFAULT; /* the range wraps around the address space */
+        len = 0;
+    }
+    while (off < len) {
+        uint64_t a = addr + off;
+        size_t n = VM_PAGE_SIZE - (a & (VM_PAGE_SIZE - 1));
+        if (n > len - off)
+            n = len - off;
+        uint64_t gpa;
+        if ((err = vm_translate(cpu, a, &gpa)))
+            break;
+        if (!vm_mem_contains(&cpu->vm->mem, gpa, n)) {
+            err = -EFAULT;
+            break;
+        }
+        if ((err = fn(cpu, gpa, p + off, n)))
+            break;
+        off += n;
+    }
+    if (done)
+        *done = off;
+    return err;
+}
+
+static int read_chunk(struct vm_cpu *cpu, uint64_t gpa, uint8_t *p, size_t n)
+{
+    int err = vm_mem_read(&cpu->vm->mem, gpa, p, n);
+    if (!err)
+        vm_debug_hide(cpu->vm, gpa, p, n);
+    return err;
+}
+
+static int write_chunk(struct vm_cpu *cpu, uint64_t gpa, uint8_t *p, size_t n)
+{
+    int err = vm_mem_write(&cpu->vm->mem, gpa, p, n);
+    if (!err)
+        vm_debug_write_through(cpu->vm, gpa, p, n);
+    return err;
+}
+
+int vm_read_linear(struct vm_cpu *cpu, uint64_t addr, void *buf, size_t len, size_t *done)
+{
+    return walk(cpu, addr, buf, len, done, read_chunk);
+}
+
+int vm_write_linear(struct vm_cpu *cpu, uint64_t addr, const void *buf, size_t len, size_t *done)
+{
+    /* write_chunk only reads through p; the cast keeps one walker. */
+    return walk(cpu, addr, (uint8_t *)(uintptr_t)buf, len, done, write_chunk);
+}

@@ -1,0 +1,569 @@
+/* The vCPU run loop: KVM_RUN, device exits, debug exits, kicking.
+ *
+ * Invariant kept at every return from vm_cpu_run(): KVM holds no half-done
+ * instruction. PIO and MMIO exits leave one (KVM finishes the instruction on
+ * the next KVM_RUN); before returning we re-enter with immediate_exit set,
+ * which completes it without running further, so a debugger that changes
+ * registers at the stop never races KVM's completion of an old instruction. */
+#include "vm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#define KICK_SIGNAL SIGUSR1
+#define RING_MAX ((4096 - sizeof(struct kvm_coalesced_mmio_ring)) / sizeof(struct kvm_coalesced_mmio))
+#define OUTPUT_DELAY_NS 5000000ull /* longest time guest output waits for a batch */
+#define DR6_BS (1ull << 14)
+#define BP_VECTOR 3
+#define DB_VECTOR 1
+
+const char *vm_event_name(enum vm_event_type type)
+{
+    switch (type) {
+    case VM_EVENT_HALT: return "halt";
+    case VM_EVENT_SERIAL: return "serial output";
+    case VM_EVENT_DEBUG_EXIT: return "debug exit";
+    case VM_EVENT_BREAKPOINT: return "breakpoint";
+    case VM_EVENT_STEP: return "step";
+    case VM_EVENT_WATCH: return "watchpoint";
+    case VM_EVENT_INTERRUPTED: return "interrupted";
+    case VM_EVENT_SHUTDOWN: return "shutdown (triple fault)";
+    case VM_EVENT_ENTRY_FAILED: return "entry failed";
+    case VM_EVENT_INTERNAL_ERROR: return "internal error";
+    }
+    return "?";
+}
+
+static void kick_handler(int sig)
+{
+    (void)sig; /* its only job is to make KVM_RUN return EINTR */
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: KVM_RUN must come back */
+    sigaction(KICK_SIGNAL, &sa, NULL);
+}
+
+int vm_cpu_bind_thread(struct vm_cpu *cpu)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_handler);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, KICK_SIGNAL);
+    int err = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    if (err)
+        return -err;
+    cpu->thread = pthread_self();
+    atomic_store(&cpu->thread_known, true);
+    return 0;
+}
+
+void vm_cpu_kick(struct vm_cpu *cpu)
+{
+    /* Order matters: the flag first, then immediate_exit for a KVM_RUN that
+     * is about to start, then the signal for one already running. The run
+     * loop clears immediate_exit before it reads the flag, so whichever way
+     * the two threads interleave, the kick is seen. */
+    atomic_store(&cpu->kick, true);
+    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    if (atomic_load(&cpu->thread_known))
+        pthread_kill(cpu->thread, KICK_SIGNAL);
+}
+
+void vm_cpu_clear_kick(struct vm_cpu *cpu)
+{
+    atomic_store(&cpu->kick, false);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void note(struct vm *vm, uint64_t addr, bool port, const char *what)
+{
+    if (!vm->trace || !vm->log)
+        return;
+    if (port) {
+        if (vm->ports_seen[addr >> 3] & (1u << (addr & 7)))
+            return;
+        vm->ports_seen[addr >> 3] |= (uint8_t)(1u << (addr & 7));
+        vm->log(vm->log_ctx, "guest %s port 0x%04llx, which has no device (further accesses not logged)",
+                what, (unsigned long long)addr);
+    } else {
+        vm->log(vm->log_ctx, "guest %s unbacked address 0x%llx (reads give all ones)", what,
+                (unsigned long long)addr);
+    }
+}
+
+/* Linear address of the instruction pointer. */
+static int linear_pc(struct vm_cpu *cpu, uint64_t *pc)
+{
+    int err = vm_regs_fetch(cpu, VM_RC_REGS | VM_RC_SREGS);
+    if (err)
+        return err;
+    const struct kvm_sregs *s = &cpu->rc.sregs;
+    uint64_t rip = cpu->rc.regs.rip;
+    if ((s->efer & (1u << 10)) && s->cs.l)
+        *pc = rip;
+    else
+        *pc = (s->cs.base + rip) & 0xffffffffull;
+    return 0;
+}
+
+/* Rank of an event when two turn up for one stop: real stops beat an
+ * interruption, which beats a mere output flush. */
+static int rank(enum vm_event_type t)
+{
+    return t == VM_EVENT_SERIAL ? 0 : t == VM_EVENT_INTERRUPTED ? 1 : 2;
+}
+
+static void offer(struct vm_event *ev, const struct vm_event *e)
+{
+    if (rank(e->type) > rank(ev->type))
+        *ev = *e;
+}
+
+/* Coalesced UART writes, in guest order, before the exit that follows
+ * them is handled. The UART buffer always has room for a full ring. */
+static void drain_ring(struct vm_cpu *cpu)
+{
+    struct kvm_coalesced_mmio_ring *ring = cpu->ring;
+    if (!ring)
+        return;
+    struct vm *vm = cpu->vm;
+    uint32_t first = __atomic_load_n(&ring->first, __ATOMIC_RELAXED);
+    while (first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE)) {
+        if (first >= RING_MAX)
+            first = 0; /* a corrupted index must not walk out of the page */
+        const struct kvm_coalesced_mmio *e = &ring->coalesced_mmio[first];
+        if (e->pio && e->phys_addr >= VM_SERIAL_BASE && e->phys_addr < VM_SERIAL_BASE + 8 &&
+            e->len >= 1)
+            vm_serial_out(&vm->serial, (unsigned)(e->phys_addr - VM_SERIAL_BASE), e->data[0]);
+        atomic_fetch_add_explicit(&vm->stats.coalesced, 1, memory_order_relaxed);
+        first = (uint32_t)((first + 1) % RING_MAX);
+        __atomic_store_n(&ring->first, first, __ATOMIC_RELEASE);
+    }
+}
+
+static uint32_t pio_in(struct vm *vm, uint16_t port)
+{
+    if (port >= VM_SERIAL_BASE && port < VM_SERIAL_BASE + 8)
+        return vm_serial_in(&vm->serial, port - VM_SERIAL_BASE);
+    note(vm, port, true, "reads");
+    return 0xff;
+}
+
+/* Returns true when the guest ended through the debug-exit port. */
+static bool pio_out(struct vm *vm, uint16_t port, uint32_t value, unsigned size)
+{
+    if (port == VM_PORT_DEBUG_EXIT) {
+        vm->exited = true;
+        vm->exit_status = size == 1 ? (value & 0xff) : size == 2 ? (value & 0xffff) : value;
+        return true;
+    }
+    if (port >= VM_SERIAL_BASE && port < VM_SERIAL_BASE + 8) {
+        vm_serial_out(&vm->serial, port - VM_SERIAL_BASE, (uint8_t)value);
+        return false;
+    }
+    note(vm, port, true, "writes");
+    return false;
+}
+
+static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    struct kvm_run *run = cpu->run;
+    unsigned size = run->io.size;
+    uint64_t bytes = (uint64_t)size * run->io.count;
+    if ((size != 1 && size != 2 && size != 4) || run->io.data_offset > vm->run_size ||
+        bytes > vm->run_size - run->io.data_offset)
+        return 0; /* not something KVM produces; refuse to touch memory */
+    atomic_fetch_add_explicit(&vm->stats.io_exits, 1, memory_order_relaxed);
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+        /* Wide accesses reach consecutive byte ports, as on the ISA bus. */
+        if (run->io.direction == KVM_EXIT_IO_OUT) {
+            uint32_t v = 0;
+            for (unsigned b = 0; b < size; b++)
+                v |= (uint32_t)data[b] << (8 * b);
+            if (run->io.port == VM_PORT_DEBUG_EXIT) {
+                pio_out(vm, run->io.port, v, size);
+                ev->type = VM_EVENT_DEBUG_EXIT;
+                ev->u.exit.status = vm->exit_status;
+                return 1;
+            }
+            for (unsigned b = 0; b < size; b++)
+                pio_out(vm, (uint16_t)(run->io.port + b), data[b], 1);
+        } else {
+            for (unsigned b = 0; b < size; b++)
+                data[b] = (uint8_t)pio_in(vm, (uint16_t)(run->io.port + b));
+        }
+    }
+    return 0;
+}
+
+static int handle_mmio(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    struct kvm_run *run = cpu->run;
+    uint64_t gpa = run->mmio.phys_addr;
+    uint32_t len = run->mmio.len;
+    atomic_fetch_add_explicit(&vm->stats.mmio_exits, 1, memory_order_relaxed);
+    if (len == 0 || len > sizeof(run->mmio.data))
+        return 0;
+    uint8_t *ram = vm_mem_ptr(&vm->mem, gpa, len);
+    if (!ram) {
+        if (run->mmio.is_write)
+            note(vm, gpa, false, "writes");
+        else {
+            note(vm, gpa, false, "reads");
+            memset(run->mmio.data, 0xff, len);
+        }
+        return 0;
+    }
+    /* A trapped page of RAM: do the access on the real memory, then see
+     * whether it touched watched bytes. */
+    atomic_fetch_add_explicit(&vm->stats.watch_traps, 1, memory_order_relaxed);
+    if (run->mmio.is_write)
+        memcpy(ram, run->mmio.data, len);
+    else
+        memcpy(run->mmio.data, ram, len);
+    uint64_t addr;
+    enum vm_watch_type type;
+    if (vm_watch_match(vm, gpa, len, run->mmio.is_write, &addr, &type)) {
+        atomic_fetch_add_explicit(&vm->stats.watch_hits, 1, memory_order_relaxed);
+        ev->type = VM_EVENT_WATCH;
+        ev->u.watch.addr = addr;
+        ev->u.watch.type = type;
+        return 1;
+    }
+    return 0;
+}
+
+static int handle_hlt(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    atomic_fetch_add_explicit(&vm->stats.hlt_exits, 1, memory_order_relaxed);
+    if (vm->debug.bp_method == VM_BP_HLT && vm->debug.nbps) {
+        uint64_t pc;
+        int err = linear_pc(cpu, &pc);
+        if (err)
+            return err;
+        const struct vm_breakpoint *bp = vm_bp_find(vm, pc - 1);
+        if (bp) {
+            /* Our planted hlt: put rip back on the breakpoint. */
+            cpu->rc.regs.rip -= 1;
+            cpu->rc.dirty |= VM_RC_REGS;
+            atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_BREAKPOINT;
+            ev->u.bp.addr = pc - 1;
+            ev->u.bp.hardware = bp->hardware && !bp->software;
+            return 1;
+        }
+    }
+    cpu->halted = true;
+    ev->type = VM_EVENT_HALT;
+    return 1;
+}
+
+static int handle_debug(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    const struct kvm_debug_exit_arch *d = &cpu->run->debug.arch;
+    atomic_fetch_add_explicit(&vm->stats.debug_exits, 1, memory_order_relaxed);
+    if (d->exception == BP_VECTOR) {
+        uint64_t pc = d->pc, cur;
+        const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
+        int err = linear_pc(cpu, &cur);
+        if (err)
+            return err;
+        ev->type = VM_EVENT_BREAKPOINT;
+        ev->u.bp.addr = pc;
+        if (bp) {
+            if (cur == pc + 1) { /* a host that reports the trap after the int3 */
+                cpu->rc.regs.rip -= 1;
+                cpu->rc.dirty |= VM_RC_REGS;
+            }
+            atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+            ev->u.bp.hardware = bp->hardware && !bp->software;
+            return 1;
+        }
+        /* The guest's own int3: stop after it, as a debugger shows a
+         * program's SIGTRAP; the guest's handler is not run. */
+        if (cur == pc) {
+            cpu->rc.regs.rip += 1;
+            cpu->rc.dirty |= VM_RC_REGS;
+        }
+        ev->u.bp.hardware = false;
+        ev->u.bp.addr = ~0ull;
+        return 1;
+    }
+    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++) {
+        if (!(d->dr6 & (1u << i)) || !vm->debug.dr[i].used)
+            continue;
+        if (vm->debug.dr[i].rw == 0) {
+            atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_BREAKPOINT;
+            ev->u.bp.addr = vm->debug.dr[i].addr;
+            ev->u.bp.hardware = true;
+            return 1;
+        }
+        if (vm_watch_dr_hit(vm, i, &ev->u.watch.addr, &ev->u.watch.type)) {
+            atomic_fetch_add_explicit(&vm->stats.watch_hits, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_WATCH;
+            return 1;
+        }
+    }
+    /* Otherwise the single step we asked for. */
+    if (cpu->stepping_over) {
+        vm_bp_replant(vm, cpu->step_over);
+        cpu->stepping_over = false;
+    }
+    if (vm->debug.nlifted) {
+        if (vm_watch_unlift(vm, &ev->u.watch.addr, &ev->u.watch.type)) {
+            atomic_fetch_add_explicit(&vm->stats.watch_hits, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_WATCH;
+            return 1;
+        }
+    }
+    if (mode == VM_RUN_STEP) {
+        atomic_fetch_add_explicit(&vm->stats.steps, 1, memory_order_relaxed);
+        ev->type = VM_EVENT_STEP;
+        return 1;
+    }
+    return 0;
+}
+
+static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    struct kvm_run *run = cpu->run;
+    uint64_t pc;
+    int err = linear_pc(cpu, &pc);
+    if (err)
+        return err;
+    const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
+    if (bp && vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR) {
+        atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+        ev->type = VM_EVENT_BREAKPOINT;
+        ev->u.bp.addr = pc;
+        ev->u.bp.hardware = bp->hardware && !bp->software;
+        return 1;
+    }
+    /* Code fetched from a trapped page, or an instruction KVM cannot
+     * emulate against one: run it once with the traps lifted. */
+    if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && vm->mem.ntraps &&
+        !vm->debug.nlifted) {
+        uint64_t gpa;
+        bool fetch = vm_translate(cpu, pc, &gpa) == 0 && vm_mem_trap(&vm->mem, gpa) == VM_TRAP_ALL;
+        if ((err = vm_watch_lift(vm, fetch ? gpa : ~0ull)))
+            return err;
+        if (vm->debug.nlifted)
+            return 0;
+    }
+    ev->type = VM_EVENT_INTERNAL_ERROR;
+    ev->u.internal.exit_reason = KVM_EXIT_INTERNAL_ERROR;
+    ev->u.internal.suberror = run->internal.suberror;
+    ev->u.internal.ndata = run->internal.ndata < 4 ? run->internal.ndata : 4;
+    for (uint32_t i = 0; i < ev->u.internal.ndata; i++)
+        ev->u.internal.data[i] = run->internal.data[i];
+    return 1;
+}
+
+/* Handles the exit in cpu->run. Returns 1 with *ev filled when the
+ * debugger must hear of it, 0 to keep running, or a negative errno. */
+int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
+{
+    struct kvm_run *run = cpu->run;
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+        cpu->needs_completion = true;
+        return handle_io(cpu, ev);
+    case KVM_EXIT_MMIO:
+        cpu->needs_completion = true;
+        return handle_mmio(cpu, ev);
+    case KVM_EXIT_HLT:
+        return handle_hlt(cpu, ev);
+    case KVM_EXIT_DEBUG:
+        return handle_debug(cpu, mode, ev);
+    case KVM_EXIT_SHUTDOWN:
+        ev->type = VM_EVENT_SHUTDOWN;
+        return 1;
+    case KVM_EXIT_FAIL_ENTRY:
+        ev->type = VM_EVENT_ENTRY_FAILED;
+        ev->u.entry.reason = run->fail_entry.hardware_entry_failure_reason;
+        return 1;
+    case KVM_EXIT_INTERNAL_ERROR:
+        return handle_internal_error(cpu, ev);
+    case KVM_EXIT_INTR:
+        return 0;
+    default:
+        ev->type = VM_EVENT_INTERNAL_ERROR;
+        memset(&ev->u.internal, 0, sizeof(ev->u.internal));
+        ev->u.internal.exit_reason = run->exit_reason;
+        return 1;
+    }
+}
+
+static int enter(struct vm_cpu *cpu, bool immediate)
+{
+    cpu->needs_completion = false; /* any KVM_RUN completes it */
+    if (immediate)
+        __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    int r = ioctl(cpu->fd, KVM_RUN, 0);
+    int e = errno;
+    __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    vm_regs_invalidate(cpu);
+    atomic_fetch_add_explicit(&cpu->vm->stats.exits, 1, memory_order_relaxed);
+    return r < 0 ? -e : 0;
+}
+
+/* Completes a PIO/MMIO instruction KVM is holding, without running the
+ * guest further (see the top of this file). Exits it produces on the way
+ * (the rest of a string instruction, a single-step trap) are handled and
+ * may raise *ev. */
+static int finish(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
+{
+    while (cpu->needs_completion) {
+        cpu->needs_completion = false;
+        int r = vm_regs_flush(cpu);
+        if (r)
+            return r;
+        r = enter(cpu, true);
+        if (r == -EINTR || r == -EAGAIN)
+            break;
+        if (r)
+            return r;
+        struct vm_event e = {.type = VM_EVENT_SERIAL};
+        drain_ring(cpu);
+        r = vm_cpu_handle_exit(cpu, mode, &e);
+        if (r < 0)
+            return r;
+        if (r)
+            offer(ev, &e);
+    }
+    return 0;
+}
+
+/* Everything that must hold whenever control goes back to the caller. */
+static int settle(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    int err = finish(cpu, mode, ev);
+    if (err)
+        return err;
+    if (cpu->stepping_over) {
+        vm_bp_replant(vm, cpu->step_over);
+        cpu->stepping_over = false;
+    }
+    if (vm->debug.nlifted) {
+        struct vm_event e = {.type = VM_EVENT_WATCH};
+        if (vm_watch_unlift(vm, &e.u.watch.addr, &e.u.watch.type))
+            offer(ev, &e);
+    }
+    cpu->last_output_ns = 0;
+    return vm_regs_flush(cpu);
+}
+
+static bool output_due(struct vm_cpu *cpu, enum vm_run_mode mode)
+{
+    const struct vm_serial *s = &cpu->vm->serial;
+    if (!s->tx_len)
+        return false;
+    if (vm_serial_tx_full(s))
+        return true;
+    if (mode == VM_RUN_STEP)
+        return false; /* one instruction; the step's stop carries it out */
+    uint64_t t = now_ns();
+    if (!cpu->last_output_ns) {
+        cpu->last_output_ns = t;
+        return false;
+    }
+    return t - cpu->last_output_ns >= OUTPUT_DELAY_NS;
+}
+
+/* Before entering the guest for a new run: step off a planted breakpoint
+ * under rip, so resuming from it does not hit it again. */
+static int step_off_breakpoint(struct vm_cpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    if (!vm->debug.nbps || cpu->stepping_over)
+        return 0;
+    uint64_t pc;
+    int err = linear_pc(cpu, &pc);
+    if (err)
+        return err;
+    if (vm_bp_find(vm, pc)) {
+        vm_bp_unplant(vm, pc);
+        cpu->step_over = pc;
+        cpu->stepping_over = true;
+    }
+    return 0;
+}
+
+int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    int err;
+    memset(ev, 0, sizeof(*ev));
+    if (vm->exited) {
+        ev->type = VM_EVENT_DEBUG_EXIT;
+        ev->u.exit.status = vm->exit_status;
+        return 0;
+    }
+    if (cpu->halted) {
+        /* Nothing can wake it: kvmstub raises no interrupts. */
+        ev->type = VM_EVENT_HALT;
+        return 0;
+    }
+    if ((err = step_off_breakpoint(cpu)))
+        return err;
+    if (!vm->debug.nlifted && (err = vm_watch_refresh(cpu)))
+        return err;
+
+    for (;;) {
+        bool step = mode == VM_RUN_STEP || cpu->stepping_over || vm->debug.nlifted;
+        /* Registers first: KVM remembers rip when single-stepping is set up
+         * and only traps there, so a new rip needs the debug state again. */
+        if (cpu->rc.dirty & VM_RC_REGS)
+            cpu->guest_debug_dirty = true;
+        if ((err = vm_regs_flush(cpu)) || (err = vm_debug_apply(cpu, step)))
+            return err;
+        err = enter(cpu, false);
+        bool kicked = atomic_exchange(&cpu->kick, false);
+        if (err && err != -EINTR && err != -EAGAIN)
+            return err;
+        ev->type = VM_EVENT_SERIAL;
+        int got = 0;
+        if (!err) {
+            drain_ring(cpu);
+            got = vm_cpu_handle_exit(cpu, mode, ev);
+            if (got < 0)
+                return got;
+            if (!vm->debug.nlifted && vm_watch_active(vm) && (err = vm_watch_refresh(cpu)))
+                return err;
+        }
+        if (kicked && !got) {
+            ev->type = VM_EVENT_INTERRUPTED;
+            got = 1;
+        }
+        if (!got && output_due(cpu, mode)) {
+            ev->type = VM_EVENT_SERIAL;
+            got = 1;
+        }
+        if (got)
+            return settle(cpu, mode, ev);
+    }
+}

@@ -1,0 +1,261 @@
+/* Breakpoints: planted trap bytes and debug registers. */
+#include "vm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+const char *vm_bp_method_name(enum vm_bp_method m)
+{
+    switch (m) {
+    case VM_BP_INT3: return "int3 (KVM_EXIT_DEBUG)";
+    case VM_BP_INT3_INTERNAL_ERROR: return "int3 (reported as KVM_EXIT_INTERNAL_ERROR)";
+    case VM_BP_HLT: return "hlt (this host does not intercept int3)";
+    }
+    return "?";
+}
+
+void vm_debug_init(struct vm *vm)
+{
+    struct vm_debug *d = &vm->debug;
+    d->bp_method = vm->caps.sw_bp;
+    d->hw_exec = vm->caps.hw_exec_bp;
+    d->hw_data = vm->caps.hw_data_bp;
+}
+
+void vm_debug_free(struct vm *vm)
+{
+    for (size_t i = 0; i < vm->debug.nwatches; i++)
+        free(vm->debug.watches[i].pages);
+    free(vm->debug.watches);
+    free(vm->debug.bps);
+    free(vm->debug.lifted);
+    vm->debug.watches = NULL;
+    vm->debug.bps = NULL;
+    vm->debug.lifted = NULL;
+}
+
+uint8_t vm_bp_trap_byte(const struct vm *vm)
+{
+    return vm->debug.bp_method == VM_BP_HLT ? 0xf4 : 0xcc;
+}
+
+static struct vm_breakpoint *find(struct vm *vm, uint64_t addr)
+{
+    for (size_t i = 0; i < vm->debug.nbps; i++)
+        if (vm->debug.bps[i].addr == addr)
+            return &vm->debug.bps[i];
+    return NULL;
+}
+
+const struct vm_breakpoint *vm_bp_find(const struct vm *vm, uint64_t addr)
+{
+    return find((struct vm *)(uintptr_t)vm, addr);
+}
+
+static int dr_slot_find(const struct vm_debug *d, uint8_t rw, uint8_t len, uint64_t addr)
+{
+    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++)
+        if (d->dr[i].used && d->dr[i].rw == rw && d->dr[i].len == len && d->dr[i].addr == addr)
+            return (int)i;
+    return -1;
+}
+
+int vm_dr_alloc(struct vm_cpu *cpu, uint8_t rw, uint8_t len, uint64_t addr)
+{
+    struct vm_debug *d = &cpu->vm->debug;
+    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++) {
+        if (!d->dr[i].used) {
+            d->dr[i] = (struct vm_hw_slot){.used = true, .rw = rw, .len = len, .addr = addr};
+            cpu->guest_debug_dirty = true;
+            return (int)i;
+        }
+    }
+    return -ENOSPC;
+}
+
+void vm_dr_free(struct vm_cpu *cpu, int slot)
+{
+    if (slot >= 0 && slot < (int)VM_NUM_DEBUG_REGS) {
+        cpu->vm->debug.dr[slot].used = false;
+        cpu->guest_debug_dirty = true;
+    }
+}
+
+int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (hardware && d->hw_exec) {
+        if (dr_slot_find(d, 0, 1, addr) >= 0)
+            return 0;
+        int slot = vm_dr_alloc(cpu, 0, 1, addr);
+        return slot < 0 ? slot : 0;
+    }
+    struct vm_breakpoint *bp = find(vm, addr);
+    if (hardware && !(bp && bp->hardware) && d->nhw_emulated >= VM_NUM_DEBUG_REGS)
+        return -ENOSPC;
+    if (!bp) {
+        if (d->nbps >= VM_MAX_BREAKPOINTS)
+            return -ENOSPC;
+        uint64_t gpa;
+        int err = vm_translate(cpu, addr, &gpa);
+        if (err)
+            return err;
+        uint8_t *p = vm_mem_ptr(&vm->mem, gpa, 1);
+        if (!p)
+            return -EFAULT;
+        if (d->nbps == d->capbps) {
+            size_t cap = d->capbps ? d->capbps * 2 : 16;
+            struct vm_breakpoint *n = realloc(d->bps, cap * sizeof(*n));
+            if (!n)
+                return -ENOMEM;
+            d->bps = n;
+            d->capbps = cap;
+        }
+        bp = &d->bps[d->nbps++];
+        *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa, .orig = *p};
+        *p = vm_bp_trap_byte(vm);
+        if (d->nbps == 1)
+            cpu->guest_debug_dirty = true; /* #BP interception goes on */
+    }
+    if (hardware && !bp->hardware) {
+        bp->hardware = true;
+        d->nhw_emulated++;
+    }
+    if (!hardware)
+        bp->software = true;
+    return 0;
+}
+
+int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (hardware && d->hw_exec) {
+        int slot = dr_slot_find(d, 0, 1, addr);
+        if (slot < 0)
+            return -ENOENT;
+        vm_dr_free(cpu, slot);
+        return 0;
+    }
+    struct vm_breakpoint *bp = find(vm, addr);
+    /* A Z0 and a Z1 at one address share the planted byte; gdb removes
+     * them one at a time. */
+    if (!bp || !(hardware ? bp->hardware : bp->software))
+        return -ENOENT;
+    if (hardware) {
+        bp->hardware = false;
+        d->nhw_emulated--;
+    } else {
+        bp->software = false;
+    }
+    if (bp->hardware || bp->software)
+        return 0;
+    uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+    if (p)
+        *p = bp->orig;
+    *bp = d->bps[--d->nbps];
+    if (d->nbps == 0)
+        cpu->guest_debug_dirty = true;
+    return 0;
+}
+
+void vm_bp_unplant(struct vm *vm, uint64_t addr)
+{
+    struct vm_breakpoint *bp = find(vm, addr);
+    uint8_t *p = bp ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
+    if (p)
+        *p = bp->orig;
+}
+
+void vm_bp_replant(struct vm *vm, uint64_t addr)
+{
+    struct vm_breakpoint *bp = find(vm, addr);
+    uint8_t *p = bp ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
+    if (p)
+        *p = vm_bp_trap_byte(vm);
+}
+
+void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        if (bp->gpa >= gpa && bp->gpa - gpa < len)
+            buf[bp->gpa - gpa] = bp->orig;
+    }
+}
+
+void vm_debug_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        struct vm_breakpoint *bp = &vm->debug.bps[i];
+        if (bp->gpa >= gpa && bp->gpa - gpa < len) {
+            bp->orig = buf[bp->gpa - gpa];
+            uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+            if (p)
+                *p = vm_bp_trap_byte(vm);
+        }
+    }
+}
+
+static uint64_t dr7_len_bits(uint8_t len)
+{
+    switch (len) {
+    case 2: return 1;
+    case 8: return 2;
+    case 4: return 3;
+    default: return 0;
+    }
+}
+
+int vm_debug_apply(struct vm_cpu *cpu, bool single_step)
+{
+    const struct vm_debug *d = &cpu->vm->debug;
+    struct kvm_guest_debug g = {0};
+    uint64_t dr7 = 0;
+    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++) {
+        if (!d->dr[i].used)
+            continue;
+        g.arch.debugreg[i] = d->dr[i].addr;
+        dr7 |= (1ull << (2 * i)) | ((uint64_t)d->dr[i].rw << (16 + 4 * i)) |
+               (dr7_len_bits(d->dr[i].len) << (18 + 4 * i));
+    }
+    if (dr7) {
+        g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+        g.arch.debugreg[7] = dr7 | 0x400 | 0x200; /* reserved bit 10, GE for exact data hits */
+    }
+    if (d->nbps && d->bp_method != VM_BP_HLT)
+        g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
+    if (single_step)
+        g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+    if (!cpu->guest_debug_dirty && g.control == cpu->guest_debug_control && dr7 == cpu->dr7)
+        return 0;
+    if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &g) < 0)
+        return -errno;
+    cpu->guest_debug_control = g.control;
+    cpu->dr7 = dr7;
+    cpu->guest_debug_dirty = false;
+    return 0;
+}
+
+void vm_debug_clear(struct vm_cpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    while (d->nwatches) {
+        const struct vm_watchpoint *w = &d->watches[d->nwatches - 1];
+        vm_watch_remove(cpu, w->type, w->addr, w->len);
+    }
+    for (size_t i = 0; i < d->nbps; i++) {
+        uint8_t *p = vm_mem_ptr(&vm->mem, d->bps[i].gpa, 1);
+        if (p)
+            *p = d->bps[i].orig;
+    }
+    d->nbps = 0;
+    d->nhw_emulated = 0;
+    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++)
+        d->dr[i].used = false;
+    cpu->guest_debug_dirty = true;
+}

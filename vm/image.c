@@ -1,0 +1,249 @@
+/* Reading images, choosing their format, checking and placing segments. */
+#include "image.h"
+
+#include "boot.h"
+#include "image_formats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int vm_image_error(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *vm_image_format_name(enum vm_image_format f)
+{
+    switch (f) {
+    case VM_IMAGE_AUTO: return "auto";
+    case VM_IMAGE_BIN: return "flat binary";
+    case VM_IMAGE_ELF: return "ELF";
+    case VM_IMAGE_MULTIBOOT: return "multiboot";
+    }
+    return "?";
+}
+
+int vm_image_open(struct vm_image *img, const char *path, char *err, size_t errlen)
+{
+    memset(img, 0, sizeof(*img));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vm_image_error(err, errlen, -errno, "cannot open image %s: %s", path,
+                              strerror(errno));
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) < 0) {
+        r = vm_image_error(err, errlen, -errno, "cannot stat image %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r = vm_image_error(err, errlen, -EINVAL, "image %s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_size == 0) {
+        r = vm_image_error(err, errlen, -EINVAL, "image %s is empty", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > VM_IMAGE_MAX_FILE) {
+        r = vm_image_error(err, errlen, -EFBIG, "image %s is %lld bytes; kvmstub loads at most 1 GiB",
+                           path, (long long)st.st_size);
+        goto out;
+    }
+    img->size = (size_t)st.st_size;
+    img->data = malloc(img->size);
+    img->name = strdup(path);
+    if (!img->data || !img->name) {
+        r = vm_image_error(err, errlen, -ENOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    for (size_t done = 0; done < img->size;) {
+        ssize_t n = read(fd, img->data + done, img->size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            r = vm_image_error(err, errlen, n < 0 ? -errno : -EIO, "cannot read image %s: %s",
+                               path, n < 0 ? strerror(errno) : "file shrank while reading");
+            goto out;
+        }
+        done += (size_t)n;
+    }
+out:
+    close(fd);
+    if (r)
+        vm_image_free(img);
+    return r;
+}
+
+int vm_image_from_buffer(struct vm_image *img, const void *data, size_t size, const char *name)
+{
+    memset(img, 0, sizeof(*img));
+    if (size == 0)
+        return -EINVAL;
+    img->data = malloc(size);
+    img->name = strdup(name ? name : "buffer");
+    if (!img->data || !img->name) {
+        vm_image_free(img);
+        return -ENOMEM;
+    }
+    memcpy(img->data, data, size);
+    img->size = size;
+    return 0;
+}
+
+void vm_image_free(struct vm_image *img)
+{
+    free(img->data);
+    free(img->name);
+    memset(img, 0, sizeof(*img));
+}
+
+int vm_image_add_segment(struct vm_image *img, uint64_t paddr, uint64_t offset, uint64_t filesz,
+                         uint64_t memsz, char *err, size_t errlen)
+{
+    if (img->nsegments >= VM_IMAGE_MAX_SEGMENTS)
+        return vm_image_error(err, errlen, -E2BIG, "%s has more than %d loadable segments",
+                              img->name, VM_IMAGE_MAX_SEGMENTS);
+    if (filesz > memsz)
+        return vm_image_error(err, errlen, -EINVAL,
+                              "%s is malformed: a segment has more file bytes (0x%llx) than "
+                              "memory bytes (0x%llx)",
+                              img->name, (unsigned long long)filesz, (unsigned long long)memsz);
+    if (offset > img->size || filesz > img->size - offset)
+        return vm_image_error(err, errlen, -EINVAL,
+                              "%s is truncated: a segment needs file bytes 0x%llx-0x%llx but the "
+                              "file has 0x%zx",
+                              img->name, (unsigned long long)offset,
+                              (unsigned long long)(offset + filesz), img->size);
+    img->segments[img->nsegments++] =
+        (struct vm_segment){.paddr = paddr, .offset = offset, .filesz = filesz, .memsz = memsz};
+    return 0;
+}
+
+/* Every segment inside RAM and clear of the boot area the mode needs. */
+static int check_placement(struct vm *vm, struct vm_image *img, char *err, size_t errlen)
+{
+    uint64_t ram = vm->mem.size;
+    uint64_t area = vm_boot_area(vm);
+    for (size_t i = 0; i < img->nsegments; i++) {
+        const struct vm_segment *s = &img->segments[i];
+        if (s->memsz == 0)
+            continue;
+        if (!vm_mem_contains(&vm->mem, s->paddr, s->memsz))
+            return vm_image_error(err, errlen, -E2BIG,
+                                  "%s does not fit in guest RAM: it needs 0x%llx-0x%llx but the "
+                                  "guest has 0x%llx bytes; give it more with --memory or link "
+                                  "it lower",
+                                  img->name, (unsigned long long)s->paddr,
+                                  (unsigned long long)(s->paddr + s->memsz - 1),
+                                  (unsigned long long)ram);
+        if (img->mode != VM_MODE_REAL && s->paddr + s->memsz > area)
+            return vm_image_error(err, errlen, -EBUSY,
+                                  "%s overlaps kvmstub's boot area: it needs 0x%llx-0x%llx, and "
+                                  "0x%llx-0x%llx (the top 64 KiB of RAM) holds the GDT, page "
+                                  "tables and multiboot data; give the guest more memory with "
+                                  "--memory",
+                                  img->name, (unsigned long long)s->paddr,
+                                  (unsigned long long)(s->paddr + s->memsz - 1),
+                                  (unsigned long long)area, (unsigned long long)(ram - 1));
+    }
+    return 0;
+}
+
+static bool is_elf(const struct vm_image *img)
+{
+    return img->size >= 4 && memcmp(img->data, "\x7f" "ELF", 4) == 0;
+}
+
+static int parse_flat(struct vm_image *img, const struct vm_image_options *opt, char *err,
+                      size_t errlen)
+{
+    uint64_t load = opt->has_load ? opt->load : VM_DEFAULT_LOAD;
+    img->mode = opt->has_mode ? opt->mode : VM_MODE_REAL;
+    img->entry = load;
+    return vm_image_add_segment(img, load, 0, img->size, img->size, err, errlen);
+}
+
+int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_options *opt,
+                  char *err, size_t errlen)
+{
+    img->nsegments = 0;
+    img->mbi = 0;
+    enum vm_image_format f = opt->format;
+    if (f == VM_IMAGE_AUTO) {
+        if (vm_multiboot_find(img) >= 0)
+            f = VM_IMAGE_MULTIBOOT;
+        else if (is_elf(img))
+            f = VM_IMAGE_ELF;
+        else
+            f = VM_IMAGE_BIN;
+    }
+    if (f != VM_IMAGE_BIN && (opt->has_mode || opt->has_load))
+        return vm_image_error(err, errlen, -EINVAL,
+                              "--mode and --load apply to flat binaries only; %s is %s",
+                              img->name, f == VM_IMAGE_ELF ? "an ELF file" : "a multiboot kernel");
+    img->format = f;
+    int r;
+    switch (f) {
+    case VM_IMAGE_BIN:
+        r = parse_flat(img, opt, err, errlen);
+        break;
+    case VM_IMAGE_ELF:
+        r = vm_elf_parse(img, err, errlen);
+        break;
+    case VM_IMAGE_MULTIBOOT:
+        r = vm_multiboot_parse(img, err, errlen);
+        break;
+    default:
+        r = -EINVAL;
+    }
+    if (r)
+        return r;
+    if (opt->has_entry)
+        img->entry = opt->entry;
+    if ((r = check_placement(vm, img, err, errlen)))
+        return r;
+    if (img->mode == VM_MODE_REAL && img->entry >= 0x100000)
+        return vm_image_error(err, errlen, -ERANGE,
+                              "entry point 0x%llx cannot be reached in real mode (it must be "
+                              "below 1 MiB); use --mode protected or --mode long",
+                              (unsigned long long)img->entry);
+    if (!vm_mem_contains(&vm->mem, img->entry, 1))
+        return vm_image_error(err, errlen, -ERANGE,
+                              "entry point 0x%llx of %s is outside guest RAM (0x%llx bytes)",
+                              (unsigned long long)img->entry, img->name,
+                              (unsigned long long)vm->mem.size);
+    struct vm_entry entry = {.mode = img->mode, .rip = img->entry};
+    if (f == VM_IMAGE_MULTIBOOT) {
+        if ((r = vm_multiboot_info(vm, img, opt->cmdline, err, errlen)))
+            return r;
+        entry.eax = VM_MULTIBOOT_BOOT_MAGIC;
+        entry.ebx = (uint32_t)img->mbi;
+    }
+    /* Checked: now place it. */
+    for (size_t i = 0; i < img->nsegments; i++) {
+        const struct vm_segment *s = &img->segments[i];
+        uint8_t *dst = vm_mem_ptr(&vm->mem, s->paddr, s->memsz);
+        if (!dst)
+            continue;
+        memcpy(dst, img->data + s->offset, s->filesz);
+        memset(dst + s->filesz, 0, s->memsz - s->filesz);
+    }
+    if (f == VM_IMAGE_MULTIBOOT && (r = vm_multiboot_write(vm, img, opt->cmdline)))
+        return r;
+    if ((r = vm_enter_mode(vm, &vm->cpus[0], &entry)))
+        return vm_image_error(err, errlen, r, "cannot set up the vCPU for %s mode: %s",
+                              vm_mode_name(img->mode), strerror(-r));
+    return 0;
+}

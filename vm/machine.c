@@ -1,0 +1,308 @@
+/* Creating and destroying the VM: /dev/kvm, capabilities, RAM, vCPUs. */
+#include "probe.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Where Intel's real-mode emulation keeps its TSS and identity page table:
+ * just under 4 GiB, far above any RAM we give the guest. */
+#define TSS_ADDR 0xfffbd000ull
+#define IDENTITY_MAP_ADDR 0xfffbc000ull
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static int check(int fd, long cap)
+{
+    int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+    return r < 0 ? 0 : r;
+}
+
+static int open_kvm(char *err, size_t errlen, int *out)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT || e == ENODEV || e == ENXIO)
+            return fail(err, errlen, -e,
+                        "cannot open /dev/kvm: %s: this host has no KVM; enable virtualization "
+                        "(VT-x/AMD-V) in the firmware and load kvm_intel or kvm_amd, or use a VM "
+                        "with nested virtualization",
+                        strerror(e));
+        if (e == EACCES || e == EPERM)
+            return fail(err, errlen, -e,
+                        "cannot open /dev/kvm: %s: add your user to the 'kvm' group "
+                        "(sudo usermod -aG kvm $USER, then log in again) or run as root",
+                        strerror(e));
+        return fail(err, errlen, -e, "cannot open /dev/kvm: %s", strerror(e));
+    }
+    *out = fd;
+    return 0;
+}
+
+static int setup_cpuid(struct vm *vm, char *err, size_t errlen)
+{
+    /* The guest sees what this KVM supports, as a real CPU would show it;
+     * without it KVM validates CR4 and XCR0 writes against an empty CPUID. */
+    for (int n = 64; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)n * sizeof(c->entries[0]));
+        if (!c)
+            return -ENOMEM;
+        c->nent = (uint32_t)n;
+        if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            vm->cpuid = c;
+            return 0;
+        }
+        int e = errno;
+        free(c);
+        if (e != E2BIG)
+            return fail(err, errlen, -e, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(e));
+    }
+    return fail(err, errlen, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many CPUID entries");
+}
+
+static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
+{
+    struct vm_cpu *cpu = &vm->cpus[index];
+    cpu->vm = vm;
+    cpu->index = index;
+    cpu->step_over = ~0ull;
+    atomic_init(&cpu->kick, false);
+    atomic_init(&cpu->thread_known, false);
+    cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
+    if (cpu->fd < 0) {
+        cpu->fd = -1;
+        return fail(err, errlen, -errno, "cannot create vCPU %u: %s", index, strerror(errno));
+    }
+    void *run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cpu->fd, 0);
+    if (run == MAP_FAILED)
+        return fail(err, errlen, -errno, "cannot map the vCPU's kvm_run area: %s",
+                    strerror(errno));
+    cpu->run = run;
+    if (vm->coalesced_page)
+        cpu->ring = (void *)((uint8_t *)run + (size_t)vm->coalesced_page * VM_PAGE_SIZE);
+    if (ioctl(cpu->fd, KVM_SET_CPUID2, vm->cpuid) < 0)
+        return fail(err, errlen, -errno, "KVM_SET_CPUID2 failed: %s", strerror(errno));
+    if (vm->caps.xsave) {
+        int size = check(vm->kvm_fd, KVM_CAP_XSAVE2);
+        cpu->xsave_size = size > (int)sizeof(struct kvm_xsave) ? (size_t)size : sizeof(struct kvm_xsave);
+        cpu->xsave = calloc(1, cpu->xsave_size);
+        if (!cpu->xsave)
+            return fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    cpu->guest_debug_dirty = true;
+    /* Remember the power-on segment state; vm_reset() returns to it. */
+    if (ioctl(cpu->fd, KVM_GET_SREGS, &cpu->rc.sregs) < 0)
+        return fail(err, errlen, -errno, "KVM_GET_SREGS failed: %s", strerror(errno));
+    cpu->rc.valid = VM_RC_SREGS;
+    return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen)
+{
+    uint64_t ram = cfg->ram_size ? cfg->ram_size : VM_DEFAULT_RAM;
+    if (ram < VM_MIN_RAM || ram > VM_MAX_RAM || ram % VM_PAGE_SIZE)
+        return fail(err, errlen, -EINVAL,
+                    "guest memory of %llu bytes is not possible: give between 1M and 3G, "
+                    "in whole 4K pages",
+                    (unsigned long long)ram);
+    struct vm *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    vm->kvm_fd = vm->vm_fd = -1;
+    vm->log = cfg->log;
+    vm->log_ctx = cfg->log_ctx;
+    vm->trace = cfg->trace;
+    vm_serial_init(&vm->serial);
+    int r = open_kvm(err, errlen, &vm->kvm_fd);
+    if (r)
+        goto out;
+
+    vm->caps.api_version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (vm->caps.api_version != KVM_API_VERSION) {
+        r = fail(err, errlen, -ENOTSUP,
+                 "/dev/kvm speaks KVM API version %d, kvmstub needs %d: the host kernel is too "
+                 "old or too new",
+                 vm->caps.api_version, KVM_API_VERSION);
+        goto out;
+    }
+    static const struct {
+        long cap;
+        const char *name;
+    } required[] = {
+        {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+        {KVM_CAP_SET_GUEST_DEBUG, "KVM_CAP_SET_GUEST_DEBUG"},
+        {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+        {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+        {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+    };
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        if (!check(vm->kvm_fd, required[i].cap)) {
+            r = fail(err, errlen, -ENOTSUP,
+                     "the host's KVM lacks %s, which kvmstub needs: use Linux 4.11 or newer",
+                     required[i].name);
+            goto out;
+        }
+    }
+    vm->caps.immediate_exit = true;
+    vm->caps.readonly_mem = check(vm->kvm_fd, KVM_CAP_READONLY_MEM) > 0;
+    vm->caps.coalesced_pio = check(vm->kvm_fd, KVM_CAP_COALESCED_PIO) > 0;
+    vm->caps.xsave = check(vm->kvm_fd, KVM_CAP_XSAVE) > 0;
+    int slots = check(vm->kvm_fd, KVM_CAP_NR_MEMSLOTS);
+    vm->caps.max_slots = slots > 0 ? (uint32_t)slots : 32;
+    vm->coalesced_page = vm->caps.coalesced_pio ? check(vm->kvm_fd, KVM_CAP_COALESCED_MMIO) : 0;
+
+    int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size < (int)sizeof(struct kvm_run)) {
+        r = fail(err, errlen, -EIO, "KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(errno));
+        goto out;
+    }
+    vm->run_size = (size_t)size;
+
+    do
+        vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    while (vm->vm_fd < 0 && errno == EINTR);
+    if (vm->vm_fd < 0) {
+        r = fail(err, errlen, -errno, "cannot create a VM: %s%s", strerror(errno),
+                 errno == ENOMEM || errno == EMFILE ? " (the host is short of resources)" : "");
+        goto out;
+    }
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0) {
+        r = fail(err, errlen, -errno, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+        goto out;
+    }
+    if (check(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
+        uint64_t addr = IDENTITY_MAP_ADDR;
+        ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &addr);
+    }
+    if ((r = setup_cpuid(vm, err, errlen)))
+        goto out;
+
+    r = vm_mem_init(&vm->mem, vm->vm_fd, ram, vm->caps.readonly_mem, vm->caps.max_slots);
+    if (r) {
+        r = fail(err, errlen, r, "cannot give the guest %llu MiB of RAM: %s",
+                 (unsigned long long)(ram >> 20), strerror(-r));
+        goto out;
+    }
+    if (vm->caps.coalesced_pio) {
+        /* The UART's transmit register: guest writes land in a ring instead
+         * of exiting one by one; vm_cpu_run() drains it in order. */
+        struct kvm_coalesced_mmio_zone z = {.addr = VM_SERIAL_BASE, .size = 1, .pio = 1};
+        if (ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0)
+            vm->coalesced_page = 0;
+    }
+
+    vm->ncpus = 1;
+    vm->cpus = calloc(vm->ncpus, sizeof(*vm->cpus));
+    if (!vm->cpus) {
+        r = fail(err, errlen, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vm->cpus[i].fd = -1;
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        if ((r = create_cpu(vm, i, err, errlen)))
+            goto out;
+
+    vm->caps.sw_bp = VM_BP_INT3;
+    vm->caps.hw_exec_bp = true;
+    vm->caps.hw_data_bp = true;
+    vm->caps.ro_slot_traps_writes = vm->caps.readonly_mem;
+    if (!cfg->skip_probe) {
+        if ((r = vm_probe(vm->kvm_fd, &vm->caps))) {
+            r = fail(err, errlen, r, "probing the host's KVM debugging support failed: %s",
+                     strerror(-r));
+            goto out;
+        }
+    }
+    vm_debug_init(vm);
+    *out = vm;
+    return 0;
+out:
+    vm_destroy(vm);
+    return r;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    if (!vm)
+        return;
+    vm_debug_free(vm);
+    for (unsigned i = 0; vm->cpus && i < vm->ncpus; i++) {
+        struct vm_cpu *cpu = &vm->cpus[i];
+        if (cpu->run)
+            munmap(cpu->run, vm->run_size);
+        if (cpu->fd >= 0)
+            close(cpu->fd);
+        free(cpu->xsave);
+    }
+    free(vm->cpus);
+    if (vm->mem.host)
+        vm_mem_destroy(&vm->mem);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    free(vm->cpuid);
+    vm_serial_destroy(&vm->serial);
+    free(vm);
+}
+
+int vm_reset(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vm_debug_clear(&vm->cpus[i]);
+    int err = vm_mem_clear(&vm->mem);
+    if (err)
+        return err;
+    vm_serial_reset(&vm->serial);
+    vm->exited = false;
+    vm->exit_status = 0;
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct vm_cpu *cpu = &vm->cpus[i];
+        /* Debug registers and pending events go back to power-on values;
+         * vm_enter_mode() then rewrites the registers themselves. */
+        struct kvm_debugregs dr = {.dr6 = 0xffff0ff0, .dr7 = 0x400};
+        ioctl(cpu->fd, KVM_SET_DEBUGREGS, &dr);
+        struct kvm_vcpu_events ev = {0};
+        ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &ev);
+        cpu->halted = false;
+        cpu->needs_completion = false;
+        cpu->stepping_over = false;
+        cpu->guest_debug_dirty = true;
+        vm_regs_invalidate(cpu);
+    }
+    return 0;
+}
+
+bool vm_output_pending(struct vm *vm)
+{
+    if (atomic_load_explicit(&vm->serial.tx_unread, memory_order_relaxed))
+        return true;
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct kvm_coalesced_mmio_ring *ring = vm->cpus[i].ring;
+        if (ring && __atomic_load_n(&ring->first, __ATOMIC_RELAXED) !=
+                        __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+            return true;
+    }
+    return false;
+}

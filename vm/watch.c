@@ -1,0 +1,287 @@
+/* Watchpoints: debug registers where the host honours them, page traps
+ * everywhere else (see debug.h). */
+#include "vm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CR0_PG (1ull << 31)
+
+static uint8_t dr_rw(enum vm_watch_type t)
+{
+    return t == VM_WATCH_WRITE ? 1 : 3;
+}
+
+bool vm_watch_active(const struct vm *vm)
+{
+    for (size_t i = 0; i < vm->debug.nwatches; i++)
+        if (vm->debug.watches[i].dr < 0)
+            return true;
+    return false;
+}
+
+/* The trap each page needs: every access for read and access watchpoints,
+ * only writes for write watchpoints (when read-only slots trap them). */
+static enum vm_page_trap wanted(const struct vm *vm, uint64_t gpa)
+{
+    enum vm_page_trap t = VM_TRAP_NONE;
+    for (size_t i = 0; i < vm->debug.nwatches; i++) {
+        const struct vm_watchpoint *w = &vm->debug.watches[i];
+        if (w->dr >= 0)
+            continue;
+        for (size_t p = 0; p < w->npages; p++) {
+            if (w->pages[p].gpa != gpa)
+                continue;
+            enum vm_page_trap need = (w->type == VM_WATCH_WRITE && vm->caps.ro_slot_traps_writes)
+                                         ? VM_TRAP_WRITE
+                                         : VM_TRAP_ALL;
+            if (need > t)
+                t = need;
+        }
+    }
+    return t;
+}
+
+/* Brings the memory slots in line with the watchpoint table. */
+static int apply_traps(struct vm *vm)
+{
+    struct vm_mem *m = &vm->mem;
+    int err = 0;
+    /* Drop traps no watchpoint wants any more (iterate from the end: the
+     * table shrinks as we go). */
+    for (size_t i = m->ntraps; i-- > 0;) {
+        if (i >= m->ntraps)
+            continue;
+        uint64_t gpa = m->traps[i].gpa;
+        enum vm_page_trap t = wanted(vm, gpa);
+        if (t != m->traps[i].trap) {
+            int e = vm_mem_set_trap(m, gpa, t);
+            if (e && !err)
+                err = e;
+        }
+    }
+    for (size_t i = 0; i < vm->debug.nwatches; i++) {
+        const struct vm_watchpoint *w = &vm->debug.watches[i];
+        for (size_t p = 0; w->dr < 0 && p < w->npages; p++) {
+            uint64_t gpa = w->pages[p].gpa;
+            if (gpa == ~0ull)
+                continue;
+            enum vm_page_trap t = wanted(vm, gpa);
+            if (vm_mem_trap(m, gpa) != t) {
+                int e = vm_mem_set_trap(m, gpa, t);
+                if (e && !err)
+                    err = e;
+            }
+        }
+    }
+    return err;
+}
+
+static int translate_pages(struct vm_cpu *cpu, struct vm_watchpoint *w, bool strict)
+{
+    for (size_t p = 0; p < w->npages; p++) {
+        uint64_t gpa;
+        int err = vm_translate(cpu, w->pages[p].linear, &gpa);
+        if (!err && !vm_mem_contains(&cpu->vm->mem, gpa & VM_PAGE_MASK, VM_PAGE_SIZE))
+            err = -EFAULT;
+        if (err && strict)
+            return err;
+        w->pages[p].gpa = err ? ~0ull : (gpa & VM_PAGE_MASK);
+    }
+    return 0;
+}
+
+static void remember_paging(struct vm_cpu *cpu)
+{
+    struct vm_debug *d = &cpu->vm->debug;
+    d->xlate_cr0 = cpu->rc.sregs.cr0 & CR0_PG;
+    d->xlate_cr3 = cpu->rc.sregs.cr3;
+    d->xlate_cr4 = cpu->rc.sregs.cr4;
+}
+
+int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (len == 0 || len > VM_MAX_WATCH_LEN || addr + (len - 1) < addr ||
+        type < VM_WATCH_WRITE || type > VM_WATCH_ACCESS)
+        return -EINVAL;
+    if (d->nwatches >= VM_MAX_WATCHPOINTS)
+        return -ENOSPC;
+    struct vm_watchpoint w = {.addr = addr, .len = len, .type = type, .dr = -1};
+
+    /* x86 has no read-only data breakpoint, so read watchpoints always use
+     * page traps; the others take a debug register when one fits. */
+    bool fits = (len == 1 || len == 2 || len == 4 || len == 8) && addr % len == 0;
+    if (d->watch_method != VM_WATCH_PAGE_TRAPS && d->hw_data && type != VM_WATCH_READ && fits) {
+        int slot = vm_dr_alloc(cpu, dr_rw(type), (uint8_t)len, addr);
+        if (slot >= 0)
+            w.dr = slot;
+        else if (d->watch_method == VM_WATCH_DEBUG_REGS)
+            return -ENOSPC;
+    } else if (d->watch_method == VM_WATCH_DEBUG_REGS) {
+        return -ENOTSUP;
+    }
+    if (w.dr < 0) {
+        uint64_t first = addr & VM_PAGE_MASK, last = (addr + len - 1) & VM_PAGE_MASK;
+        w.npages = (size_t)((last - first) / VM_PAGE_SIZE + 1);
+        w.pages = calloc(w.npages, sizeof(*w.pages));
+        if (!w.pages)
+            return -ENOMEM;
+        for (size_t p = 0; p < w.npages; p++)
+            w.pages[p].linear = first + p * VM_PAGE_SIZE;
+        int err = translate_pages(cpu, &w, true);
+        if (!err)
+            err = vm_regs_fetch(cpu, VM_RC_SREGS);
+        if (err) {
+            free(w.pages);
+            return err;
+        }
+        remember_paging(cpu);
+    }
+    struct vm_watchpoint *n = realloc(d->watches, (d->nwatches + 1) * sizeof(*n));
+    if (!n) {
+        free(w.pages);
+        vm_dr_free(cpu, w.dr);
+        return -ENOMEM;
+    }
+    d->watches = n;
+    d->watches[d->nwatches++] = w;
+    if (w.dr >= 0)
+        return 0;
+    int err = apply_traps(vm);
+    if (err) {
+        vm_watch_remove(cpu, type, addr, len);
+        return err;
+    }
+    return 0;
+}
+
+int vm_watch_remove(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    for (size_t i = d->nwatches; i-- > 0;) {
+        struct vm_watchpoint *w = &d->watches[i];
+        if (w->type != type || w->addr != addr || w->len != len)
+            continue;
+        int slot = w->dr;
+        free(w->pages);
+        d->watches[i] = d->watches[--d->nwatches];
+        if (slot >= 0)
+            vm_dr_free(cpu, slot);
+        else
+            apply_traps(vm);
+        return 0;
+    }
+    return -ENOENT;
+}
+
+static bool type_matches(enum vm_watch_type t, bool write)
+{
+    return t == VM_WATCH_ACCESS || (write ? t == VM_WATCH_WRITE : t == VM_WATCH_READ);
+}
+
+bool vm_watch_match(const struct vm *vm, uint64_t gpa, uint64_t len, bool write, uint64_t *addr,
+                    enum vm_watch_type *type)
+{
+    for (size_t i = 0; i < vm->debug.nwatches; i++) {
+        const struct vm_watchpoint *w = &vm->debug.watches[i];
+        if (w->dr >= 0 || !type_matches(w->type, write))
+            continue;
+        for (size_t p = 0; p < w->npages; p++) {
+            uint64_t page = w->pages[p].gpa;
+            if (page == ~0ull || gpa + len <= page || gpa >= page + VM_PAGE_SIZE)
+                continue;
+            /* The access in linear terms, clipped to this page. */
+            uint64_t lo = gpa > page ? gpa : page;
+            uint64_t hi = gpa + len < page + VM_PAGE_SIZE ? gpa + len : page + VM_PAGE_SIZE;
+            uint64_t llo = w->pages[p].linear + (lo - page), lhi = w->pages[p].linear + (hi - page);
+            if (lhi <= w->addr || llo >= w->addr + w->len)
+                continue;
+            *addr = llo > w->addr ? llo : w->addr;
+            *type = w->type;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool vm_watch_dr_hit(const struct vm *vm, unsigned slot, uint64_t *addr, enum vm_watch_type *type)
+{
+    for (size_t i = 0; i < vm->debug.nwatches; i++) {
+        const struct vm_watchpoint *w = &vm->debug.watches[i];
+        if (w->dr == (int)slot) {
+            *addr = w->addr;
+            *type = w->type;
+            return true;
+        }
+    }
+    return false;
+}
+
+int vm_watch_refresh(struct vm_cpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (!vm_watch_active(vm))
+        return 0;
+    int err = vm_regs_fetch(cpu, VM_RC_SREGS);
+    if (err)
+        return err;
+    const struct kvm_sregs *s = &cpu->rc.sregs;
+    if ((s->cr0 & CR0_PG) == d->xlate_cr0 && s->cr3 == d->xlate_cr3 && s->cr4 == d->xlate_cr4)
+        return 0;
+    for (size_t i = 0; i < d->nwatches; i++)
+        if (d->watches[i].dr < 0)
+            translate_pages(cpu, &d->watches[i], false);
+    remember_paging(cpu);
+    return apply_traps(vm);
+}
+
+int vm_watch_lift(struct vm *vm, uint64_t gpa)
+{
+    struct vm_debug *d = &vm->debug;
+    struct vm_mem *m = &vm->mem;
+    size_t n = 0;
+    for (size_t i = 0; i < m->ntraps; i++)
+        if (gpa == ~0ull || m->traps[i].gpa == (gpa & VM_PAGE_MASK))
+            n++;
+    if (n == 0)
+        return 0;
+    struct vm_lifted_page *l = calloc(n, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < m->ntraps && k < n; i++) {
+        if (gpa != ~0ull && m->traps[i].gpa != (gpa & VM_PAGE_MASK))
+            continue;
+        l[k].gpa = m->traps[i].gpa;
+        vm_mem_read(m, l[k].gpa, l[k].before, VM_PAGE_SIZE);
+        k++;
+    }
+    free(d->lifted);
+    d->lifted = l;
+    d->nlifted = k;
+    for (size_t i = 0; i < k; i++)
+        vm_mem_set_trap(m, l[i].gpa, VM_TRAP_NONE);
+    return 0;
+}
+
+bool vm_watch_unlift(struct vm *vm, uint64_t *addr, enum vm_watch_type *type)
+{
+    struct vm_debug *d = &vm->debug;
+    bool hit = false;
+    for (size_t i = 0; i < d->nlifted; i++) {
+        const uint8_t *now = vm_mem_ptr(&vm->mem, d->lifted[i].gpa, VM_PAGE_SIZE);
+        for (size_t b = 0; now && !hit && b < VM_PAGE_SIZE; b++)
+            if (now[b] != d->lifted[i].before[b])
+                hit = vm_watch_match(vm, d->lifted[i].gpa + b, 1, true, addr, type);
+    }
+    free(d->lifted);
+    d->lifted = NULL;
+    d->nlifted = 0;
+    apply_traps(vm);
+    return hit;
+}
