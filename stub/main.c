@@ -1,0 +1,92 @@
+/* kvmstub: a GDB remote stub for bare-metal x86 guests under KVM. This is
+ * the only place that exits: everything below returns errors. */
+#include "log.h"
+#include "machine.h"
+#include "options.h"
+#include "server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct stub_machine *m = h->data;
+    stub_log("%s received; exiting", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    m->exit_requested = true;
+    m->exit_status = 128 + signum;
+    uv_stop(h->loop);
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct stub_options opts;
+    char err[512];
+    int r = stub_options_parse(argc, argv, &opts, err, sizeof(err));
+    if (r == STUB_OPTIONS_HELP) {
+        fputs(stub_usage(), stdout);
+        return 0;
+    }
+    if (r == STUB_OPTIONS_VERSION) {
+        printf("kvmstub %s\n", KVMSTUB_VERSION);
+        return 0;
+    }
+    if (r < 0) {
+        fprintf(stderr, "kvmstub: %s\n", err);
+        return 2;
+    }
+    stub_set_trace(opts.trace);
+    /* A gdb that vanishes must not kill us with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_t *loop = uv_default_loop();
+    struct stub_machine m;
+    bool image_problem = false;
+    r = stub_machine_init(&m, &opts, loop, err, sizeof(err), &image_problem);
+    if (r) {
+        fprintf(stderr, "kvmstub: %s\n", err);
+        stub_machine_free(&m);
+        return image_problem ? 2 : 1;
+    }
+    struct stub_server srv;
+    r = stub_server_start(&srv, &m, loop, err, sizeof(err));
+    if (r) {
+        fprintf(stderr, "kvmstub: %s\n", err);
+        stub_server_stop(&srv);
+        stub_machine_free(&m);
+        uv_walk(loop, close_any, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    m.port = srv.port;
+    uv_signal_t sigint, sigterm;
+    uv_signal_init(loop, &sigint);
+    uv_signal_init(loop, &sigterm);
+    sigint.data = sigterm.data = &m;
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+
+    if (opts.run) {
+        struct stub_run run = {.mode = VM_RUN_CONTINUE};
+        stub_machine_resume(&m, &run);
+    }
+    if (!m.exit_requested)
+        uv_run(loop, UV_RUN_DEFAULT);
+
+    int status = m.exit_status;
+    stub_server_stop(&srv);
+    stub_machine_free(&m);
+    uv_walk(loop, close_any, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    return status;
+}

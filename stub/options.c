@@ -1,0 +1,297 @@
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: kvmstub [OPTIONS] IMAGE\n"
+    "Run a bare-metal x86 guest under KVM and debug it with gdb:\n"
+    "    gdb -ex 'target remote :1234'\n"
+    "\n"
+    "Connection:\n"
+    "  --listen ADDR        address to listen on (default 127.0.0.1); anyone who can\n"
+    "                       connect controls the guest, so think twice before others\n"
+    "  --port N             TCP port (default 1234; 0 picks a free one)\n"
+    "  --stdio              speak the protocol on stdin/stdout instead, for\n"
+    "                       gdb -ex 'target remote | kvmstub --stdio IMAGE'\n"
+    "Guest:\n"
+    "  --memory SIZE        guest RAM, with K, M or G (default 64M, at most 3G)\n"
+    "  --format FMT         auto, bin, elf or multiboot (default auto)\n"
+    "  --mode MODE          real, protected or long: CPU mode for a flat binary\n"
+    "                       (default real)\n"
+    "  --load ADDR          load address of a flat binary (default 0x1000)\n"
+    "  --entry ADDR         start here instead of the image's entry point\n"
+    "  --cmdline STR        multiboot command line (after the image name)\n"
+    "  --reg NAME=VALUE     set a register before the guest starts (repeatable),\n"
+    "                       e.g. --reg rax=2\n"
+    "Running:\n"
+    "  --run                start the guest at once instead of waiting for gdb\n"
+    "  --on-hlt stop|exit   report hlt to gdb as a stop (default), or end the guest\n"
+    "                       with exit status 0\n"
+    "  --serial FILE|-      also copy the guest's serial output to FILE (- is stdout)\n"
+    "  --watchpoints M      auto, debug-registers or page-traps (default auto: debug\n"
+    "                       registers where the host honours them)\n"
+    "  --hlt-breakpoints    plant hlt for software breakpoints even where int3 works\n"
+    "  --trace              log every packet and every unhandled port on stderr\n"
+    "  --help, --version\n"
+    "\n"
+    "With --run --serial - --on-hlt exit, kvmstub is a small KVM runner whose exit\n"
+    "status is the guest's (the value written to port 0xf4, or 0 on hlt).\n";
+
+const char *stub_usage(void)
+{
+    return usage;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+int stub_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int stub_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s)
+        return -EINVAL;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end || (shift && v > (UINT64_MAX >> shift)))
+        return -EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int stub_reg_by_name(const char *name, enum vm_reg_id *id)
+{
+    for (enum vm_arch arch = VM_ARCH_I386; arch <= VM_ARCH_AMD64; arch++) {
+        size_t n;
+        const struct vm_reg_desc *d = vm_regs_layout(arch, &n);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(d[i].name, name) == 0) {
+                *id = d[i].id;
+                return 0;
+            }
+        }
+    }
+    return -ENOENT;
+}
+
+enum {
+    OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
+    OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
+    OPT_HELP, OPT_VERSION,
+};
+
+static const struct option longopts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"stdio", no_argument, NULL, OPT_STDIO},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"load", required_argument, NULL, OPT_LOAD},
+    {"entry", required_argument, NULL, OPT_ENTRY},
+    {"cmdline", required_argument, NULL, OPT_CMDLINE},
+    {"reg", required_argument, NULL, OPT_REG},
+    {"run", no_argument, NULL, OPT_RUN},
+    {"on-hlt", required_argument, NULL, OPT_ON_HLT},
+    {"serial", required_argument, NULL, OPT_SERIAL},
+    {"watchpoints", required_argument, NULL, OPT_WATCH},
+    {"hlt-breakpoints", no_argument, NULL, OPT_HLT_BP},
+    {"trace", no_argument, NULL, OPT_TRACE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_reg(struct stub_options *o, const char *arg, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    char name[32];
+    if (!eq || (size_t)(eq - arg) >= sizeof(name) || eq == arg)
+        return fail(err, errlen, "--reg needs NAME=VALUE, e.g. --reg rax=2 (got '%s')", arg);
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = 0;
+    enum vm_reg_id id;
+    if (stub_reg_by_name(name, &id) || (id >= VM_REG_ST0 && id < VM_REG_ST0 + 8) ||
+        (id >= VM_REG_XMM0 && id < VM_REG_XMM0 + 16))
+        return fail(err, errlen,
+                    "--reg: unknown or unsupported register '%s' (use names gdb shows, like rax, "
+                    "eip, cr3)",
+                    name);
+    uint64_t v;
+    if (stub_parse_u64(eq + 1, &v))
+        return fail(err, errlen, "--reg %s: '%s' is not a number (decimal or 0x hex)", name,
+                    eq + 1);
+    if (o->nregs >= STUB_MAX_INITIAL_REGS)
+        return fail(err, errlen, "--reg given more than %d times", STUB_MAX_INITIAL_REGS);
+    o->regs[o->nregs++] = (struct stub_initial_reg){id, v};
+    return 0;
+}
+
+int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    o->listen = "127.0.0.1";
+    o->port = STUB_DEFAULT_PORT;
+    o->memory = VM_DEFAULT_RAM;
+    o->on_hlt = STUB_HLT_STOP;
+    o->watch_method = VM_WATCH_AUTO;
+    optind = 1;
+    opterr = 0;
+    int c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (c) {
+        case OPT_LISTEN:
+            o->listen = a;
+            break;
+        case OPT_PORT:
+            if (stub_parse_u64(a, &v) || v > 65535)
+                return fail(err, errlen, "--port: '%s' is not a port number (0-65535)", a);
+            o->port = (int)v;
+            break;
+        case OPT_STDIO:
+            o->stdio = true;
+            break;
+        case OPT_MEMORY:
+            if (stub_parse_size(a, &v))
+                return fail(err, errlen, "--memory: '%s' is not a size (like 64M or 1G)", a);
+            if (v < VM_MIN_RAM || v > VM_MAX_RAM || v % VM_PAGE_SIZE)
+                return fail(err, errlen,
+                            "--memory %s: give between 1M and 3G, in whole 4K pages", a);
+            o->memory = v;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(a, "auto") == 0)
+                o->image_opts.format = VM_IMAGE_AUTO;
+            else if (strcmp(a, "bin") == 0)
+                o->image_opts.format = VM_IMAGE_BIN;
+            else if (strcmp(a, "elf") == 0)
+                o->image_opts.format = VM_IMAGE_ELF;
+            else if (strcmp(a, "multiboot") == 0)
+                o->image_opts.format = VM_IMAGE_MULTIBOOT;
+            else
+                return fail(err, errlen, "--format: '%s' is not auto, bin, elf or multiboot", a);
+            break;
+        case OPT_MODE:
+            if (strcmp(a, "real") == 0)
+                o->image_opts.mode = VM_MODE_REAL;
+            else if (strcmp(a, "protected") == 0)
+                o->image_opts.mode = VM_MODE_PROTECTED;
+            else if (strcmp(a, "long") == 0)
+                o->image_opts.mode = VM_MODE_LONG;
+            else
+                return fail(err, errlen, "--mode: '%s' is not real, protected or long", a);
+            o->image_opts.has_mode = true;
+            break;
+        case OPT_LOAD:
+            if (stub_parse_u64(a, &v))
+                return fail(err, errlen, "--load: '%s' is not an address", a);
+            o->image_opts.has_load = true;
+            o->image_opts.load = v;
+            break;
+        case OPT_ENTRY:
+            if (stub_parse_u64(a, &v))
+                return fail(err, errlen, "--entry: '%s' is not an address", a);
+            o->image_opts.has_entry = true;
+            o->image_opts.entry = v;
+            break;
+        case OPT_CMDLINE:
+            o->image_opts.cmdline = a;
+            break;
+        case OPT_REG: {
+            int r = parse_reg(o, a, err, errlen);
+            if (r)
+                return r;
+            break;
+        }
+        case OPT_RUN:
+            o->run = true;
+            break;
+        case OPT_ON_HLT:
+            if (strcmp(a, "stop") == 0)
+                o->on_hlt = STUB_HLT_STOP;
+            else if (strcmp(a, "exit") == 0)
+                o->on_hlt = STUB_HLT_EXIT;
+            else
+                return fail(err, errlen, "--on-hlt: '%s' is not stop or exit", a);
+            break;
+        case OPT_SERIAL:
+            o->serial = a;
+            break;
+        case OPT_WATCH:
+            if (strcmp(a, "auto") == 0)
+                o->watch_method = VM_WATCH_AUTO;
+            else if (strcmp(a, "debug-registers") == 0)
+                o->watch_method = VM_WATCH_DEBUG_REGS;
+            else if (strcmp(a, "page-traps") == 0)
+                o->watch_method = VM_WATCH_PAGE_TRAPS;
+            else
+                return fail(err, errlen,
+                            "--watchpoints: '%s' is not auto, debug-registers or page-traps", a);
+            break;
+        case OPT_HLT_BP:
+            o->force_hlt_breakpoints = true;
+            break;
+        case OPT_TRACE:
+            o->trace = true;
+            break;
+        case 'h':
+        case OPT_HELP:
+            return STUB_OPTIONS_HELP;
+        case OPT_VERSION:
+            return STUB_OPTIONS_VERSION;
+        case ':':
+            return fail(err, errlen, "%s needs a value; see kvmstub --help", argv[optind - 1]);
+        default:
+            if (optopt)
+                return fail(err, errlen, "unknown option -%c; see kvmstub --help", optopt);
+            return fail(err, errlen, "unknown option %s; see kvmstub --help", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return fail(err, errlen, "no image given; usage: kvmstub [OPTIONS] IMAGE (see --help)");
+    if (optind + 1 < argc)
+        return fail(err, errlen, "one image only; '%s' is extra (see --help)", argv[optind + 1]);
+    o->image = argv[optind];
+    if (o->stdio && o->serial && strcmp(o->serial, "-") == 0)
+        return fail(err, errlen,
+                    "--serial - and --stdio both want stdout; give --serial a file instead");
+    return STUB_OPTIONS_RUN;
+}

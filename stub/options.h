@@ -1,0 +1,62 @@
+/* stub/options.h: kvmstub's command line.
+ *
+ * stub_options_parse() turns argv into a struct stub_options and never
+ * exits or prints: it returns STUB_OPTIONS_RUN, STUB_OPTIONS_HELP or
+ * STUB_OPTIONS_VERSION, or a negative errno with a one-line message in err
+ * (main prints it and exits with status 2). */
+#ifndef STUB_OPTIONS_H
+#define STUB_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vm/image.h"
+
+#define STUB_DEFAULT_PORT 1234
+#define STUB_MAX_INITIAL_REGS 32
+
+enum stub_on_hlt {
+    STUB_HLT_STOP, /* report a stop to gdb */
+    STUB_HLT_EXIT, /* end the guest with exit status 0 */
+};
+
+struct stub_initial_reg {
+    enum vm_reg_id id;
+    uint64_t value;
+};
+
+struct stub_options {
+    const char *image;
+    const char *listen;     /* address to bind */
+    int port;               /* 0 picks a free one */
+    bool stdio;
+    uint64_t memory;
+    struct vm_image_options image_opts;
+    const char *serial;     /* copy serial output here; "-" for stdout */
+    enum stub_on_hlt on_hlt;
+    bool run;               /* start the guest without waiting for gdb */
+    bool trace;
+    enum vm_watch_method watch_method;
+    bool force_hlt_breakpoints; /* use planted hlt even where int3 works */
+    struct stub_initial_reg regs[STUB_MAX_INITIAL_REGS];
+    size_t nregs;
+};
+
+enum {
+    STUB_OPTIONS_RUN = 0,
+    STUB_OPTIONS_HELP = 1,
+    STUB_OPTIONS_VERSION = 2,
+};
+
+int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err, size_t errlen);
+/* The --help text. */
+const char *stub_usage(void);
+/* Parses sizes like 64M, 512K, 1G or a plain byte count. */
+int stub_parse_size(const char *s, uint64_t *out);
+/* Parses 0x-prefixed hex or decimal. */
+int stub_parse_u64(const char *s, uint64_t *out);
+/* A register name of either gdb layout ("rax", "eip", "cr3") to its id. */
+int stub_reg_by_name(const char *name, enum vm_reg_id *id);
+
+#endif

@@ -1,0 +1,444 @@
+#include "server.h"
+
+#include "log.h"
+#include "rsp/packet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Console output stops being collected from the vCPU thread above this
+ * much unsent data, and resumes below the low mark: a gdb that reads slowly
+ * slows the guest instead of growing kvmstub's memory. */
+#define QUEUE_HIGH (1u << 20)
+#define QUEUE_LOW (256u << 10)
+#define READ_BUF 65536
+
+struct stub_client {
+    struct stub_server *srv;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } in;
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } out;
+    uv_stream_t *rd, *wr;
+    int open_handles;
+    bool closing;
+    bool detached; /* the machine has forgotten this session */
+    struct stub_session session;
+    char buf[READ_BUF];
+};
+
+struct write_req {
+    uv_write_t req;
+    struct stub_client *client;
+    uint8_t data[];
+};
+
+static void maybe_finish(struct stub_server *srv);
+
+static size_t queued(const struct stub_client *c)
+{
+    return c->wr ? uv_stream_get_write_queue_size(c->wr) : 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct stub_client *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    struct stub_server *srv = c->srv;
+    stub_session_free(&c->session);
+    if (srv->client == c)
+        srv->client = NULL;
+    free(c);
+    maybe_finish(srv);
+}
+
+static void close_handles(struct stub_client *c)
+{
+    c->open_handles = 0;
+    uv_handle_t *hs[2] = {(uv_handle_t *)c->rd, c->wr != c->rd ? (uv_handle_t *)c->wr : NULL};
+    for (int i = 0; i < 2; i++) {
+        if (hs[i] && !uv_is_closing(hs[i])) {
+            c->open_handles++;
+            uv_close(hs[i], on_closed);
+        }
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    struct stub_client *c = req->data;
+    free(req);
+    close_handles(c);
+}
+
+/* lingering: let queued replies (detach's OK) reach gdb before closing. */
+static void close_client_ex(struct stub_client *c, const char *why, bool lingering)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (why)
+        stub_log("%s", why);
+    if (!c->detached) {
+        c->detached = true;
+        stub_machine_detach(c->srv->machine, &c->session);
+    }
+    /* Output collection may have been paused for this client. */
+    stub_vcpu_pause_output(&c->srv->machine->vcpu, false);
+    uv_read_stop(c->rd);
+    bool shutting_down = false;
+    if (lingering && queued(c)) {
+        uv_shutdown_t *req = malloc(sizeof(*req));
+        if (req) {
+            req->data = c;
+            shutting_down = uv_shutdown(req, c->wr, on_shutdown) == 0;
+            if (!shutting_down)
+                free(req);
+        }
+    }
+    if (!shutting_down)
+        close_handles(c);
+    if (c->srv->stdio)
+        stub_machine_exit(c->srv->machine, c->srv->machine->exit_requested
+                                               ? c->srv->machine->exit_status
+                                               : 0);
+}
+
+static void close_client(struct stub_client *c, const char *why)
+{
+    close_client_ex(c, why, false);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct stub_client *c = w->client;
+    free(w);
+    if (status < 0) {
+        if (!c->closing) {
+            char why[128];
+            snprintf(why, sizeof(why), "gdb connection lost while writing: %s", uv_strerror(status));
+            close_client(c, why);
+        }
+        return;
+    }
+    if (!c->closing && queued(c) < QUEUE_LOW)
+        stub_vcpu_pause_output(&c->srv->machine->vcpu, false);
+    maybe_finish(c->srv);
+}
+
+static void client_flush(void *ctx)
+{
+    struct stub_client *c = ctx;
+    struct rsp_buf *out = &c->session.conn.out;
+    if (!out->len)
+        return;
+    if (c->closing) {
+        rsp_buf_consume(out, out->len);
+        return;
+    }
+    stub_trace_packet("->", out->data, out->len);
+    uv_buf_t b = uv_buf_init((char *)out->data, (unsigned)out->len);
+    int n = 0;
+    if (queued(c) == 0) {
+        n = uv_try_write(c->wr, &b, 1);
+        if (n == UV_EAGAIN || n == UV_ENOSYS)
+            n = 0;
+        if (n < 0) {
+            rsp_buf_consume(out, out->len);
+            close_client(c, "gdb connection lost");
+            return;
+        }
+    }
+    size_t rest = out->len - (size_t)n;
+    if (rest) {
+        struct write_req *w = malloc(sizeof(*w) + rest);
+        if (!w) {
+            rsp_buf_consume(out, out->len);
+            close_client(c, "out of memory writing to gdb; closing the connection");
+            return;
+        }
+        w->client = c;
+        memcpy(w->data, out->data + n, rest);
+        uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
+        int r = uv_write(&w->req, c->wr, &wb, 1, on_write);
+        if (r) {
+            free(w);
+            rsp_buf_consume(out, out->len);
+            close_client(c, "gdb connection lost");
+            return;
+        }
+    }
+    rsp_buf_consume(out, out->len);
+    if (queued(c) > QUEUE_HIGH)
+        stub_vcpu_pause_output(&c->srv->machine->vcpu, true);
+}
+
+static void client_close(void *ctx)
+{
+    struct stub_client *c = ctx;
+    close_client_ex(c, NULL, true);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct stub_client *c = h->data;
+    *buf = uv_buf_init(c->buf, sizeof(c->buf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct stub_client *c = s->data;
+    if (n > 0) {
+        stub_session_input(&c->session, (const uint8_t *)buf->base, (size_t)n);
+        return;
+    }
+    if (n == UV_EOF)
+        close_client(c, c->srv->stdio ? "gdb closed the connection; exiting"
+                                      : "gdb disconnected; waiting for the next one");
+    else if (n < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "gdb connection failed: %s", uv_strerror((int)n));
+        close_client(c, why);
+    }
+}
+
+static struct stub_client *new_client(struct stub_server *srv)
+{
+    struct stub_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    struct stub_link link = {.flush = client_flush, .close = client_close, .ctx = c};
+    if (stub_session_init(&c->session, srv->machine, &link)) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void start_client(struct stub_server *srv, struct stub_client *c)
+{
+    srv->client = c;
+    srv->connections++;
+    c->rd->data = c;
+    c->wr->data = c;
+    stub_machine_attach(srv->machine, &c->session);
+    uv_read_start(c->rd, on_alloc, on_read);
+}
+
+/* A second gdb: tell it why in a way it prints, then hang up. */
+struct refusal {
+    uv_tcp_t tcp;
+    uv_write_t req;
+    char msg[128];
+};
+
+static void refusal_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void refusal_written(uv_write_t *req, int status)
+{
+    (void)status;
+    struct refusal *r = req->data;
+    uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+}
+
+static void refuse(struct stub_server *srv)
+{
+    struct refusal *r = calloc(1, sizeof(*r));
+    if (!r)
+        return;
+    uv_tcp_init(srv->loop, &r->tcp);
+    r->tcp.data = r;
+    r->req.data = r;
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->tcp)) {
+        uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+        return;
+    }
+    srv->refused++;
+    stub_log("refused a second gdb connection: only one debugger at a time");
+    static const char text[] = "E.kvmstub already has a debugger connected; only one at a time";
+    snprintf(r->msg, sizeof(r->msg), "+$%s#%02x", text, rsp_checksum(text, sizeof(text) - 1));
+    uv_buf_t b = uv_buf_init(r->msg, (unsigned)strlen(r->msg));
+    if (uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1, refusal_written))
+        uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct stub_server *srv = listener->data;
+    if (status < 0) {
+        stub_log("accepting a connection failed: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->client) {
+        refuse(srv);
+        return;
+    }
+    struct stub_client *c = new_client(srv);
+    if (!c) {
+        stub_log("out of memory accepting a connection");
+        return;
+    }
+    uv_tcp_init(srv->loop, &c->in.tcp);
+    c->rd = c->wr = (uv_stream_t *)&c->in.tcp;
+    c->in.tcp.data = c;
+    if (uv_accept(listener, c->rd)) {
+        c->open_handles = 1;
+        c->closing = c->detached = true;
+        uv_close((uv_handle_t *)&c->in.tcp, on_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->in.tcp, 1);
+    struct sockaddr_storage peer;
+    int len = sizeof(peer);
+    char host[64] = "?";
+    if (uv_tcp_getpeername(&c->in.tcp, (struct sockaddr *)&peer, &len) == 0) {
+        if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, host, sizeof(host));
+        else
+            uv_ip4_name((struct sockaddr_in *)&peer, host, sizeof(host));
+    }
+    stub_log("gdb connected from %s%s", host,
+             stub_machine_running(srv->machine) ? "; stopping the running guest" : "");
+    start_client(srv, c);
+}
+
+static int open_std(struct stub_server *srv, int fd, uv_stream_t **out, void *storage,
+                    bool readable, char *err, size_t errlen)
+{
+    uv_handle_type t = uv_guess_handle(fd);
+    int r;
+    switch (t) {
+    case UV_NAMED_PIPE:
+        r = uv_pipe_init(srv->loop, storage, 0);
+        if (!r)
+            r = uv_pipe_open(storage, fd);
+        break;
+    case UV_TCP:
+        r = uv_tcp_init(srv->loop, storage);
+        if (!r)
+            r = uv_tcp_open(storage, fd);
+        break;
+    case UV_TTY:
+        r = uv_tty_init(srv->loop, storage, fd, readable);
+        break;
+    default:
+        snprintf(err, errlen,
+                 "--stdio needs %s to be a pipe, socket or terminal (as gdb's 'target remote | "
+                 "kvmstub --stdio IMAGE' gives it)",
+                 fd == 0 ? "stdin" : "stdout");
+        return -EINVAL;
+    }
+    if (r) {
+        snprintf(err, errlen, "cannot use %s for --stdio: %s", fd == 0 ? "stdin" : "stdout",
+                 uv_strerror(r));
+        return r;
+    }
+    *out = storage;
+    return 0;
+}
+
+static bool loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+           strcmp(addr, "localhost") == 0;
+}
+
+static void request_exit(void *ctx)
+{
+    maybe_finish(ctx);
+}
+
+/* The loop ends once kvmstub should exit and everything queued for gdb
+ * has been written. */
+static void maybe_finish(struct stub_server *srv)
+{
+    struct stub_machine *m = srv->machine;
+    if (!m->exit_requested)
+        return;
+    if (srv->client && !srv->client->closing && queued(srv->client))
+        return;
+    uv_stop(srv->loop);
+}
+
+int stub_server_start(struct stub_server *srv, struct stub_machine *m, uv_loop_t *loop, char *err,
+                      size_t errlen)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->machine = m;
+    m->request_exit = request_exit;
+    m->server_ctx = srv;
+    const struct stub_options *o = m->opts;
+    if (o->stdio) {
+        srv->stdio = true;
+        struct stub_client *c = new_client(srv);
+        if (!c) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        int r = open_std(srv, 0, &c->rd, &c->in, true, err, errlen);
+        if (!r)
+            r = open_std(srv, 1, &c->wr, &c->out, false, err, errlen);
+        if (r) {
+            stub_session_free(&c->session);
+            free(c);
+            return r;
+        }
+        start_client(srv, c);
+        return 0;
+    }
+    struct sockaddr_storage addr;
+    const char *host = strcmp(o->listen, "localhost") == 0 ? "127.0.0.1" : o->listen;
+    int r = strchr(host, ':') ? uv_ip6_addr(host, o->port, (struct sockaddr_in6 *)&addr)
+                              : uv_ip4_addr(host, o->port, (struct sockaddr_in *)&addr);
+    if (r) {
+        snprintf(err, errlen, "--listen %s is not an IPv4 or IPv6 address", o->listen);
+        return -EINVAL;
+    }
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->listening = true;
+    r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+    if (!r)
+        r = uv_listen((uv_stream_t *)&srv->listener, 4, on_connection);
+    if (r) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s%s", o->listen, o->port, uv_strerror(r),
+                 r == UV_EADDRINUSE ? "; pick another port with --port (0 picks a free one)" : "");
+        return r;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
+    srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    if (!loopback(o->listen))
+        stub_log("warning: listening on %s, which is not a loopback address: anyone who can "
+                 "reach this port gets full control of the guest",
+                 o->listen);
+    stub_log("listening on %s:%d", o->listen, srv->port);
+    return 0;
+}
+
+void stub_server_stop(struct stub_server *srv)
+{
+    if (srv->client)
+        close_client(srv->client, NULL);
+    if (srv->listening && !uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    srv->listening = false;
+}

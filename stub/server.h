@@ -1,0 +1,36 @@
+/* stub/server.h: the transport: a libuv TCP listener (one gdb at a time)
+ * or stdin/stdout, feeding a session and writing its replies. Loop thread
+ * only; the only place that touches sockets. */
+#ifndef STUB_SERVER_H
+#define STUB_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "machine.h"
+#include "session.h"
+
+struct stub_client;
+
+struct stub_server {
+    uv_loop_t *loop;
+    struct stub_machine *machine;
+    uv_tcp_t listener;
+    bool listening;
+    int port;            /* the bound port */
+    struct stub_client *client;
+    bool stdio;
+    uint64_t connections;
+    uint64_t refused;
+};
+
+/* Binds and listens (or sets up stdio) and prints the ready line. On error
+ * err holds a message for the user. */
+int stub_server_start(struct stub_server *srv, struct stub_machine *m, uv_loop_t *loop, char *err,
+                      size_t errlen);
+/* Closes the listener and any client; pending replies are written first
+ * when the loop runs on. */
+void stub_server_stop(struct stub_server *srv);
+
+#endif

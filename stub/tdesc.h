@@ -1,0 +1,16 @@
+/* stub/tdesc.h: the target description gdb reads with
+ * qXfer:features:read:target.xml, generated from vm/regs.h's layouts so the
+ * 'g' packet and the description cannot disagree. */
+#ifndef STUB_TDESC_H
+#define STUB_TDESC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vm/regs.h"
+
+/* The XML for arch (i8086 instead of i386 when real_mode), NUL-terminated,
+ * in a static buffer; *len receives its length. */
+const char *stub_tdesc(enum vm_arch arch, bool real_mode, size_t *len);
+
+#endif
