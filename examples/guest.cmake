@@ -7,16 +7,19 @@
 #       ARCH i386|x86_64            # default x86_64
 #       LINKER_SCRIPT file.ld       # or TEXT_ADDR 0x...
 #       [FLAT]                      # also produce NAME.bin with objcopy
-#       [CFLAGS ...])
+#       [CFLAGS ...]
+#       [DEPENDS file.h ...]        # extra inputs (headers) that rebuild every object
+#       [TARGET target])            # name of the target, if not NAME
 #
 # Produces ${CMAKE_CURRENT_BINARY_DIR}/NAME.elf (and NAME.bin) and a target
-# NAME that builds them; sets NAME_ELF / NAME_BIN in the caller's scope.
+# NAME (or TARGET) that builds them; sets NAME_ELF / NAME_BIN in the caller's
+# scope.
 find_program(KVMSTUB_GUEST_CC NAMES gcc REQUIRED)
 find_program(KVMSTUB_GUEST_LD NAMES ld REQUIRED)
 find_program(KVMSTUB_GUEST_OBJCOPY NAMES objcopy REQUIRED)
 
 function(kvmstub_add_guest name)
-  cmake_parse_arguments(G "FLAT" "ARCH;LINKER_SCRIPT;TEXT_ADDR" "SOURCES;CFLAGS" ${ARGN})
+  cmake_parse_arguments(G "FLAT" "ARCH;LINKER_SCRIPT;TEXT_ADDR;TARGET" "SOURCES;CFLAGS;DEPENDS" ${ARGN})
   if(NOT G_ARCH)
     set(G_ARCH x86_64)
   endif()
@@ -29,6 +32,11 @@ function(kvmstub_add_guest name)
   endif()
   set(dir ${CMAKE_CURRENT_BINARY_DIR}/${name}.objs)
   set(objs)
+  set(extra_deps)
+  foreach(dep ${G_DEPENDS})
+    get_filename_component(dep ${dep} ABSOLUTE)
+    list(APPEND extra_deps ${dep})
+  endforeach()
   foreach(src ${G_SOURCES})
     get_filename_component(abs ${src} ABSOLUTE)
     get_filename_component(base ${src} NAME)
@@ -39,7 +47,7 @@ function(kvmstub_add_guest name)
       COMMAND ${KVMSTUB_GUEST_CC} ${mflag} -g -O1 -ffreestanding -fno-pic -fno-pie
               -fno-stack-protector -fno-asynchronous-unwind-tables -mno-red-zone -nostdlib
               -fcf-protection=none -Wall -Wextra ${G_CFLAGS} -c ${abs} -o ${obj}
-      DEPENDS ${abs}
+      DEPENDS ${abs} ${extra_deps}
       COMMENT "Building guest object ${name}/${base}"
       VERBATIM)
     list(APPEND objs ${obj})
@@ -74,6 +82,9 @@ function(kvmstub_add_guest name)
     list(APPEND outputs ${bin})
     set(${name}_BIN ${bin} PARENT_SCOPE)
   endif()
-  add_custom_target(${name} ALL DEPENDS ${outputs})
+  if(NOT G_TARGET)
+    set(G_TARGET ${name})
+  endif()
+  add_custom_target(${G_TARGET} ALL DEPENDS ${outputs})
   set(${name}_ELF ${elf} PARENT_SCOPE)
 endfunction()

@@ -203,7 +203,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         stub_session_input(&c->session, (const uint8_t *)buf->base, (size_t)n);
         return;
     }
-    if (n == UV_EOF)
+    if (n == UV_EOF || n == UV_ECONNRESET)
         close_client(c, c->srv->stdio ? "gdb closed the connection; exiting"
                                       : "gdb disconnected; waiting for the next one");
     else if (n < 0) {
@@ -237,23 +237,56 @@ static void start_client(struct stub_server *srv, struct stub_client *c)
     uv_read_start(c->rd, on_alloc, on_read);
 }
 
-/* A second gdb: tell it why in a way it prints, then hang up. */
+/* A second gdb: tell it why in a way it prints, then hang up gently: a
+ * close with its packet unread would reset the connection before gdb reads
+ * the reason. */
 struct refusal {
     uv_tcp_t tcp;
     uv_write_t req;
+    uv_shutdown_t shut;
+    uv_timer_t timer;
     char msg[128];
+    char buf[256];
 };
 
-static void refusal_closed(uv_handle_t *h)
+static void refusal_freed(uv_handle_t *h)
 {
-    free(h->data);
+    struct refusal *r = h->data;
+    if (h == (uv_handle_t *)&r->timer)
+        free(r);
 }
 
-static void refusal_written(uv_write_t *req, int status)
+static void refusal_close(struct refusal *r)
 {
+    if (uv_is_closing((uv_handle_t *)&r->tcp))
+        return;
+    uv_close((uv_handle_t *)&r->tcp, refusal_freed);
+    uv_close((uv_handle_t *)&r->timer, refusal_freed);
+}
+
+static void refusal_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct refusal *r = h->data;
+    *buf = uv_buf_init(r->buf, sizeof(r->buf));
+}
+
+static void refusal_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)
+        refusal_close(s->data);
+}
+
+static void refusal_timeout(uv_timer_t *t)
+{
+    refusal_close(t->data);
+}
+
+static void refusal_shut(uv_shutdown_t *req, int status)
+{
+    (void)req;
     (void)status;
-    struct refusal *r = req->data;
-    uv_close((uv_handle_t *)&r->tcp, refusal_closed);
 }
 
 static void refuse(struct stub_server *srv)
@@ -262,10 +295,10 @@ static void refuse(struct stub_server *srv)
     if (!r)
         return;
     uv_tcp_init(srv->loop, &r->tcp);
-    r->tcp.data = r;
-    r->req.data = r;
+    uv_timer_init(srv->loop, &r->timer);
+    r->tcp.data = r->timer.data = r;
     if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->tcp)) {
-        uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+        refusal_close(r);
         return;
     }
     srv->refused++;
@@ -273,8 +306,14 @@ static void refuse(struct stub_server *srv)
     static const char text[] = "E.kvmstub already has a debugger connected; only one at a time";
     snprintf(r->msg, sizeof(r->msg), "+$%s#%02x", text, rsp_checksum(text, sizeof(text) - 1));
     uv_buf_t b = uv_buf_init(r->msg, (unsigned)strlen(r->msg));
-    if (uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1, refusal_written))
-        uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+    if (uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1, NULL) ||
+        uv_shutdown(&r->shut, (uv_stream_t *)&r->tcp, refusal_shut) ||
+        uv_read_start((uv_stream_t *)&r->tcp, refusal_alloc, refusal_read)) {
+        refusal_close(r);
+        return;
+    }
+    /* A peer that never hangs up does not keep it forever. */
+    uv_timer_start(&r->timer, refusal_timeout, 5000, 0);
 }
 
 static void on_connection(uv_stream_t *listener, int status)

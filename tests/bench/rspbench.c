@@ -440,6 +440,7 @@ static char *substitute_port(const char *cmd, unsigned port)
 
 static void launch_stub(const char *cmd)
 {
+    fflush(NULL); /* nothing buffered may be written twice */
     pid_t pid = fork();
     if (pid < 0)
         die("cannot start the stub: fork: %s", strerror(errno));
@@ -566,7 +567,7 @@ static void send_packet(struct conn *c, const uint8_t *payload, size_t n)
     for (size_t i = 0; i < n; i++)
         sum = (uint8_t)(sum + payload[i]);
     c->out.len = 0;
-    buf_reserve(&c->out, n + 4);
+    buf_reserve(&c->out, n + 5); /* '$', payload, "#nn" and snprintf's NUL */
     c->out.p[c->out.len++] = '$';
     memcpy(c->out.p + c->out.len, payload, n);
     c->out.len += n;
@@ -699,7 +700,8 @@ static bool read_packet(struct conn *c, double deadline)
 static const struct buf *reply(struct conn *c, double timeout, const char *hint)
 {
     if (!read_packet(c, now() + timeout))
-        die("no reply to '%s' within %.1f s%s%s", c->what, timeout, hint, child_exit_note());
+        die("no reply to '%s' within %.1f s%s%s: the stub hangs or ignored the packet (raise "
+            "--timeout if it is only slow)", c->what, timeout, hint, child_exit_note());
     return &c->pkt;
 }
 
@@ -801,7 +803,7 @@ static int await_stop(struct conn *c, struct console *con, double timeout, const
     }
 }
 
-static void expect_trap(struct conn *c, int sig, const char *after)
+static void expect_trap(int sig, const char *after)
 {
     if (sig != SIGTRAP_NUM)
         die("%s stopped with signal %d, expected %d (SIGTRAP)", after, sig, SIGTRAP_NUM);
@@ -888,10 +890,10 @@ static void handshake(struct bench *b, double t_start, bool launched)
 {
     g_stage = "handshake";
     send_str(&b->c, "?");
-    const struct buf *r = reply(&b->c, b->o->timeout, "");
+    reply(&b->c, b->o->timeout, "");
     double first_ms = (now() - t_start) * 1000.0;
     stop_signal(&b->c, &b->discard);
-    r = request(&b->c, "qSupported:swbreak+;hwbreak+");
+    const struct buf *r = request(&b->c, "qSupported:swbreak+;hwbreak+");
     if (is_error_reply(r))
         die("qSupported was answered with %s", shown(r->p, r->len));
     parse_qsupported(b, r);
@@ -953,7 +955,7 @@ static void run_to(struct bench *b, uint64_t addr)
     send_str(&b->c, "c");
     int sig = await_stop(&b->c, &b->discard, SLOW_TIMEOUT_S,
                          ": the guest never reached --run-to");
-    expect_trap(&b->c, sig, "running to --run-to");
+    expect_trap(sig, "running to --run-to");
     remove_bp(b, type, addr);
 }
 
@@ -967,7 +969,7 @@ static void fig_steps(struct bench *b)
     double t0 = now(), t;
     do {
         send_str(&b->c, "s");
-        expect_trap(&b->c, await_stop(&b->c, &b->discard, b->o->timeout, ""), "'s'");
+        expect_trap(await_stop(&b->c, &b->discard, b->o->timeout, ""), "'s'");
         n++;
     } while ((t = now() - t0) < b->o->seconds);
     if (b->o->has_counter) {
@@ -1009,6 +1011,20 @@ static void fig_g(struct bench *b)
     print_value("g_per_sec", (double)n / t, 1);
 }
 
+/* Each round trip runs the loop once, so passes should equal stops. A few
+ * stops without progress are tolerated with a note (QEMU's TCG was once seen
+ * reporting one 's' in hundreds without executing it); a stub that fakes
+ * stops falls far outside that. */
+static void check_bp_passes(uint64_t stops, uint32_t passes)
+{
+    if (passes > stops || passes + stops / 100 + 1 < stops)
+        die("%" PRIu64 " breakpoint stops, but the guest's loop ran %u times: the stub reports "
+            "stops without running the guest to the breakpoint", stops, passes);
+    if (passes != stops)
+        note("%" PRIu64 " breakpoint stops but %u loop passes: a few stops made no progress",
+             stops, passes);
+}
+
 static void fig_bp(struct bench *b)
 {
     g_stage = "bp";
@@ -1020,8 +1036,8 @@ static void fig_bp(struct bench *b)
     }
     char type = insert_any_bp(b, "01", o->bp_addr);
     send_str(&b->c, "c"); /* onto the breakpoint, so every timed pass is whole */
-    expect_trap(&b->c, await_stop(&b->c, &b->discard, o->timeout,
-                                  ": is --bp-addr inside the guest's loop?"), "'c'");
+    expect_trap(await_stop(&b->c, &b->discard, o->timeout,
+                                  ": the guest halted, or --bp-addr is not in its loop"), "'c'");
     uint32_t before = o->has_counter ? read_counter(b) : 0;
     uint64_t n = 0;
     double t0 = now(), t;
@@ -1030,20 +1046,17 @@ static void fig_bp(struct bench *b)
          * put it back, continue until the loop comes round again. */
         remove_bp(b, type, o->bp_addr);
         send_str(&b->c, "s");
-        expect_trap(&b->c, await_stop(&b->c, &b->discard, o->timeout, ""), "'s'");
-        insert_bp(b, type, o->bp_addr);
+        expect_trap(await_stop(&b->c, &b->discard, o->timeout, ""), "'s'");
+        if (!insert_bp(b, type, o->bp_addr))
+            die("re-inserting the breakpoint was answered with an empty packet");
         send_str(&b->c, "c");
-        expect_trap(&b->c, await_stop(&b->c, &b->discard, o->timeout,
-                                      ": the guest did not come back to --bp-addr"), "'c'");
+        expect_trap(await_stop(&b->c, &b->discard, o->timeout,
+                                      ": the guest never came back to --bp-addr"), "'c'");
         n++;
     } while ((t = now() - t0) < o->seconds);
     remove_bp(b, type, o->bp_addr);
-    if (o->has_counter) {
-        uint32_t moved = read_counter(b) - before;
-        if (moved != n)
-            die("%" PRIu64 " breakpoint stops, but the guest's loop ran %u times: the stub "
-                "reports stops without running the guest to the breakpoint", n, moved);
-    }
+    if (o->has_counter)
+        check_bp_passes(n, read_counter(b) - before);
     print_value("bp_roundtrips_per_sec", (double)n / t, 1);
 }
 

@@ -1,0 +1,107 @@
+/* tests/e2e/e2e.h: driving the real kvmstub and the real gdb.
+ *
+ * kvmstub is started on port 0 (the port is read from its "listening on"
+ * line) with its stderr kept in a file; gdb runs in batch mode or in MI
+ * mode (as IDEs drive it); a raw RSP client speaks to kvmstub directly for
+ * what gdb cannot do on purpose (bad packets, timing). Every wait has a
+ * timeout so a broken stub fails a test instead of hanging it. */
+#ifndef E2E_H
+#define E2E_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Timeouts are generous: CI may run inside an emulated machine. */
+#define E2E_TIMEOUT_S 120
+
+struct e2e_stub {
+    pid_t pid;
+    int port;
+    char log_path[64];
+    bool reaped;
+    int status; /* exit status once reaped, 128+signal if killed */
+};
+
+/* Starts KVMSTUB_BIN with args (NULL-terminated, image last) plus
+ * --port 0, and waits until it listens. Returns 0 or -1 (with the log on
+ * stderr). */
+int e2e_stub_start(struct e2e_stub *s, const char *const *args);
+/* Waits up to timeout_ms for it to exit; returns its status or -1. */
+int e2e_stub_wait(struct e2e_stub *s, int timeout_ms);
+/* Kills it if still running and reaps it. */
+void e2e_stub_kill(struct e2e_stub *s);
+/* Its stderr so far (malloc'd, NUL-terminated). */
+char *e2e_stub_log(const struct e2e_stub *s);
+/* Peak and current resident memory in KiB from /proc. */
+long e2e_stub_rss_kib(const struct e2e_stub *s, bool peak);
+
+struct e2e_out {
+    char *text;
+    int status;
+    bool timed_out;
+};
+
+/* Runs "gdb -nx -batch" with pagination off, "target remote :PORT" (or
+ * target when it is not NULL, e.g. "| kvmstub --stdio ..."), then each of
+ * cmds (NULL-terminated, passed as -ex), then file (may be NULL). */
+int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *cmds,
+            const char *file);
+void e2e_out_free(struct e2e_out *o);
+
+/* Runs a command line (argv, NULL-terminated) and captures stdout+stderr. */
+int e2e_run(struct e2e_out *o, const char *const *argv, int timeout_s);
+
+/* Assertions that print the whole output when they fail. */
+void e2e_expect(const char *text, const char *needle, const char *file, int line);
+void e2e_expect_not(const char *text, const char *needle, const char *file, int line);
+void e2e_expect_re(const char *text, const char *regex, const char *file, int line);
+#define E2E_HAS(text, needle) e2e_expect((text), (needle), __FILE__, __LINE__)
+#define E2E_LACKS(text, needle) e2e_expect_not((text), (needle), __FILE__, __LINE__)
+#define E2E_MATCHES(text, re) e2e_expect_re((text), (re), __FILE__, __LINE__)
+/* Occurrences of needle in text. */
+size_t e2e_count(const char *text, const char *needle);
+
+/* gdb/MI. */
+struct e2e_mi {
+    pid_t pid;
+    int to, from;
+    char *buf;
+    size_t len, cap;
+    size_t seen;
+};
+int e2e_mi_start(struct e2e_mi *mi, const char *file);
+/* Sends cmd and returns everything up to and including its result record
+ * (^done, ^running, ^connected, ^error, ^exit), or NULL on timeout. */
+char *e2e_mi_cmd(struct e2e_mi *mi, const char *cmd);
+/* Returns everything up to and including the first line starting with
+ * prefix (e.g. "*stopped"), or NULL on timeout. */
+char *e2e_mi_wait(struct e2e_mi *mi, const char *prefix, int timeout_ms);
+void e2e_mi_stop(struct e2e_mi *mi);
+
+/* A raw RSP client (acks on until e2e_rsp_noack). */
+struct e2e_rsp {
+    int fd;
+    bool noack;
+    char in[1 << 18];
+    size_t len;
+};
+int e2e_rsp_connect(struct e2e_rsp *c, int port);
+void e2e_rsp_close(struct e2e_rsp *c);
+int e2e_rsp_send_raw(struct e2e_rsp *c, const void *data, size_t n);
+int e2e_rsp_send(struct e2e_rsp *c, const char *payload);
+/* Next packet's payload (console 'O' packets included), NUL-terminated in
+ * out; -1 on timeout, bad checksum or a closed connection. */
+int e2e_rsp_recv(struct e2e_rsp *c, char *out, size_t cap, int timeout_ms);
+/* Sends and returns the reply, skipping 'O' packets. */
+int e2e_rsp_cmd(struct e2e_rsp *c, const char *payload, char *out, size_t cap);
+int e2e_rsp_noack(struct e2e_rsp *c);
+/* True when the connection was closed by the stub (EOF within timeout). */
+bool e2e_rsp_closed(struct e2e_rsp *c, int timeout_ms);
+
+double e2e_now(void);
+/* Address of a symbol in an ELF64 file, or 0. */
+uint64_t e2e_symbol(const char *elf, const char *name);
+
+#endif
