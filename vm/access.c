@@ -17,6 +17,10 @@ int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
         *gpa = (cpu->rc.sregs.cr0 & 1) ? (linear & 0xffffffffull) : linear;
         return 0;
     }
+    /* KVM walks the page tables with the CPU state it holds, so state
+     * changed in the cache (a new CR3, say) must reach it first. */
+    if ((err = vm_regs_flush(cpu)))
+        return err;
     struct kvm_translation t = {.linear_address = linear};
     if (ioctl(cpu->fd, KVM_TRANSLATE, &t) < 0)
         return -errno;

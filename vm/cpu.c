@@ -346,6 +346,25 @@ static int handle_debug(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_eve
     return 0;
 }
 
+/* KVM queues #UD for the guest when it reports an emulation failure; when
+ * kvmstub deals with the cause itself, the guest must not get it. */
+static int drop_pending_exception(struct vm_cpu *cpu)
+{
+    struct kvm_vcpu_events e;
+    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &e) < 0)
+        return -errno;
+    if (!e.exception.injected && !e.exception.pending)
+        return 0;
+    e.exception.injected = 0;
+    e.exception.pending = 0;
+    e.exception.nr = 0;
+    e.exception.has_error_code = 0;
+    e.exception_has_payload = 0;
+    e.flags &= KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
+               KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+    return ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0 ? -errno : 0;
+}
+
 static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -356,6 +375,8 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
         return err;
     const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
     if (bp && vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR) {
+        if ((err = drop_pending_exception(cpu)))
+            return err;
         atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
         ev->type = VM_EVENT_BREAKPOINT;
         ev->u.bp.addr = pc;
@@ -371,7 +392,7 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
         if ((err = vm_watch_lift(vm, fetch ? gpa : ~0ull)))
             return err;
         if (vm->debug.nlifted)
-            return 0;
+            return drop_pending_exception(cpu);
     }
     ev->type = VM_EVENT_INTERNAL_ERROR;
     ev->u.internal.exit_reason = KVM_EXIT_INTERNAL_ERROR;
@@ -538,6 +559,11 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         /* Registers first: KVM remembers rip when single-stepping is set up
          * and only traps there, so a new rip needs the debug state again. */
         if (cpu->rc.dirty & VM_RC_REGS)
+            cpu->guest_debug_dirty = true;
+        /* And for every step: an instruction KVM emulated (an MMIO access)
+         * writes rflags back without the trap flag it added, so the next
+         * step would silently run on. */
+        if (step)
             cpu->guest_debug_dirty = true;
         if ((err = vm_regs_flush(cpu)) || (err = vm_debug_apply(cpu, step)))
             return err;

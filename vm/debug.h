@@ -18,8 +18,10 @@
  * watched bytes leave the guest's memory map (or become read-only for write
  * watchpoints), each access exits, is performed by kvmstub on real RAM, and
  * is a hit only if it touches the watched bytes. Any number, any length.
- * Linear addresses are translated when inserted and again whenever CR3 or
- * paging changed at the next exit. */
+ * Linear addresses are translated when inserted, and again at every exit
+ * and resume while paging is on, so the traps follow the guest's page
+ * tables (a remapping the guest makes between two exits is seen at the
+ * next one). */
 #ifndef VM_DEBUG_H
 #define VM_DEBUG_H
 
@@ -100,10 +102,7 @@ struct vm_debug {
     struct vm_hw_slot dr[VM_NUM_DEBUG_REGS];
     struct vm_watchpoint *watches;
     size_t nwatches;
-    /* Paging state the watch pages were translated under. */
-    uint64_t xlate_cr3;
-    uint64_t xlate_cr0;
-    uint64_t xlate_cr4;
+    uint64_t xlate_cr0; /* CR0.PG when the watch pages were last translated */
     /* Instructions KVM cannot emulate against a trapped page, and code
      * fetched from one, run for one step with the traps lifted; writes to
      * watched bytes are then found by comparing the pages. */

@@ -96,8 +96,6 @@ static void remember_paging(struct vm_cpu *cpu)
 {
     struct vm_debug *d = &cpu->vm->debug;
     d->xlate_cr0 = cpu->rc.sregs.cr0 & CR0_PG;
-    d->xlate_cr3 = cpu->rc.sregs.cr3;
-    d->xlate_cr4 = cpu->rc.sregs.cr4;
 }
 
 int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len)
@@ -230,14 +228,29 @@ int vm_watch_refresh(struct vm_cpu *cpu)
     int err = vm_regs_fetch(cpu, VM_RC_SREGS);
     if (err)
         return err;
-    const struct kvm_sregs *s = &cpu->rc.sregs;
-    if ((s->cr0 & CR0_PG) == d->xlate_cr0 && s->cr3 == d->xlate_cr3 && s->cr4 == d->xlate_cr4)
-        return 0;
-    for (size_t i = 0; i < d->nwatches; i++)
-        if (d->watches[i].dr < 0)
-            translate_pages(cpu, &d->watches[i], false);
+    if (!(cpu->rc.sregs.cr0 & CR0_PG) && !d->xlate_cr0)
+        return 0; /* no paging then or now: linear is physical */
+    /* The guest can rewrite a page table without reloading CR3, so every
+     * page is translated again (a few ioctls per exit while watchpoints on
+     * page traps exist); the traps move only when a translation changed. */
+    bool changed = false;
+    for (size_t i = 0; i < d->nwatches; i++) {
+        struct vm_watchpoint *w = &d->watches[i];
+        for (size_t p = 0; w->dr < 0 && p < w->npages; p++) {
+            uint64_t gpa;
+            if (vm_translate(cpu, w->pages[p].linear, &gpa) ||
+                !vm_mem_contains(&vm->mem, gpa & VM_PAGE_MASK, VM_PAGE_SIZE))
+                gpa = ~0ull;
+            else
+                gpa &= VM_PAGE_MASK;
+            if (gpa != w->pages[p].gpa) {
+                w->pages[p].gpa = gpa;
+                changed = true;
+            }
+        }
+    }
     remember_paging(cpu);
-    return apply_traps(vm);
+    return changed ? apply_traps(vm) : 0;
 }
 
 int vm_watch_lift(struct vm *vm, uint64_t gpa)
