@@ -1,0 +1,212 @@
+/* Guest memory: physical bounds, virtual addresses through the guest's page
+ * tables, and the slot tiling behind page traps. */
+#include "testmain.h"
+#include "vmtest.h"
+
+#include <CUnit/CUnit.h>
+#include <stdint.h>
+#include <string.h>
+
+static void test_physical_bounds(void)
+{
+    struct vm *vm = vt_create(4ull << 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    struct vm_mem *m = &vm->mem;
+    uint8_t b[16] = {1, 2, 3, 4};
+    CU_ASSERT_EQUAL(vm_mem_write(m, m->size - 4, b, 4), 0);
+    CU_ASSERT_EQUAL(vm_mem_write(m, m->size - 3, b, 4), -EFAULT);
+    CU_ASSERT_EQUAL(vm_mem_read(m, m->size, b, 1), -EFAULT);
+    CU_ASSERT_EQUAL(vm_mem_read(m, m->size, b, 0), 0);
+    CU_ASSERT_EQUAL(vm_mem_read(m, UINT64_MAX - 1, b, 4), -EFAULT); /* wraps */
+    CU_ASSERT_EQUAL(vm_mem_read(m, UINT64_MAX, b, 16), -EFAULT);
+    CU_ASSERT_PTR_NULL(vm_mem_ptr(m, 8, UINT64_MAX));
+    uint8_t back[4];
+    CU_ASSERT_EQUAL(vm_mem_read(m, m->size - 4, back, 4), 0);
+    CU_ASSERT_EQUAL(memcmp(back, b, 4), 0);
+    vm_destroy(vm);
+}
+
+static void test_ram_sizes(void)
+{
+    struct vm_config cfg = {.ram_size = 12345};
+    struct vm *vm = NULL;
+    char err[256];
+    CU_ASSERT_EQUAL(vm_create(&cfg, &vm, err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "between 1M and 3G"));
+    cfg.ram_size = 4ull << 30;
+    CU_ASSERT_EQUAL(vm_create(&cfg, &vm, err, sizeof(err)), -EINVAL);
+    cfg.ram_size = 3ull << 30; /* the largest: pages are only taken when touched */
+    CU_ASSERT_EQUAL(vm_create(&cfg, &vm, err, sizeof(err)), 0);
+    if (vm) {
+        CU_ASSERT_EQUAL(vm->mem.size, 3ull << 30);
+        vm_destroy(vm);
+    }
+}
+
+static void test_linear_through_page_tables(void)
+{
+    static const uint8_t hlt[] = {0xf4};
+    struct vm *vm = vt_create(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    CU_ASSERT_EQUAL_FATAL(vt_load(vm, VM_MODE_LONG, 0x100000, hlt, 1), 0);
+    struct vm_cpu *cpu = &vm->cpus[0];
+    /* Virtual 1 GiB -> physical 6 MiB (one 2 MiB page); 1 GiB + 2 MiB is
+     * not present. */
+    uint64_t pd1 = vm_boot_area(vm) + 0x4000;
+    uint64_t e[2] = {0x600000 | 0x83, 0};
+    CU_ASSERT_EQUAL(vm_mem_write(&vm->mem, pd1, e, sizeof(e)), 0);
+    static const char text[] = "through the page tables";
+    CU_ASSERT_EQUAL(vm_mem_write(&vm->mem, 0x600000 + 0x1ffff0, text, 16), 0);
+    uint64_t gpa;
+    CU_ASSERT_EQUAL(vm_translate(cpu, 0x40001234, &gpa), 0);
+    CU_ASSERT_EQUAL(gpa, 0x601234);
+    CU_ASSERT_EQUAL(vm_translate(cpu, 0x40200000, &gpa), -EFAULT);
+    char buf[64];
+    size_t done = 99;
+    CU_ASSERT_EQUAL(vm_read_linear(cpu, 0x401ffff0, buf, 16, &done), 0);
+    CU_ASSERT_EQUAL(done, 16);
+    CU_ASSERT_EQUAL(memcmp(buf, text, 16), 0);
+    /* A read running into the unmapped page stops there and says so. */
+    CU_ASSERT_EQUAL(vm_read_linear(cpu, 0x401ffff0, buf, 32, &done), -EFAULT);
+    CU_ASSERT_EQUAL(done, 16);
+    CU_ASSERT_EQUAL(vm_write_linear(cpu, 0x40000000, "x", 1, NULL), 0);
+    CU_ASSERT_EQUAL(vm->mem.host[0x600000], 'x');
+    /* Identity-mapped RAM, and mapped addresses with no RAM behind them. */
+    CU_ASSERT_EQUAL(vm_translate(cpu, 0x100000, &gpa), 0);
+    CU_ASSERT_EQUAL(gpa, 0x100000);
+    CU_ASSERT_EQUAL(vm_read_linear(cpu, 0xc0000000, buf, 1, &done), -EFAULT);
+    CU_ASSERT_EQUAL(done, 0);
+    CU_ASSERT_EQUAL(vm_read_linear(cpu, UINT64_MAX - 3, buf, 8, &done), -EFAULT);
+    vm_destroy(vm);
+}
+
+static void test_real_mode_linear_is_physical(void)
+{
+    static const uint8_t hlt[] = {0xf4};
+    struct vm *vm = vt_create(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    CU_ASSERT_EQUAL_FATAL(vt_load(vm, VM_MODE_REAL, 0x7c00, hlt, 1), 0);
+    uint8_t b;
+    CU_ASSERT_EQUAL(vm_read_linear(&vm->cpus[0], 0x7c00, &b, 1, NULL), 0);
+    CU_ASSERT_EQUAL(b, 0xf4);
+    vm_destroy(vm);
+}
+
+/* The slots and the unmapped trapped pages tile RAM exactly. */
+static void check_tiling(const struct vm_mem *m)
+{
+    uint64_t at = 0;
+    size_t s = 0, t = 0;
+    while (at < m->size) {
+        if (s < m->nslots && m->slots[s].gpa == at) {
+            bool ro = m->slots[s].readonly;
+            CU_ASSERT(!ro || (m->slots[s].size == VM_PAGE_SIZE &&
+                              vm_mem_trap(m, at) == VM_TRAP_WRITE));
+            at += m->slots[s++].size;
+        } else if (vm_mem_trap(m, at) == VM_TRAP_ALL) {
+            at += VM_PAGE_SIZE;
+            t++;
+        } else {
+            CU_FAIL("a hole in the memory map");
+            return;
+        }
+    }
+    CU_ASSERT_EQUAL(at, m->size);
+    CU_ASSERT_EQUAL(s, m->nslots);
+}
+
+static void test_trap_tiling(void)
+{
+    struct vm *vm = vt_create(8ull << 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    struct vm_mem *m = &vm->mem;
+    static const uint64_t pages[] = {0x0, 0x5000, 0x6000, 0x7000, 0x7ff000, 0x300000, 0x301000};
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        CU_ASSERT_EQUAL(vm_mem_set_trap(m, pages[i], i % 2 ? VM_TRAP_ALL : VM_TRAP_WRITE), 0);
+        check_tiling(m);
+    }
+    CU_ASSERT_EQUAL(m->ntraps, 7);
+    CU_ASSERT_EQUAL(vm_mem_set_trap(m, 0x6000, VM_TRAP_WRITE), 0); /* ALL -> WRITE */
+    check_tiling(m);
+    CU_ASSERT_EQUAL(vm_mem_set_trap(m, 0x6000, VM_TRAP_ALL), 0);
+    check_tiling(m);
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        CU_ASSERT_EQUAL(vm_mem_set_trap(m, pages[(i * 3) % 7], VM_TRAP_NONE), 0);
+        check_tiling(m);
+    }
+    CU_ASSERT_EQUAL(m->ntraps, 0);
+    CU_ASSERT_EQUAL(m->nslots, 1); /* merged back into one */
+    CU_ASSERT_EQUAL(vm_mem_set_trap(m, m->size, VM_TRAP_ALL), -EFAULT);
+    vm_destroy(vm);
+}
+
+static void test_trap_table_full_keeps_ram_usable(void)
+{
+    struct vm *vm = vt_create(16ull << 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    struct vm_mem *m = &vm->mem;
+    int r = 0;
+    size_t n = 0;
+    /* Every other page read-only: two slots each, until KVM's (or our)
+     * limit refuses. */
+    for (uint64_t p = 0x200000; p < m->size && r == 0; p += 2 * VM_PAGE_SIZE, n++)
+        r = vm_mem_set_trap(m, p, VM_TRAP_WRITE);
+    CU_ASSERT_EQUAL(r, -ENOSPC);
+    CU_ASSERT(n > 100);
+    check_tiling(m);
+    for (uint64_t p = 0x200000; p < m->size; p += 2 * VM_PAGE_SIZE)
+        CU_ASSERT_EQUAL(vm_mem_set_trap(m, p, VM_TRAP_NONE), 0);
+    CU_ASSERT_EQUAL(m->nslots, 1);
+    vm_destroy(vm);
+}
+
+static void test_guest_through_trapped_pages(void)
+{
+    /* String copies and ordinary accesses into and out of trapped pages
+     * behave exactly as on RAM (kvmstub performs each access):
+     *   mov $0x201ff0,%esi; mov $0x203ff8,%edi; mov $0x20,%ecx; rep movsb
+     *   mov 0x201ff8,%rax; hlt */
+    static const uint8_t code[] = {
+        0xbe, 0xf0, 0x1f, 0x20, 0x00, 0xbf, 0xf8, 0x3f, 0x20, 0x00, 0xb9, 0x20, 0x00, 0x00, 0x00,
+        0xf3, 0xa4, 0x48, 0x8b, 0x04, 0x25, 0xf8, 0x1f, 0x20, 0x00, 0xf4,
+    };
+    struct vm *vm = vt_create(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    CU_ASSERT_EQUAL_FATAL(vt_load(vm, VM_MODE_LONG, 0x100000, code, sizeof(code)), 0);
+    uint8_t src[32];
+    for (int i = 0; i < 32; i++)
+        src[i] = (uint8_t)(0x40 + i);
+    CU_ASSERT_EQUAL(vm_mem_write(&vm->mem, 0x201ff0, src, 32), 0);
+    CU_ASSERT_EQUAL(vm_mem_set_trap(&vm->mem, 0x202000, VM_TRAP_ALL), 0);
+    CU_ASSERT_EQUAL(vm_mem_set_trap(&vm->mem, 0x201000, VM_TRAP_ALL), 0);
+    CU_ASSERT_EQUAL(vm_mem_set_trap(&vm->mem, 0x204000, VM_TRAP_WRITE), 0);
+    struct vm_event ev;
+    CU_ASSERT_EQUAL(vt_run(vm, VM_RUN_CONTINUE, &ev, NULL, 0), 0);
+    CU_ASSERT_EQUAL(ev.type, VM_EVENT_HALT);
+    uint8_t dst[32];
+    CU_ASSERT_EQUAL(vm_mem_read(&vm->mem, 0x203ff8, dst, 32), 0);
+    CU_ASSERT_EQUAL(memcmp(dst, src, 32), 0);
+    uint64_t want;
+    memcpy(&want, src + 8, 8);
+    CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RAX), want);
+    CU_ASSERT(vm->stats.mmio_exits > 0);
+    vm_destroy(vm);
+}
+
+static void register_suites(void)
+{
+    CU_pSuite s = CU_add_suite("vm_memory", NULL, NULL);
+    CU_add_test(s, "physical bounds without overflow", test_physical_bounds);
+    CU_add_test(s, "RAM sizes", test_ram_sizes);
+    CU_add_test(s, "linear addresses through page tables", test_linear_through_page_tables);
+    CU_add_test(s, "real mode: linear is physical", test_real_mode_linear_is_physical);
+    CU_add_test(s, "slots tile RAM around trapped pages", test_trap_tiling);
+    CU_add_test(s, "a full slot table leaves RAM usable", test_trap_table_full_keeps_ram_usable);
+    CU_add_test(s, "the guest reads and copies through trapped pages",
+                test_guest_through_trapped_pages);
+}
+
+int main(void)
+{
+    return test_main("test_vm_memory", register_suites, true);
+}
