@@ -216,6 +216,29 @@ int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *
     return e2e_run(o, argv, E2E_TIMEOUT_S);
 }
 
+int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const char *script,
+                   const char *file)
+{
+    char path[] = "/tmp/e2e-gdb-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(script);
+    bool ok = write(fd, script, n) == (ssize_t)n;
+    close(fd);
+    char source[64];
+    snprintf(source, sizeof(source), "source %s", path);
+    const char *all[64];
+    int k = 0;
+    for (int i = 0; cmds && cmds[i] && k < 62; i++)
+        all[k++] = cmds[i];
+    all[k++] = source;
+    all[k] = NULL;
+    int r = ok ? e2e_gdb(o, port, NULL, all, file) : -1;
+    unlink(path);
+    return r;
+}
+
 void e2e_out_free(struct e2e_out *o)
 {
     free(o->text);

@@ -49,6 +49,9 @@ struct e2e_out {
 int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *cmds,
             const char *file);
 void e2e_out_free(struct e2e_out *o);
+/* As e2e_gdb, with a gdb script (multi-line text) run after cmds. */
+int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const char *script,
+                   const char *file);
 
 /* Runs a command line (argv, NULL-terminated) and captures stdout+stderr. */
 int e2e_run(struct e2e_out *o, const char *const *argv, int timeout_s);

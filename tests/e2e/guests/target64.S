@@ -4,7 +4,10 @@
  *   1  print "hello\n", then spin forever (for interrupting)
  *   2  print "bye\n" and leave through the debug-exit port with status 42
  *   3  write `flood_bytes` bytes of 'x' to the UART without polling, then hlt
- *   4  spin forever incrementing `counter` (for attach/detach while running) */
+ *   4  spin forever incrementing `counter` (for attach/detach while running)
+ *   5  increment `code_var`, which shares its page with the loop, 10 times
+ * Before the counting loop of mode 0 runs a sled of twelve nops (`sled`),
+ * a place for many breakpoints. */
     .code64
     .text
     .globl _start, count_loop, count_done, spin, read_value, exit_path, flood, halt
@@ -16,10 +19,15 @@ _start:
     je flood
     cmp $4, %edi
     je busy
+    cmp $5, %edi
+    je code_page
     lea hello(%rip), %rsi
     call puts
     cmp $1, %edi
     je spin
+    .globl sled
+sled:
+    .fill 12, 1, 0x90
 count_loop:
     incl counter(%rip)
     cmpl $100, counter(%rip)
@@ -52,6 +60,15 @@ flood:
     dec %rcx
     jnz 1b
     jmp halt
+
+code_page:
+    mov $10, %ecx
+1:  incl code_var(%rip)
+    loop 1b
+    jmp halt
+    .balign 4
+    .globl code_var
+code_var: .long 0
 
 /* puts: print the NUL-terminated string at %rsi */
 puts:
