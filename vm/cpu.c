@@ -389,10 +389,14 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
         !vm->debug.nlifted) {
         uint64_t gpa;
         bool fetch = vm_translate(cpu, pc, &gpa) == 0 && vm_mem_trap(&vm->mem, gpa) == VM_TRAP_ALL;
+        /* The predicted accesses are read before lifting, while the
+         * cached registers are those of the instruction about to run. */
+        vm_watch_predict(cpu);
         if ((err = vm_watch_lift(vm, fetch ? gpa : ~0ull)))
             return err;
         if (vm->debug.nlifted)
             return drop_pending_exception(cpu);
+        vm->debug.predicted = false;
     }
     ev->type = VM_EVENT_INTERNAL_ERROR;
     ev->u.internal.exit_reason = KVM_EXIT_INTERNAL_ERROR;

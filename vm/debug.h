@@ -108,6 +108,11 @@ struct vm_debug {
      * watched bytes are then found by comparing the pages. */
     struct vm_lifted_page *lifted;
     size_t nlifted;
+    /* What the instruction stepped with traps lifted will access, when that
+     * touches watched bytes (vm/decode.h): reads leave no other trace. */
+    bool predicted;
+    uint64_t predicted_addr;
+    enum vm_watch_type predicted_type;
 };
 
 /* Insert or remove a breakpoint at a linear address. hardware selects Z1.
@@ -163,6 +168,9 @@ bool vm_watch_active(const struct vm *vm);
  * single step; vm_watch_unlift() puts them back and reports a write to
  * watched bytes made meanwhile. Returns true on a hit. */
 int vm_watch_lift(struct vm *vm, uint64_t gpa);
+/* Decodes the instruction at rip and remembers a watchpoint it will hit,
+ * for vm_watch_unlift() to report. */
+void vm_watch_predict(struct vm_cpu *cpu);
 bool vm_watch_unlift(struct vm *vm, uint64_t *addr, enum vm_watch_type *type);
 
 #endif

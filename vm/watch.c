@@ -1,5 +1,6 @@
 /* Watchpoints: debug registers where the host honours them, page traps
  * everywhere else (see debug.h). */
+#include "decode.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -282,6 +283,36 @@ int vm_watch_lift(struct vm *vm, uint64_t gpa)
     return 0;
 }
 
+void vm_watch_predict(struct vm_cpu *cpu)
+{
+    struct vm_debug *d = &cpu->vm->debug;
+    d->predicted = false;
+    if (vm_regs_fetch(cpu, VM_RC_REGS | VM_RC_SREGS))
+        return;
+    const struct kvm_sregs *s = &cpu->rc.sregs;
+    uint64_t pc = cpu->rc.regs.rip;
+    if (!((s->efer & (1u << 10)) && s->cs.l))
+        pc = (s->cs.base + pc) & 0xffffffffull;
+    uint8_t insn[15];
+    size_t got = 0;
+    vm_read_linear(cpu, pc, insn, sizeof(insn), &got);
+    struct vm_access acc[VM_DECODE_MAX_ACCESSES];
+    size_t n = vm_decode_access(insn, got, &cpu->rc.regs, s, acc);
+    for (size_t i = 0; i < n && !d->predicted; i++) {
+        /* Byte by byte through the page tables: an access may cross pages. */
+        for (uint32_t b = 0; b < acc[i].size && !d->predicted; b++) {
+            uint64_t gpa;
+            if (vm_translate(cpu, acc[i].addr + b, &gpa))
+                continue;
+            if ((acc[i].read && vm_watch_match(cpu->vm, gpa, 1, false, &d->predicted_addr,
+                                               &d->predicted_type)) ||
+                (acc[i].write && vm_watch_match(cpu->vm, gpa, 1, true, &d->predicted_addr,
+                                                &d->predicted_type)))
+                d->predicted = true;
+        }
+    }
+}
+
 bool vm_watch_unlift(struct vm *vm, uint64_t *addr, enum vm_watch_type *type)
 {
     struct vm_debug *d = &vm->debug;
@@ -292,6 +323,12 @@ bool vm_watch_unlift(struct vm *vm, uint64_t *addr, enum vm_watch_type *type)
             if (now[b] != d->lifted[i].before[b])
                 hit = vm_watch_match(vm, d->lifted[i].gpa + b, 1, true, addr, type);
     }
+    if (!hit && d->predicted) {
+        *addr = d->predicted_addr;
+        *type = d->predicted_type;
+        hit = true;
+    }
+    d->predicted = false;
     free(d->lifted);
     d->lifted = NULL;
     d->nlifted = 0;

@@ -312,11 +312,12 @@ static void test_many_watchpoints_lengths_and_page_crossing(void)
 static void test_watch_on_page_with_running_code(void)
 {
     /* The counter shares its page with the loop: write watch (read-only
-     * slot) and access watch (the page leaves the map; its code runs a step
-     * at a time with the trap lifted). */
+     * slot), read and access watches (the page leaves the map; its code runs
+     * a step at a time with the trap lifted, and the reads it makes of the
+     * page are found by decoding the instruction). */
     static const uint8_t code[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0xff, 0x04, 0x25, 0x00,
                                    0x08, 0x10, 0x00, 0xe2, 0xf7, 0xf4};
-    for (enum vm_watch_type t = VM_WATCH_WRITE; t <= VM_WATCH_ACCESS; t += 2) {
+    for (enum vm_watch_type t = VM_WATCH_WRITE; t <= VM_WATCH_ACCESS; t++) {
         struct vm *vm = long_vm(code, sizeof(code));
         struct vm_cpu *cpu = &vm->cpus[0];
         CU_ASSERT_EQUAL_FATAL(vm_watch_insert(cpu, t, 0x100800, 4), 0);
