@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Console output stops being collected from the vCPU thread above this
  * much unsent data, and resumes below the low mark: a gdb that reads slowly
@@ -54,8 +55,6 @@ static void on_closed(uv_handle_t *h)
         return;
     struct stub_server *srv = c->srv;
     stub_session_free(&c->session);
-    if (srv->client == c)
-        srv->client = NULL;
     free(c);
     maybe_finish(srv);
 }
@@ -86,6 +85,9 @@ static void close_client_ex(struct stub_client *c, const char *why, bool lingeri
     if (c->closing)
         return;
     c->closing = true;
+    /* The next gdb may connect before the handles finish closing. */
+    if (c->srv->client == c)
+        c->srv->client = NULL;
     if (why)
         stub_log("%s", why);
     if (!c->detached) {
@@ -247,12 +249,14 @@ struct refusal {
     uv_timer_t timer;
     char msg[128];
     char buf[256];
+    int open_handles;
 };
 
 static void refusal_freed(uv_handle_t *h)
 {
     struct refusal *r = h->data;
-    if (h == (uv_handle_t *)&r->timer)
+    /* libuv runs close callbacks in no promised order: free after both. */
+    if (--r->open_handles == 0)
         free(r);
 }
 
@@ -260,6 +264,7 @@ static void refusal_close(struct refusal *r)
 {
     if (uv_is_closing((uv_handle_t *)&r->tcp))
         return;
+    r->open_handles = 2;
     uv_close((uv_handle_t *)&r->tcp, refusal_freed);
     uv_close((uv_handle_t *)&r->timer, refusal_freed);
 }
@@ -316,6 +321,28 @@ static void refuse(struct stub_server *srv)
     uv_timer_start(&r->timer, refusal_timeout, 5000, 0);
 }
 
+/* Whether the current gdb is still there. Its hang-up may be queued
+ * behind this accept, behind bytes it sent last: those are read and handled
+ * now, as they would have been a moment later. */
+static bool client_alive(struct stub_client *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)c->rd, &fd))
+        return true;
+    for (;;) {
+        ssize_t n = recv(fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
+        if (n > 0) {
+            stub_session_input(&c->session, (const uint8_t *)c->buf, (size_t)n);
+            if (c->closing)
+                return false;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct stub_server *srv = listener->data;
@@ -323,6 +350,10 @@ static void on_connection(uv_stream_t *listener, int status)
         stub_log("accepting a connection failed: %s", uv_strerror(status));
         return;
     }
+    /* A gdb that has just hung up may not have been noticed yet: its EOF
+     * waits behind this accept. Look before refusing the newcomer. */
+    if (srv->client && !client_alive(srv->client) && srv->client)
+        close_client(srv->client, "gdb disconnected; waiting for the next one");
     if (srv->client) {
         refuse(srv);
         return;

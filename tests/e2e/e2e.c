@@ -568,3 +568,21 @@ uint64_t e2e_symbol(const char *elf, const char *name)
     fclose(f);
     return found;
 }
+
+int e2e_rsp_expect_raw(struct e2e_rsp *c, const char *want, int timeout_ms)
+{
+    double end = e2e_now() + timeout_ms / 1000.0;
+    size_t n = strlen(want);
+    for (;;) {
+        for (size_t i = 0; i + n <= c->len; i++) {
+            if (memcmp(c->in + i, want, n) == 0) {
+                memmove(c->in, c->in + i + n, c->len - i - n);
+                c->len -= i + n;
+                return 0;
+            }
+        }
+        int ms = (int)((end - e2e_now()) * 1000);
+        if (ms <= 0 || fill(c, ms))
+            return -1;
+    }
+}

@@ -100,6 +100,9 @@ int e2e_rsp_recv(struct e2e_rsp *c, char *out, size_t cap, int timeout_ms);
 /* Sends and returns the reply, skipping 'O' packets. */
 int e2e_rsp_cmd(struct e2e_rsp *c, const char *payload, char *out, size_t cap);
 int e2e_rsp_noack(struct e2e_rsp *c);
+/* Waits until the raw bytes received contain want; drops them up to its
+ * end. Returns 0, or -1 on timeout. */
+int e2e_rsp_expect_raw(struct e2e_rsp *c, const char *want, int timeout_ms);
 /* True when the connection was closed by the stub (EOF within timeout). */
 bool e2e_rsp_closed(struct e2e_rsp *c, int timeout_ms);
 

@@ -6,7 +6,10 @@
  *   3  write `flood_bytes` bytes of 'x' to the UART without polling, then hlt
  *   4  spin forever incrementing `counter` (for attach/detach while running)
  *   5  increment `code_var`, which shares its page with the loop, 10 times
- * Before the counting loop of mode 0 runs a sled of twelve nops (`sled`),
+ *   6  ud2 with no IDT: the fault cannot be delivered, the CPU shuts down
+ *   7  jump to 0xc0000000, where there is no RAM
+ *   8  write and read 1000 ports that have no device (0x400-0x7e7), then hlt
+ * Mode 3 writes %rsi bytes instead when %rsi is not zero. Before the counting loop of mode 0 runs a sled of twelve nops (`sled`),
  * a place for many breakpoints. */
     .code64
     .text
@@ -21,6 +24,12 @@ _start:
     je busy
     cmp $5, %edi
     je code_page
+    cmp $6, %edi
+    je fault_ud2
+    cmp $7, %edi
+    je fault_unbacked
+    cmp $8, %edi
+    je odd_ports
     lea hello(%rip), %rsi
     call puts
     cmp $1, %edi
@@ -52,13 +61,36 @@ exit_path:
     mov $42, %al
     out %al, $0xf4
     jmp halt
+/* rep outsb, a page at a time: the way a driver moves a buffer out fast */
 flood:
-    mov flood_bytes(%rip), %rcx
+    mov flood_bytes(%rip), %rbx
+    test %rsi, %rsi
+    cmovnz %rsi, %rbx
     mov $0x3f8, %dx
-    mov $'x', %al
-1:  out %al, (%dx)
-    dec %rcx
+1:  mov $4096, %rcx
+    cmp %rcx, %rbx
+    cmovb %rbx, %rcx
+    sub %rcx, %rbx
+    lea xbuf(%rip), %rsi
+    rep outsb
+    test %rbx, %rbx
     jnz 1b
+    jmp halt
+
+    .globl fault_ud2, fault_unbacked, odd_ports
+fault_ud2:
+    mov $0x5a5a5a5a, %eax
+    ud2
+fault_unbacked:
+    mov $0xc0000000, %eax
+    jmp *%rax
+odd_ports:
+    mov $0x400, %edx
+1:  out %al, (%dx)
+    in (%dx), %al
+    inc %edx
+    cmp $0x7e8, %edx
+    jne 1b
     jmp halt
 
 code_page:
@@ -93,6 +125,8 @@ flood_bytes: .quad 1000000
 hello:       .asciz "hello\n"
 done_msg:    .asciz "done\n"
 bye:         .asciz "bye\n"
+    .balign 4096
+xbuf:        .fill 4096, 1, 'x'
 
     .bss
     .balign 16
