@@ -5,6 +5,8 @@
 #   gdb -batch -ex 'target remote | build/kvmstub --stdio build/examples/ckernel.elf' \
 #       -x examples/ckernel.gdb build/examples/ckernel.elf
 set pagination off
+# No "Kill the program being debugged? (y or n)" question at the end.
+set confirm off
 # Source file names without their directories, the same in every checkout,
 # and no code addresses in frame lines: they change with the compiler.
 set filename-display basename
@@ -39,6 +41,8 @@ print result
 print counter
 down
 echo --- watch the global: every write stops, with the old and new values\n
+# count_up() writes counter 100 times: left in place, this watchpoint would
+# stop 100 times. Three are enough to see the pattern.
 watch counter
 continue
 continue

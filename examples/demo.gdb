@@ -6,6 +6,8 @@
 #   gdb -batch -ex 'target remote | build/kvmstub --stdio --reg rax=2 --reg rbx=2 build/examples/demo.bin' \
 #       -x examples/demo.gdb build/examples/demo.elf
 set pagination off
+# No "Kill the program being debugged? (y or n)" question at the end.
+set confirm off
 # Source file names without their directories, the same in every checkout.
 set filename-display basename
 # kvmstub describes a real-mode CPU to gdb as i8086, but the symbols come

@@ -7,13 +7,18 @@
 # The command line starts with the image's file name as given to kvmstub,
 # so that part of the output depends on how kvmstub was started.
 set pagination off
+# No "Kill the program being debugged? (y or n)" question at the end.
+set confirm off
 # Source file names without their directories, the same in every checkout.
 set filename-display basename
 
 echo --- at the entry point: EAX proves a multiboot loader, EBX points at the information\n
 printf "eax = %#x, ebx = %#x\n", $eax, $ebx
 echo --- kmain receives both as arguments\n
+# (without its code address, which changes with the compiler)
+set print address off
 break kmain
+set print address on
 continue
 bt
 print/x magic

@@ -5,6 +5,8 @@
 #   gdb -batch -ex 'target remote | build/kvmstub --stdio build/examples/protected.elf' \
 #       -x examples/protected.gdb build/examples/protected.elf
 set pagination off
+# No "Kill the program being debugged? (y or n)" question at the end.
+set confirm off
 # Source file names without their directories, the same in every checkout.
 set filename-display basename
 echo --- 32-bit protected mode: flat segments, paging off\n
@@ -19,6 +21,7 @@ printf "prime %d\n", $ebx
 continue
 printf "prime %d\n", $ebx
 echo --- skip the next 20 hits\n
+# Let breakpoint 1 pass 20 times without stopping.
 ignore 1 20
 continue
 printf "prime %d, after %d others\n", $ebx, (int)prime_count
@@ -33,6 +36,8 @@ echo --- the last instructions, then the halt\n
 break done
 continue
 x/2i $pc
+# Execute the hlt: kvmstub reports it as a SIGTRAP stop.
 continue
+# Globals without C types need a cast.
 printf "checksum = %#010x, prime_count = %d\n", (unsigned int)checksum, (int)prime_count
 kill

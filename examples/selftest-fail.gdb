@@ -7,6 +7,8 @@
 #   gdb -batch -ex 'target remote | build/kvmstub --stdio build/examples/selftest.elf' \
 #       -x examples/selftest-fail.gdb build/examples/selftest.elf; echo "status $?"
 set pagination off
+# No "Kill the program being debugged? (y or n)" question at the end.
+set confirm off
 
 # The guest has not run yet: change the input of the CRC check in its
 # memory, '1' -> 'X', before it is read.

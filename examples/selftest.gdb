@@ -8,6 +8,8 @@
 # gdb then exits with the guest's exit code: 0 when every check passed, the
 # number of failed checks otherwise, and 125 when the guest never exits.
 set pagination off
+# No "Kill the program being debugged? (y or n)" question at the end.
+set confirm off
 
 # Run to the end. The guest ends itself by writing its result to the
 # debug-exit port (0xf4), which gdb sees as the process exiting, with the
