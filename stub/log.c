@@ -6,6 +6,8 @@
 
 static bool tracing;
 
+static void vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vlog(const char *fmt, va_list ap)
 {
     char line[1024];

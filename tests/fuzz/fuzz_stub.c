@@ -1,0 +1,127 @@
+/* fuzz_stub: libFuzzer harness for kvmstub's packet handling against a real
+ * guest on a real /dev/kvm.
+ *
+ * One machine (the e2e fixture guest, small RAM) and its vCPU thread live
+ * for the whole run; every input gets the machine reset to its image, a new
+ * session, and its bytes. An input whose first byte is odd is a list of
+ * payloads separated by newlines, each framed with a correct checksum (so
+ * the fuzzer reaches the handlers instead of the checksum check); an even
+ * first byte sends the rest as a raw stream. Resumes run the guest for real;
+ * a run that does not stop on its own is interrupted, as gdb's Ctrl-C
+ * would. Crashes, sanitizer reports and hangs are the findings. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "rsp/packet.h"
+#include "stub/machine.h"
+#include "stub/options.h"
+#include "stub/session.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static struct stub_options opts;
+static struct stub_machine machine;
+static uv_loop_t *loop;
+static bool closed;
+
+static void link_flush(void *ctx)
+{
+    struct stub_session *s = ctx;
+    rsp_buf_consume(&s->conn.out, s->conn.out.len);
+}
+
+static void link_close(void *ctx)
+{
+    (void)ctx;
+    closed = true;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    char *args[] = {"kvmstub", "--memory", "4M", FUZZ_GUEST, NULL};
+    char err[512];
+    if (stub_options_parse(4, args, &opts, err, sizeof(err)) != STUB_OPTIONS_RUN) {
+        fprintf(stderr, "fuzz_stub: %s\n", err);
+        abort();
+    }
+    loop = uv_default_loop();
+    bool image_problem;
+    if (stub_machine_init(&machine, &opts, loop, err, sizeof(err), &image_problem)) {
+        fprintf(stderr, "fuzz_stub: %s (this fuzzer needs /dev/kvm)\n", err);
+        abort();
+    }
+    return 0;
+}
+
+/* Lets the loop deliver stops; interrupts a guest that runs too long. */
+static void settle(void)
+{
+    for (int spins = 0; stub_machine_running(&machine); spins++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (spins == 150)
+            stub_machine_interrupt(&machine);
+        if (spins > 100)
+            uv_sleep(1);
+    }
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void feed(struct stub_session *s, const uint8_t *p, size_t n)
+{
+    if (closed || n == 0)
+        return;
+    stub_session_input(s, p, n);
+    settle();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0 || size > 65536)
+        return 0;
+    settle();
+    char err[256];
+    machine.exit_requested = false;
+    if (stub_machine_reset(&machine, err, sizeof(err))) {
+        fprintf(stderr, "fuzz_stub: reset failed: %s\n", err);
+        abort();
+    }
+    static struct stub_session s;
+    struct stub_link link = {.flush = link_flush, .close = link_close, .ctx = &s};
+    if (stub_session_init(&s, &machine, &link))
+        abort();
+    closed = false;
+    stub_machine_attach(&machine, &s);
+    if (data[0] & 1) {
+        /* newline-separated payloads, framed with correct checksums */
+        const uint8_t *p = data + 1, *end = data + size;
+        while (p < end && !closed && !machine.exit_requested) {
+            const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            if (n == 1 && p[0] == 3) {
+                feed(&s, p, 1); /* the interrupt byte on a line of its own */
+            } else {
+                uint8_t frame[4 + 4096];
+                if (n > 4096)
+                    n = 4096;
+                frame[0] = '$';
+                memcpy(frame + 1, p, n);
+                snprintf((char *)frame + 1 + n, 4, "#%02x", rsp_checksum(p, n));
+                feed(&s, frame, n + 4);
+            }
+            p += n + 1;
+        }
+    } else {
+        feed(&s, data + 1, size - 1);
+    }
+    stub_machine_detach(&machine, &s);
+    settle();
+    stub_session_free(&s);
+    return 0;
+}
