@@ -60,8 +60,21 @@ int e2e_stub_start(struct e2e_stub *s, const char *const *args)
     int fd = mkstemp(s->log_path);
     if (fd < 0)
         return -1;
-    const char *argv[64] = {KVMSTUB_BIN, "--port", "0"};
-    int n = 3;
+    const char *argv[64];
+    int n = 0;
+    if (e2e_valgrind()) {
+        /* Errors and definite leaks make valgrind exit with 99 and print
+         * them into the log; e2e_stub_kill() looks. */
+        argv[n++] = "valgrind";
+        argv[n++] = "-q";
+        argv[n++] = "--error-exitcode=99";
+        argv[n++] = "--leak-check=full";
+        argv[n++] = "--errors-for-leak-kinds=definite";
+        argv[n++] = "--show-leak-kinds=definite";
+    }
+    argv[n++] = KVMSTUB_BIN;
+    argv[n++] = "--port";
+    argv[n++] = "0";
     for (int i = 0; args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -71,7 +84,7 @@ int e2e_stub_start(struct e2e_stub *s, const char *const *args)
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
         dup2(null, 1);
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(fd);
@@ -118,10 +131,30 @@ int e2e_stub_wait(struct e2e_stub *s, int timeout_ms)
     return -1;
 }
 
+bool e2e_valgrind(void)
+{
+    const char *v = getenv("KVMSTUB_E2E_VALGRIND");
+    return v && strcmp(v, "1") == 0;
+}
+
 void e2e_stub_kill(struct e2e_stub *s)
 {
     if (!s->pid)
         return;
+    if (e2e_valgrind()) {
+        /* A clean exit, so valgrind can look for leaks. */
+        if (!s->reaped) {
+            kill(s->pid, SIGTERM);
+            e2e_stub_wait(s, E2E_TIMEOUT_S * 1000);
+        }
+        char *log = e2e_stub_log(s);
+        bool dirty = s->status == 99 || strstr(log, "== Invalid") || strstr(log, "definitely lost") ||
+                     strstr(log, "uninitialised") || strstr(log, "Mismatched free");
+        if (dirty)
+            fprintf(stderr, "\nvalgrind found problems in kvmstub:\n%s\n", log);
+        CU_ASSERT_FALSE(dirty);
+        free(log);
+    }
     if (!s->reaped) {
         kill(s->pid, SIGKILL);
         int st;

@@ -30,6 +30,10 @@ struct e2e_stub {
 int e2e_stub_start(struct e2e_stub *s, const char *const *args);
 /* Waits up to timeout_ms for it to exit; returns its status or -1. */
 int e2e_stub_wait(struct e2e_stub *s, int timeout_ms);
+/* Under KVMSTUB_E2E_VALGRIND=1 kvmstub runs in valgrind's memcheck, and
+ * e2e_stub_kill() ends it with SIGTERM and fails the test on any error or
+ * definite leak in the log. */
+bool e2e_valgrind(void);
 /* Kills it if still running and reaps it. */
 void e2e_stub_kill(struct e2e_stub *s);
 /* Its stderr so far (malloc'd, NUL-terminated). */

@@ -74,7 +74,7 @@ static void test_watchpoint_old_and_new_values(void)
     E2E_HAS(o.text, "Old value = 1\nNew value = 2");
     E2E_HAS(o.text, "Old value = 2\nNew value = 3");
     /* The stop is after the write, in the loop. */
-    E2E_MATCHES(o.text, "count_loop \\(\\) at .*target64.S:25");
+    E2E_MATCHES(o.text, "count_loop \\(\\) at .*target64.S:[0-9]+\n[0-9]+\t    cmpl");
     e2e_out_free(&o);
     e2e_stub_kill(&s);
 }
@@ -267,7 +267,9 @@ static void test_interrupt_latency(void)
         CU_ASSERT_EQUAL(strncmp(r, "T02", 3), 0);
     }
     printf("\n    interrupt latency, worst of 5: %.1f ms\n", worst * 1000);
-    CU_ASSERT(worst < 0.100);
+    /* valgrind slows kvmstub down far beyond this; it checks memory there. */
+    if (!e2e_valgrind())
+        CU_ASSERT(worst < 0.100);
     e2e_rsp_close(&c);
     e2e_stub_kill(&s);
 }

@@ -153,9 +153,9 @@ static void test_clients_that_vanish(void)
     /* while the guest runs */
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     CU_ASSERT(e2e_rsp_send(&c, "c") == 0);
-    usleep(100000);
+    usleep(e2e_valgrind() ? 2000000 : 100000);
     e2e_rsp_close(&c);
-    usleep(200000);
+    usleep(e2e_valgrind() ? 2000000 : 200000);
     /* the next one finds it (stopped on connecting), and it ran meanwhile */
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     int n = e2e_rsp_cmd(&c, "?", reply, sizeof(reply));
@@ -193,7 +193,8 @@ static void test_thousand_connections(void)
     CU_ASSERT_EQUAL(ok, 1000);
     long rss1 = e2e_stub_rss_kib(&s, false);
     printf("\n    RSS after 100 connections %ld KiB, after 1000 %ld KiB\n", rss0, rss1);
-    CU_ASSERT(rss1 - rss0 < 1024);
+    if (!e2e_valgrind()) /* valgrind's own memory is counted there */
+        CU_ASSERT(rss1 - rss0 < 1024);
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     still_serving(&c);

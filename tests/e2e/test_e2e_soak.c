@@ -1,0 +1,78 @@
+/* Soak: a million mixed packets (steps, register reads, memory reads,
+ * breakpoint insertions and removals) against one kvmstub, with no error
+ * and less than 1 MiB of growth in its resident memory. KVMSTUB_SOAK_PACKETS
+ * changes the count; inside the emulated machine it is 100000 by default. */
+#include "e2e.h"
+#include "testmain.h"
+
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GUEST E2E_GUEST_ELF
+
+static char reply[1 << 17];
+
+static void test_million_packets(void)
+{
+    const char *env = getenv("KVMSTUB_SOAK_PACKETS");
+    long total = env ? atol(env) : getenv("KVMSTUB_EMULATED") ? 100000 : 1000000;
+    struct e2e_stub s;
+    /* Mode 4 spins incrementing a counter: stepping never reaches a hlt. */
+    const char *args[] = {"--reg", "rdi=4", GUEST, NULL};
+    CU_ASSERT_FATAL(e2e_stub_start(&s, args) == 0);
+    struct e2e_rsp c;
+    CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
+    CU_ASSERT_FATAL(e2e_rsp_noack(&c) == 0);
+    char z[64], zz[64], m[64];
+    uint64_t busy = e2e_symbol(GUEST, "busy");
+    snprintf(z, sizeof(z), "Z0,%llx,1", (unsigned long long)busy);
+    snprintf(zz, sizeof(zz), "z0,%llx,1", (unsigned long long)busy);
+    snprintf(m, sizeof(m), "m%llx,400", (unsigned long long)e2e_symbol(GUEST, "counter"));
+    long errors = 0, rss_start = 0;
+    double t0 = e2e_now();
+    for (long i = 0; i < total; i++) {
+        const char *p;
+        switch (i % 10) {
+        case 0: case 5: p = "s"; break;
+        case 1: case 6: case 8: p = "g"; break;
+        case 2: case 7: p = m; break;
+        case 3: p = z; break;
+        case 4: p = zz; break;
+        default: p = "?"; break;
+        }
+        int n = e2e_rsp_cmd(&c, p, reply, sizeof(reply));
+        bool ok = n > 0 && (p[0] == 's' || p[0] == '?' ? reply[0] == 'T'
+                            : p[0] == 'g'               ? n > 500
+                            : p[0] == 'm'               ? n == 0x800
+                                                        : strcmp(reply, "OK") == 0);
+        if (!ok && errors++ < 5)
+            fprintf(stderr, "\npacket %ld '%s' -> '%.80s'\n", i, p, n > 0 ? reply : "(none)");
+        if (n < 0)
+            break;
+        if (i == total / 10)
+            rss_start = e2e_stub_rss_kib(&s, false);
+    }
+    double took = e2e_now() - t0;
+    long rss_end = e2e_stub_rss_kib(&s, false);
+    printf("\n    %ld packets in %.1f s (%.0f/s), %ld errors, RSS %ld KiB after %ld packets, "
+           "%ld KiB at the end\n",
+           total, took, (double)total / took, errors, rss_start, total / 10, rss_end);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT(rss_start > 0);
+    CU_ASSERT(rss_end - rss_start < 1024);
+    e2e_rsp_close(&c);
+    e2e_stub_kill(&s);
+}
+
+static void register_suites(void)
+{
+    CU_pSuite s = CU_add_suite("e2e_soak", NULL, NULL);
+    CU_add_test(s, "a million mixed packets", test_million_packets);
+}
+
+int main(void)
+{
+    return test_main("test_e2e_soak", register_suites, true);
+}
