@@ -413,11 +413,16 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
 {
     struct kvm_run *run = cpu->run;
     switch (run->exit_reason) {
+    /* An instruction KVM emulates (an MMIO access, string I/O) has rflags
+     * written back without the trap flag KVM added for single-stepping, so
+     * the next step would silently run on: the debug state goes in again. */
     case KVM_EXIT_IO:
         cpu->needs_completion = true;
+        cpu->guest_debug_dirty = true;
         return handle_io(cpu, ev);
     case KVM_EXIT_MMIO:
         cpu->needs_completion = true;
+        cpu->guest_debug_dirty = true;
         return handle_mmio(cpu, ev);
     case KVM_EXIT_HLT:
         return handle_hlt(cpu, ev);
@@ -431,6 +436,7 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
         ev->u.entry.reason = run->fail_entry.hardware_entry_failure_reason;
         return 1;
     case KVM_EXIT_INTERNAL_ERROR:
+        cpu->guest_debug_dirty = true;
         return handle_internal_error(cpu, ev);
     case KVM_EXIT_INTR:
         return 0;
@@ -564,11 +570,7 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
          * and only traps there, so a new rip needs the debug state again. */
         if (cpu->rc.dirty & VM_RC_REGS)
             cpu->guest_debug_dirty = true;
-        /* And for every step: an instruction KVM emulated (an MMIO access)
-         * writes rflags back without the trap flag it added, so the next
-         * step would silently run on. */
-        if (step)
-            cpu->guest_debug_dirty = true;
+
         if ((err = vm_regs_flush(cpu)) || (err = vm_debug_apply(cpu, step)))
             return err;
         err = enter(cpu, false);
