@@ -102,8 +102,17 @@ static void note(struct vm *vm, uint64_t addr, bool port, const char *what)
         vm->log(vm->log_ctx, "guest %s port 0x%04llx, which has no device (further accesses not logged)",
                 what, (unsigned long long)addr);
     } else {
-        vm->log(vm->log_ctx, "guest %s unbacked address 0x%llx (reads give all ones)", what,
-                (unsigned long long)addr);
+        uint64_t page = (addr & VM_PAGE_MASK) + 1;
+        for (size_t i = 0; i < vm->nmmio_seen; i++)
+            if (vm->mmio_seen[i] == page)
+                return;
+        if (vm->nmmio_seen == sizeof(vm->mmio_seen) / sizeof(vm->mmio_seen[0]))
+            return; /* enough said */
+        vm->mmio_seen[vm->nmmio_seen++] = page;
+        vm->log(vm->log_ctx,
+                "guest %s unbacked address 0x%llx (reads give all ones; further accesses to "
+                "this page not logged)",
+                what, (unsigned long long)addr);
     }
 }
 

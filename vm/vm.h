@@ -184,6 +184,8 @@ struct vm {
     void *log_ctx;
     bool trace;
     uint8_t ports_seen[65536 / 8];
+    uint64_t mmio_seen[64]; /* unbacked pages already logged (+1, 0 is empty) */
+    size_t nmmio_seen;
 };
 
 struct vm_config {

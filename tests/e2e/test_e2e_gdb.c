@@ -148,6 +148,20 @@ static void test_monitor_commands(void)
     e2e_stub_kill(&s);
 }
 
+static void test_monitor_input_reaches_the_uart(void)
+{
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(start(&s, "9"));
+    struct e2e_out o;
+    const char *cmds[] = {"monitor input typed into the guest", "continue", "kill", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    E2E_HAS(o.text, "queued 21 bytes for the guest's UART");
+    E2E_HAS(o.text, "> typed into the guest\n");
+    E2E_MATCHES(o.text, "halt \\(\\) at .*target64.S");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
 static void test_detach_then_attach_sees_same_state(void)
 {
     struct e2e_stub s;
@@ -342,6 +356,7 @@ static void register_suites(void)
     CU_add_test(s, "debug-exit status reaches gdb and the shell", test_exit_status_from_debug_exit);
     CU_add_test(s, "target remote | kvmstub --stdio", test_stdio_transport);
     CU_add_test(s, "monitor commands", test_monitor_commands);
+    CU_add_test(s, "monitor input reaches the guest's UART", test_monitor_input_reaches_the_uart);
     CU_add_test(s, "detach, attach again, same state", test_detach_then_attach_sees_same_state);
     CU_add_test(s, "attach to a running guest", test_attach_to_running_guest);
     CU_add_test(s, "disconnect leaves a running guest running",

@@ -9,6 +9,7 @@
  *   6  ud2 with no IDT: the fault cannot be delivered, the CPU shuts down
  *   7  jump to 0xc0000000, where there is no RAM
  *   8  write and read 1000 ports that have no device (0x400-0x7e7), then hlt
+ *   9  echo what arrives on the UART, with "> " in front, until a newline
  * Mode 3 writes %rsi bytes instead when %rsi is not zero. Before the counting loop of mode 0 runs a sled of twelve nops (`sled`),
  * a place for many breakpoints. */
     .code64
@@ -30,6 +31,8 @@ _start:
     je fault_unbacked
     cmp $8, %edi
     je odd_ports
+    cmp $9, %edi
+    je echo
     lea hello(%rip), %rsi
     call puts
     cmp $1, %edi
@@ -90,6 +93,25 @@ odd_ports:
     in (%dx), %al
     inc %edx
     cmp $0x7e8, %edx
+    jne 1b
+    jmp halt
+
+/* Polled input: LSR bit 0 says a byte waits in RBR. */
+    .globl echo
+echo:
+    mov $0x3f8, %dx
+    mov $'>', %al
+    out %al, (%dx)
+    mov $' ', %al
+    out %al, (%dx)
+1:  mov $0x3fd, %dx
+    in (%dx), %al
+    test $1, %al
+    jz 1b
+    mov $0x3f8, %dx
+    in (%dx), %al
+    out %al, (%dx)
+    cmp $'\n', %al
     jne 1b
     jmp halt
 
