@@ -137,6 +137,15 @@ bool e2e_valgrind(void)
     return v && strcmp(v, "1") == 0;
 }
 
+bool e2e_rss_meaningful(void)
+{
+#ifdef E2E_SANITIZED
+    return false;
+#else
+    return !e2e_valgrind();
+#endif
+}
+
 void e2e_stub_kill(struct e2e_stub *s)
 {
     if (!s->pid)

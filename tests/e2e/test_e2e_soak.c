@@ -61,7 +61,8 @@ static void test_million_packets(void)
            total, took, (double)total / took, errors, rss_start, total / 10, rss_end);
     CU_ASSERT_EQUAL(errors, 0);
     CU_ASSERT(rss_start > 0);
-    CU_ASSERT(rss_end - rss_start < 1024);
+    if (e2e_rss_meaningful())
+        CU_ASSERT(rss_end - rss_start < 1024);
     e2e_rsp_close(&c);
     e2e_stub_kill(&s);
 }
