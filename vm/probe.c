@@ -16,97 +16,124 @@
 #define P_DATA 0x3000u
 #define P_RO 0x8000u /* a read-only slot of one page, when supported */
 
+/* One VM serves every probe, each on a fresh vCPU of its own, so no probe
+ * sees state another left behind (an int3 that ended in an internal error
+ * leaves its vCPU unusable). Creating and tearing down a VM costs far more
+ * than a vCPU, and start-up latency is something users notice. */
 struct probe {
-    int vm_fd, fd;
-    struct kvm_run *run;
+    int kvm_fd, vm_fd;
     size_t run_size;
     uint8_t *mem;
+    unsigned next_id;
 };
+
+struct probe_cpu {
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+};
+
+static int probe_slot(struct probe *p, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size)
+{
+    struct kvm_userspace_memory_region r = {.slot = slot, .flags = flags, .guest_phys_addr = gpa,
+                                            .memory_size = size,
+                                            .userspace_addr = (uintptr_t)(p->mem + gpa)};
+    return ioctl(p->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
 
 static int probe_open(struct probe *p, int kvm_fd, bool ro_page)
 {
     memset(p, 0, sizeof(*p));
-    p->vm_fd = p->fd = -1;
+    p->kvm_fd = kvm_fd;
     p->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
     if (p->vm_fd < 0)
         return -errno;
     ioctl(p->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+    int size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size <= 0)
+        return -EIO;
+    p->run_size = (size_t)size;
     p->mem = mmap(NULL, P_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p->mem == MAP_FAILED) {
         p->mem = NULL;
         return -errno;
     }
-    struct kvm_userspace_memory_region r = {
-        .slot = 0, .memory_size = ro_page ? P_RO : P_RAM, .userspace_addr = (uintptr_t)p->mem};
-    if (ioctl(p->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-        return -errno;
-    if (ro_page) {
-        struct kvm_userspace_memory_region ro = {.slot = 1,
-                                                 .flags = KVM_MEM_READONLY,
-                                                 .guest_phys_addr = P_RO,
-                                                 .memory_size = VM_PAGE_SIZE,
-                                                 .userspace_addr = (uintptr_t)(p->mem + P_RO)};
-        if (ioctl(p->vm_fd, KVM_SET_USER_MEMORY_REGION, &ro) < 0)
-            return -errno;
-    }
-    p->fd = ioctl(p->vm_fd, KVM_CREATE_VCPU, 0);
-    if (p->fd < 0)
-        return -errno;
-    int size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (size <= 0)
-        return -EIO;
-    p->run_size = (size_t)size;
-    void *run = mmap(NULL, p->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
-    if (run == MAP_FAILED)
-        return -errno;
-    p->run = run;
-    for (unsigned v = 0; v < 256; v++) {
-        uint16_t ivt[2] = {P_HANDLER, 0};
-        memcpy(p->mem + v * 4, ivt, sizeof(ivt));
-    }
-    p->mem[P_HANDLER] = 0xf4; /* hlt */
-    struct kvm_sregs s;
-    if (ioctl(p->fd, KVM_GET_SREGS, &s) < 0)
-        return -errno;
-    s.cs.base = 0;
-    s.cs.selector = 0;
-    if (ioctl(p->fd, KVM_SET_SREGS, &s) < 0)
-        return -errno;
-    struct kvm_regs regs = {.rip = P_CODE, .rflags = 2, .rsp = 0xf000};
-    if (ioctl(p->fd, KVM_SET_REGS, &regs) < 0)
-        return -errno;
-    return 0;
+    int r;
+    if (!ro_page)
+        return probe_slot(p, 0, 0, 0, P_RAM);
+    if ((r = probe_slot(p, 0, 0, 0, P_RO)) ||
+        (r = probe_slot(p, 1, KVM_MEM_READONLY, P_RO, VM_PAGE_SIZE)))
+        return r;
+    return probe_slot(p, 2, 0, P_RO + VM_PAGE_SIZE, P_RAM - P_RO - VM_PAGE_SIZE);
 }
 
 static void probe_close(struct probe *p)
 {
-    if (p->run)
-        munmap(p->run, p->run_size);
-    if (p->fd >= 0)
-        close(p->fd);
     if (p->mem)
         munmap(p->mem, P_RAM);
     if (p->vm_fd >= 0)
         close(p->vm_fd);
 }
 
-static int probe_run(struct probe *p, const uint8_t *code, size_t n, uint64_t control,
-                     const uint64_t dr[8], uint64_t *rip)
+static void probe_cpu_close(struct probe_cpu *c)
 {
+    if (c->run)
+        munmap(c->run, c->run_size);
+    if (c->fd >= 0)
+        close(c->fd);
+}
+
+/* A new vCPU in real mode at P_CODE, with code in place. */
+static int probe_cpu_open(struct probe *p, struct probe_cpu *c, const uint8_t *code, size_t n)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = ioctl(p->vm_fd, KVM_CREATE_VCPU, p->next_id++);
+    if (c->fd < 0)
+        return -errno;
+    c->run_size = p->run_size;
+    void *run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+    if (run == MAP_FAILED)
+        return -errno;
+    c->run = run;
+    for (unsigned v = 0; v < 256; v++) {
+        uint16_t ivt[2] = {P_HANDLER, 0};
+        memcpy(p->mem + v * 4, ivt, sizeof(ivt));
+    }
+    p->mem[P_HANDLER] = 0xf4; /* hlt */
     memcpy(p->mem + P_CODE, code, n);
+    struct kvm_sregs s;
+    if (ioctl(c->fd, KVM_GET_SREGS, &s) < 0)
+        return -errno;
+    s.cs.base = 0;
+    s.cs.selector = 0;
+    if (ioctl(c->fd, KVM_SET_SREGS, &s) < 0)
+        return -errno;
+    struct kvm_regs regs = {.rip = P_CODE, .rflags = 2, .rsp = 0xf000};
+    if (ioctl(c->fd, KVM_SET_REGS, &regs) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Runs code on a fresh vCPU until its first exit; the exit stays in
+ * c->run and the final rip in *rip. */
+static int probe_run(struct probe *p, struct probe_cpu *c, const uint8_t *code, size_t n,
+                     uint64_t control, const uint64_t dr[8], uint64_t *rip)
+{
+    int r = probe_cpu_open(p, c, code, n);
+    if (r)
+        return r;
     struct kvm_guest_debug dbg = {.control = control};
     if (dr)
         memcpy(dbg.arch.debugreg, dr, sizeof(dbg.arch.debugreg));
-    if (ioctl(p->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+    if (ioctl(c->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
         return -errno;
-    int r;
     do
-        r = ioctl(p->fd, KVM_RUN, 0);
+        r = ioctl(c->fd, KVM_RUN, 0);
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
     struct kvm_regs regs;
-    if (ioctl(p->fd, KVM_GET_REGS, &regs) < 0)
+    if (ioctl(c->fd, KVM_GET_REGS, &regs) < 0)
         return -errno;
     *rip = regs.rip;
     return 0;
@@ -115,67 +142,66 @@ static int probe_run(struct probe *p, const uint8_t *code, size_t n, uint64_t co
 int vm_probe(int kvm_fd, struct vm_caps *caps)
 {
     struct probe p;
+    struct probe_cpu c;
     uint64_t rip;
-    int err;
+    int err = probe_open(&p, kvm_fd, caps->readonly_mem);
+    if (err) {
+        probe_close(&p);
+        return err;
+    }
 
     /* hlt must exit to userspace, or nothing else here can work. */
     static const uint8_t hlt[] = {0xf4};
-    if ((err = probe_open(&p, kvm_fd, false)) == 0)
-        err = probe_run(&p, hlt, sizeof(hlt), 0, NULL, &rip);
-    bool hlt_ok = !err && p.run->exit_reason == KVM_EXIT_HLT && rip == P_CODE + 1;
-    probe_close(&p);
-    if (err)
-        return err;
-    if (!hlt_ok)
-        return -ENOTSUP;
+    err = probe_run(&p, &c, hlt, sizeof(hlt), 0, NULL, &rip);
+    bool hlt_ok = !err && c.run->exit_reason == KVM_EXIT_HLT && rip == P_CODE + 1;
+    probe_cpu_close(&c);
+    if (err || !hlt_ok) {
+        probe_close(&p);
+        return err ? err : -ENOTSUP;
+    }
 
     /* int3 with #BP interception. */
     static const uint8_t int3[] = {0xcc, 0xf4};
     caps->sw_bp = VM_BP_HLT;
-    if ((err = probe_open(&p, kvm_fd, false)) == 0 &&
-        (err = probe_run(&p, int3, sizeof(int3), KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP,
-                         NULL, &rip)) == 0) {
-        if (p.run->exit_reason == KVM_EXIT_DEBUG && p.run->debug.arch.exception == 3 &&
-            p.run->debug.arch.pc == P_CODE)
+    if (probe_run(&p, &c, int3, sizeof(int3), KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP, NULL,
+                  &rip) == 0) {
+        if (c.run->exit_reason == KVM_EXIT_DEBUG && c.run->debug.arch.exception == 3 &&
+            c.run->debug.arch.pc == P_CODE)
             caps->sw_bp = VM_BP_INT3;
-        else if (p.run->exit_reason == KVM_EXIT_INTERNAL_ERROR && rip == P_CODE)
+        else if (c.run->exit_reason == KVM_EXIT_INTERNAL_ERROR && rip == P_CODE)
             caps->sw_bp = VM_BP_INT3_INTERNAL_ERROR;
     }
-    probe_close(&p);
+    probe_cpu_close(&c);
 
     /* DR0 as an execution breakpoint on the second nop. */
     static const uint8_t nops[] = {0x90, 0x90, 0x90, 0xf4};
     uint64_t dr[8] = {[0] = P_CODE + 1, [7] = 0x1 | 0x400};
-    caps->hw_exec_bp = false;
-    if ((err = probe_open(&p, kvm_fd, false)) == 0 &&
-        (err = probe_run(&p, nops, sizeof(nops), KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP,
-                         dr, &rip)) == 0)
-        caps->hw_exec_bp = p.run->exit_reason == KVM_EXIT_DEBUG && rip == P_CODE + 1 &&
-                           (p.run->debug.arch.dr6 & 1);
-    probe_close(&p);
+    caps->hw_exec_bp = probe_run(&p, &c, nops, sizeof(nops),
+                                 KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, dr, &rip) == 0 &&
+                       c.run->exit_reason == KVM_EXIT_DEBUG && rip == P_CODE + 1 &&
+                       (c.run->debug.arch.dr6 & 1);
+    probe_cpu_close(&c);
 
     /* DR0 as a one-byte write watchpoint: mov [P_DATA], al; nop; hlt. */
     static const uint8_t store[] = {0xa2, P_DATA & 0xff, P_DATA >> 8, 0x90, 0xf4};
     uint64_t wdr[8] = {[0] = P_DATA, [7] = 0x1 | 0x400 | (1u << 16)};
-    caps->hw_data_bp = false;
-    if ((err = probe_open(&p, kvm_fd, false)) == 0 &&
-        (err = probe_run(&p, store, sizeof(store), KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP,
-                         wdr, &rip)) == 0)
-        caps->hw_data_bp = p.run->exit_reason == KVM_EXIT_DEBUG && rip == P_CODE + 3 &&
-                           (p.run->debug.arch.dr6 & 1);
-    probe_close(&p);
+    caps->hw_data_bp = probe_run(&p, &c, store, sizeof(store),
+                                 KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, wdr, &rip) == 0 &&
+                       c.run->exit_reason == KVM_EXIT_DEBUG && rip == P_CODE + 3 &&
+                       (c.run->debug.arch.dr6 & 1);
+    probe_cpu_close(&c);
 
     /* A write to a read-only slot must exit as MMIO with its data. */
     static const uint8_t ro_store[] = {0xb0, 0x5a, 0xa2, P_RO & 0xff, P_RO >> 8, 0xf4};
     caps->ro_slot_traps_writes = false;
     if (caps->readonly_mem) {
-        if ((err = probe_open(&p, kvm_fd, true)) == 0 &&
-            (err = probe_run(&p, ro_store, sizeof(ro_store), 0, NULL, &rip)) == 0)
-            caps->ro_slot_traps_writes = p.run->exit_reason == KVM_EXIT_MMIO &&
-                                         p.run->mmio.is_write && p.run->mmio.phys_addr == P_RO &&
-                                         p.run->mmio.data[0] == 0x5a;
-        probe_close(&p);
+        caps->ro_slot_traps_writes =
+            probe_run(&p, &c, ro_store, sizeof(ro_store), 0, NULL, &rip) == 0 &&
+            c.run->exit_reason == KVM_EXIT_MMIO && c.run->mmio.is_write &&
+            c.run->mmio.phys_addr == P_RO && c.run->mmio.data[0] == 0x5a;
+        probe_cpu_close(&c);
     }
+    probe_close(&p);
     caps->probed = true;
     return 0;
 }
