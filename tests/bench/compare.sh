@@ -44,7 +44,7 @@ for f in "$rspbench" "$bench/bench_loop.elf" "$bench/bench_loop.bin" "$bench/ben
 done
 if [ -n "$missing" ]; then
     echo "compare.sh: missing from the build:$missing" >&2
-    echo "compare.sh: build them with 'cmake --build $build --target rspbench bench_images'" \
+    echo "compare.sh: build them with 'cmake --build $build --target rspbench kvmstep bench_images'" \
         "(KVMSTUB_BENCH=ON), or pass the build directory as the argument" >&2
     exit 2
 fi
@@ -84,7 +84,8 @@ qemu_cmd() {
 }
 
 common=(--seconds "$seconds" --timeout "$timeout_s")
-loop_args=(--bp-addr "$bp_addr" --counter-addr "$counter_addr" --mem-addr 0x10000 --mem-len 0x20000)
+loop_args=(--bp-addr "$bp_addr" --counter-addr "$counter_addr" --mem-addr 0x10000 --mem-len 0x20000
+    --watch-addr 0x40000)
 serial_args=(--serial --only serial --serial-seq --counter-addr "$counter_addr")
 
 failed=0
@@ -127,6 +128,19 @@ ratio() {
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 pingpong=$("$rspbench" --pingpong --seconds "$seconds" | awk '{ print $2 }')
+step_us=""
+if [ -x "$bench/kvmstep" ]; then
+    step_us=$("$bench/kvmstep" --seconds "$seconds" "$bench/bench_loop.bin" |
+        awk '$1 == "kvm_step_us" { print $2 }')
+fi
+serial_ceiling=""
+if [ -x "$bench/kvmstep" ]; then
+    serial_ceiling=$("$bench/kvmstep" --seconds "$seconds" --serial "$bench/bench_serial.bin" |
+        awk '$1 == "kvm_serial_MBps" { print $2 }')
+fi
+# No stub steps faster than one loopback exchange plus one KVM step.
+floor=$(awk -v p="${pingpong:-0}" -v s="${step_us:-0}" 'BEGIN {
+    if (p > 0 && s > 0) printf "%.1f", 1 / (1 / p + s / 1e6) }')
 echo "rspbench: kvmstub against QEMU's gdbstub, both on KVM, same boot-sector guests"
 echo "date:      $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "kernel:    $(uname -r)"
@@ -134,6 +148,10 @@ echo "cpu:       ${cpu:-unknown} ($(nproc) online)"
 echo "command:   $cmdline"
 echo "loopback:  ${pingpong:-?} 1-byte TCP ping-pong exchanges/s between two threads (the floor"
 echo "           under every round trip below)"
+echo "kvm step:  ${step_us:-?} µs per single step through kvmstub's vm layer (kvmstep)"
+echo "floor:     ${floor:-?} steps/s = 1 / (1/loopback + one KVM step)"
+echo "serial:    ${serial_ceiling:-?} MB/s written by bench_serial and collected by kvmstub's vm"
+echo "           layer alone, without protocol or client (kvmstep --serial): the ceiling"
 echo "figures:   ${seconds} s each; MB = 10^6 bytes; higher is better except first_reply_ms, peak_rss_KiB"
 if [ -n "$kvmstub" ]; then
     echo "kvmstub:   $(kvmstub_cmd "$bench/bench_loop.bin")"
@@ -165,11 +183,19 @@ fi
 
 printf '%-22s %14s %14s %14s\n' figure kvmstub QEMU kvmstub/QEMU
 for f in packet_size first_reply_ms steps_per_sec g_per_sec m_MBps x_MBps M_MBps X_MBps \
-    bp_roundtrips_per_sec serial_MBps peak_rss_KiB; do
+    bp_roundtrips_per_sec loop_per_sec loop_watched_per_sec serial_MBps peak_rss_KiB; do
     k=$(figure kvmstub "$f")
     qv=$(figure qemu "$f")
     printf '%-22s %14s %14s %14s\n' "$f" "$k" "$qv" "$(ratio "$k" "$qv")"
 done
+k=$(figure kvmstub steps_per_sec)
+if [ -n "$floor" ] && [ "$k" != - ]; then
+    echo "kvmstub steps_per_sec / floor: $(ratio "$k" "$floor")"
+fi
+k=$(figure kvmstub serial_MBps)
+if [ -n "$serial_ceiling" ] && [ "$k" != - ]; then
+    echo "kvmstub serial_MBps / ceiling: $(ratio "$k" "$serial_ceiling")"
+fi
 # rspbench's notes explain an n/a or a fallback: keep them with the table.
 for label in kvmstub-loop kvmstub-serial qemu-loop qemu-serial; do
     [ -f "$tmp/$label.log" ] || continue

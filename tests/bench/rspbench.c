@@ -220,6 +220,7 @@ enum {
     FIG_XWRITE = 1u << 5,
     FIG_BP = 1u << 6,
     FIG_SERIAL = 1u << 7,
+    FIG_WATCH = 1u << 8,
 };
 
 static const struct {
@@ -228,6 +229,7 @@ static const struct {
 } figure_names[] = {
     {"steps", FIG_STEPS}, {"g", FIG_G},   {"m", FIG_MREAD}, {"x", FIG_XREAD},
     {"M", FIG_MWRITE},    {"X", FIG_XWRITE}, {"bp", FIG_BP},  {"serial", FIG_SERIAL},
+    {"watch", FIG_WATCH},
 };
 
 struct opts {
@@ -237,8 +239,8 @@ struct opts {
     unsigned figures;
     bool only_given;
     const char *launch;
-    bool has_bp, has_counter, has_run_to;
-    uint64_t bp_addr, counter_addr, run_to;
+    bool has_bp, has_counter, has_run_to, has_watch;
+    uint64_t bp_addr, counter_addr, run_to, watch_addr;
     uint64_t mem_addr, mem_len;
     bool serial_seq, pingpong, ack_mode;
 };
@@ -253,7 +255,8 @@ static const char usage_text[] =
     "                      picked and put in place of {port} in COMMAND\n"
     "  --seconds N         time spent on each figure (default 2)\n"
     "  --timeout S         longest wait for one reply (default 5)\n"
-    "  --only LIST         figures to run, comma-separated: steps,g,m,x,M,X,bp,serial\n"
+    "  --only LIST         figures to run, comma-separated:\n"
+    "                      steps,g,m,x,M,X,bp,serial,watch\n"
     "  --launch 'COMMAND'  run COMMAND with /bin/sh, wait for the port, measure the\n"
     "                      start-to-first-reply time and peak RSS, kill it at the end\n"
     "  --run-to ADDR       first run the guest to ADDR (e.g. 0x7c00 past QEMU's BIOS)\n"
@@ -262,6 +265,9 @@ static const char usage_text[] =
     "                      breakpoint stops are checked against it\n"
     "  --mem-addr ADDR     RAM range read and written by m, x, M, X (default 0x10000)\n"
     "  --mem-len LEN       its length (default 0x20000)\n"
+    "  --watch-addr ADDR   a RAM address the guest's loop never touches: the watch\n"
+    "                      figure compares loop passes per second (--counter-addr)\n"
+    "                      without and with a write watchpoint (Z2) there\n"
     "  --serial            add the serial figure: 'c', count 'O' bytes, then 0x03\n"
     "  --serial-seq        check that 'O' bytes follow the cycle 0x20..0x7e that the\n"
     "                      bench_serial guest writes\n"
@@ -311,7 +317,7 @@ static unsigned parse_figures(const char *list)
             if (strcmp(tok, figure_names[i].name) == 0)
                 bit = figure_names[i].bit;
         if (!bit)
-            usage_error("--only: unknown figure '%s' (known: steps,g,m,x,M,X,bp,serial)", tok);
+            usage_error("--only: unknown figure '%s' (known: steps,g,m,x,M,X,bp,serial,watch)", tok);
         bits |= bit;
     }
     free(copy);
@@ -323,7 +329,7 @@ static unsigned parse_figures(const char *list)
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_SECONDS, OPT_TIMEOUT, OPT_ONLY, OPT_LAUNCH, OPT_RUN_TO,
     OPT_BP, OPT_COUNTER, OPT_MEM_ADDR, OPT_MEM_LEN, OPT_SERIAL, OPT_SERIAL_SEQ, OPT_ACK,
-    OPT_PINGPONG,
+    OPT_PINGPONG, OPT_WATCH,
 };
 
 static const struct option long_options[] = {
@@ -342,6 +348,7 @@ static const struct option long_options[] = {
     {"serial-seq", no_argument, NULL, OPT_SERIAL_SEQ},
     {"ack-mode", no_argument, NULL, OPT_ACK},
     {"pingpong", no_argument, NULL, OPT_PINGPONG},
+    {"watch-addr", required_argument, NULL, OPT_WATCH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -373,6 +380,7 @@ static void apply_option(struct opts *o, int opt, const char *arg, bool *serial)
     case OPT_SERIAL_SEQ: o->serial_seq = true; break;
     case OPT_ACK: o->ack_mode = true; break;
     case OPT_PINGPONG: o->pingpong = true; break;
+    case OPT_WATCH: o->watch_addr = parse_u64(arg, "--watch-addr"); o->has_watch = true; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: usage_error("unknown option");
     }
@@ -394,6 +402,10 @@ static void parse_options(int argc, char **argv, struct opts *o)
         o->figures = FIG_STEPS | FIG_G | FIG_MREAD | FIG_XREAD | FIG_MWRITE | FIG_XWRITE | FIG_BP;
     if (serial)
         o->figures |= FIG_SERIAL;
+    if (o->has_watch && !o->only_given)
+        o->figures |= FIG_WATCH;
+    if ((o->figures & FIG_WATCH) && (!o->has_watch || !o->has_counter))
+        usage_error("the watch figure needs --watch-addr and --counter-addr");
     if (!o->launch && o->port == 0)
         usage_error("give the stub's --port, or --launch it");
     if (o->only_given && (o->figures & FIG_BP) && !o->has_bp)
@@ -1137,6 +1149,48 @@ static void fig_bp(struct bench *b)
     print_value("bp_roundtrips_per_sec", (double)n / t, 1);
 }
 
+/* Loop passes per second while the guest runs freely for --seconds. */
+static double loop_rate(struct bench *b, const char *what)
+{
+    uint32_t before = read_counter(b);
+    double t0 = now();
+    int sig = continue_for(b, b->o->seconds);
+    double t = now() - t0;
+    if (sig >= 0)
+        die("the guest stopped with signal %d while running its loop %s; it should have run "
+            "until interrupted", sig, what);
+    uint32_t passes = read_counter(b) - before;
+    if (passes == 0)
+        die("the guest's counter did not move while it ran %s (is --counter-addr right?)", what);
+    return (double)passes / t;
+}
+
+/* What a watchpoint costs the code that does not touch it: the same loop
+ * without and with a write watchpoint on --watch-addr. Debug registers
+ * cost nothing; page traps should cost nothing either, as long as the loop
+ * stays off the watched page. */
+static void fig_watch(struct bench *b)
+{
+    g_stage = "watch";
+    const struct opts *o = b->o;
+    double free_rate = loop_rate(b, "without a watchpoint");
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "Z2,%" PRIx64 ",4", o->watch_addr);
+    const struct buf *r = request(&b->c, cmd);
+    if (!reply_is(r, "OK")) {
+        note("'%s' was answered with %s: no write watchpoint to measure", cmd,
+             shown(r->p, r->len));
+        print_value("loop_per_sec", free_rate, 1);
+        print_na("loop_watched_per_sec");
+        return;
+    }
+    double watched_rate = loop_rate(b, "with a watchpoint it never touches");
+    cmd[0] = 'z';
+    expect_ok(&b->c, cmd, false);
+    print_value("loop_per_sec", free_rate, 1);
+    print_value("loop_watched_per_sec", watched_rate, 1);
+}
+
 static void fig_serial(struct bench *b)
 {
     g_stage = "serial";
@@ -1513,6 +1567,8 @@ static void run_figures(struct bench *b)
         memory_figures(b);
     if (f & FIG_BP)
         fig_bp(b);
+    if (f & FIG_WATCH)
+        fig_watch(b);
     if (f & FIG_SERIAL)
         fig_serial(b);
 }
