@@ -131,6 +131,14 @@ int e2e_stub_wait(struct e2e_stub *s, int timeout_ms)
     return -1;
 }
 
+bool e2e_start_target(struct e2e_stub *s, const char *mode)
+{
+    char reg[32];
+    snprintf(reg, sizeof(reg), "rdi=%s", mode);
+    const char *args[] = {"--reg", reg, E2E_GUEST_ELF, NULL};
+    return e2e_stub_start(s, args) == 0;
+}
+
 bool e2e_valgrind(void)
 {
     const char *v = getenv("KVMSTUB_E2E_VALGRIND");

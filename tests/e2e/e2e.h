@@ -28,6 +28,9 @@ struct e2e_stub {
  * --port 0, and waits until it listens. Returns 0 or -1 (with the log on
  * stderr). */
 int e2e_stub_start(struct e2e_stub *s, const char *const *args);
+/* Starts kvmstub on the target64 fixture in one of its modes (its rdi at
+ * entry: see guests/target64.S); true once it listens. */
+bool e2e_start_target(struct e2e_stub *s, const char *mode);
 /* Waits up to timeout_ms for it to exit; returns its status or -1. */
 int e2e_stub_wait(struct e2e_stub *s, int timeout_ms);
 /* Under KVMSTUB_E2E_VALGRIND=1 kvmstub runs in valgrind's memcheck, and

@@ -11,18 +11,10 @@
 
 #define GUEST E2E_GUEST_ELF
 
-static bool start(struct e2e_stub *s, const char *mode)
-{
-    char reg[32];
-    snprintf(reg, sizeof(reg), "rdi=%s", mode);
-    const char *args[] = {"--reg", reg, GUEST, NULL};
-    return e2e_stub_start(s, args) == 0;
-}
-
 static void test_ordinary_session(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     const char *cmds[] = {
         "info registers rip",
@@ -65,7 +57,7 @@ static void test_ordinary_session(void)
 static void test_watchpoint_old_and_new_values(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     const char *cmds[] = {"watch *(int *)&counter", "continue", "continue", "continue", "kill", NULL};
     e2e_gdb(&o, s.port, NULL, cmds, GUEST);
@@ -82,7 +74,7 @@ static void test_watchpoint_old_and_new_values(void)
 static void test_exit_status_from_debug_exit(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "2"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "2"));
     struct e2e_out o;
     const char *cmds[] = {"continue", NULL};
     e2e_gdb(&o, s.port, NULL, cmds, GUEST);
@@ -110,7 +102,7 @@ static void test_stdio_transport(void)
 static void test_monitor_commands(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     const char *cmds[] = {
         "monitor help",
@@ -151,7 +143,7 @@ static void test_monitor_commands(void)
 static void test_monitor_input_reaches_the_uart(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "9"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "9"));
     struct e2e_out o;
     const char *cmds[] = {"monitor input typed into the guest", "continue", "kill", NULL};
     e2e_gdb(&o, s.port, NULL, cmds, GUEST);
@@ -165,7 +157,7 @@ static void test_monitor_input_reaches_the_uart(void)
 static void test_detach_then_attach_sees_same_state(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     const char *first[] = {"break count_loop", "continue", "set var *(int *)&counter = 77",
                            "set $r12 = 0x1234abcd", "stepi", "print $pc", "detach", NULL};
@@ -207,7 +199,7 @@ static void test_attach_to_running_guest(void)
 static void test_disconnect_leaves_running_guest_running(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "4"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "4"));
     struct e2e_rsp c;
     char r[4096], z[64];
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
@@ -234,7 +226,7 @@ static void test_disconnect_leaves_running_guest_running(void)
 static void test_second_gdb_is_refused(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_rsp c;
     char r[4096];
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
@@ -259,7 +251,7 @@ static void test_interrupt_latency(void)
     /* gdb's Ctrl-C is the 0x03 byte; the stop must come back promptly
      * however busy the guest is. */
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "1"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "1"));
     struct e2e_rsp c;
     char r[4096];
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
@@ -291,7 +283,7 @@ static void test_interrupt_latency(void)
 static void test_mi_session(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "1"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "1"));
     struct e2e_mi mi;
     CU_ASSERT_FATAL(e2e_mi_start(&mi, GUEST) == 0);
     /* Front ends run gdb asynchronously, so they can interrupt. */

@@ -14,14 +14,6 @@
 
 static char reply[R * 2 + 64];
 
-static bool start(struct e2e_stub *s, const char *mode)
-{
-    char reg[32];
-    snprintf(reg, sizeof(reg), "rdi=%s", mode);
-    const char *args[] = {"--reg", reg, GUEST, NULL};
-    return e2e_stub_start(s, args) == 0;
-}
-
 /* Sends payload and expects exactly want back. */
 static void expect(struct e2e_rsp *c, const char *payload, const char *want)
 {
@@ -41,7 +33,7 @@ static void still_serving(struct e2e_rsp *c)
 static void test_bad_checksum_gets_nak_and_no_action(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     /* M with a wrong checksum must neither ack nor write. */
@@ -59,7 +51,7 @@ static void test_bad_checksum_gets_nak_and_no_action(void)
 static void test_garbage_between_packets(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     static const char junk[] = "hello\xff\x00\x01#12}}**garbage\r\n";
@@ -77,7 +69,7 @@ static void test_garbage_between_packets(void)
 static void test_oversized_packet(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     CU_ASSERT(e2e_rsp_noack(&c) == 0);
@@ -99,7 +91,7 @@ static void test_oversized_packet(void)
 static void test_bad_fields(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     CU_ASSERT(e2e_rsp_noack(&c) == 0);
@@ -144,7 +136,7 @@ static void test_bad_fields(void)
 static void test_clients_that_vanish(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "4"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "4"));
     struct e2e_rsp c;
     /* mid-packet */
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
@@ -172,7 +164,7 @@ static void test_clients_that_vanish(void)
 static void test_thousand_connections(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     long rss0 = 0;
     int ok = 0;
     for (int i = 0; i < 1000; i++) {
@@ -205,7 +197,7 @@ static void test_thousand_connections(void)
 static void test_two_clients_at_once(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_rsp a, b;
     CU_ASSERT_FATAL(e2e_rsp_connect(&a, s.port) == 0);
     still_serving(&a);
@@ -224,7 +216,7 @@ static void test_two_clients_at_once(void)
 static void faulty(const char *mode, const char *stop, const char *why)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, mode));
+    CU_ASSERT_FATAL(e2e_start_target(&s, mode));
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     CU_ASSERT(e2e_rsp_noack(&c) == 0);
@@ -272,7 +264,7 @@ static void test_faulty_unknown_ports(void)
 static void test_never_halting_guest_stays_interruptible(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "4"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "4"));
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     CU_ASSERT(e2e_rsp_noack(&c) == 0);

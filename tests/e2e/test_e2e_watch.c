@@ -11,18 +11,10 @@
 
 #define GUEST E2E_GUEST_ELF
 
-static bool start(struct e2e_stub *s, const char *mode)
-{
-    char reg[32];
-    snprintf(reg, sizeof(reg), "rdi=%s", mode);
-    const char *args[] = {"--reg", reg, GUEST, NULL};
-    return e2e_stub_start(s, args) == 0;
-}
-
 static void test_hundred_writes_hundred_stops(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     static const char script[] = "watch *(int *)&counter\n"
                                  "set $n = 0\n"
@@ -51,7 +43,7 @@ static void test_hundred_writes_hundred_stops(void)
 static void test_read_and_access_watchpoints(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     const char *cmds[] = {"rwatch *(int *)&value", "awatch *(int *)&counter", "continue",
                           "continue", "delete 2", "continue", "print/x $rbx", "kill", NULL};
@@ -73,7 +65,7 @@ static void test_read_and_access_watchpoints(void)
 static void test_six_watchpoints_at_once(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     const char *cmds[] = {
         "watch *(int *)&flood_bytes",  "watch *(char *)&hello",   "rwatch *(int *)&value",
@@ -100,7 +92,7 @@ static void test_six_watchpoints_at_once(void)
 static void test_watch_on_page_with_running_code(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "5"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "5"));
     struct e2e_out o;
     static const char script[] = "awatch *(int *)&code_var\n"
                                  "set $n = 0\n"
@@ -126,7 +118,7 @@ static void test_watch_on_page_with_running_code(void)
 static void test_ten_software_breakpoints(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(start(&s, "0"));
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
     struct e2e_out o;
     static const char script[] = "set $i = 0\n"
                                  "while $i < 10\n"
