@@ -1,16 +1,31 @@
+/* The machine: VM, image, vCPU threads, all-stop run control, policies. */
 #include "machine.h"
 
 #include "log.h"
-#include "session.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The one place that maps vCPUs to gdb's thread ids. */
+static unsigned tid_of(unsigned index)
+{
+    return index + 1;
+}
+
+struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid)
+{
+    return tid >= 1 && tid <= m->ncpus ? vm_cpu(m->vm, tid - 1) : NULL;
+}
 
 static void initial_stop(struct stub_machine *m)
 {
     memset(&m->last, 0, sizeof(m->last));
+    m->last.tid = tid_of(0);
     m->last.signal = STUB_SIGTRAP;
+    for (unsigned i = 0; i < m->ncpus; i++)
+        m->has_kept[i] = false;
 }
 
 static int load(struct stub_machine *m, char *err, size_t errlen)
@@ -18,9 +33,9 @@ static int load(struct stub_machine *m, char *err, size_t errlen)
     int r = vm_image_load(m->vm, &m->image, &m->opts->image_opts, err, errlen);
     if (r)
         return r;
-    struct vm_cpu *cpu = &m->vm->cpus[0];
+    struct vm_cpu *boot = stub_machine_cpu(m, tid_of(0));
     for (size_t i = 0; i < m->opts->nregs; i++) {
-        r = vm_reg_set(cpu, m->opts->regs[i].id, m->opts->regs[i].value);
+        r = vm_reg_set(boot, m->opts->regs[i].id, m->opts->regs[i].value);
         if (r) {
             snprintf(err, errlen, "--reg: the CPU does not accept that value: %s", strerror(-r));
             return r;
@@ -31,16 +46,17 @@ static int load(struct stub_machine *m, char *err, size_t errlen)
 }
 
 /* What gdb is told about a vm event. */
-static void translate(struct stub_machine *m, const struct vm_event *ev, int err,
+static void translate(struct stub_machine *m, unsigned index, const struct vm_event *ev, int err,
                       struct stub_stop *st)
 {
     memset(st, 0, sizeof(*st));
+    st->tid = tid_of(index);
     st->signal = STUB_SIGTRAP;
     uint64_t rip = 0;
-    vm_reg_get(&m->vm->cpus[0], VM_REG_RIP, &rip);
+    vm_reg_get(vm_cpu(m->vm, index), VM_REG_RIP, &rip);
     if (err) {
         st->signal = STUB_SIGSEGV;
-        snprintf(st->why, sizeof(st->why), "KVM_RUN failed: %s", strerror(-err));
+        snprintf(st->why, sizeof(st->why), "KVM_RUN failed on CPU %u: %s", index, strerror(-err));
         return;
     }
     switch (ev->type) {
@@ -101,45 +117,111 @@ static void on_output(void *ctx, const uint8_t *data, size_t n)
 {
     struct stub_machine *m = ctx;
     stub_console_write(&m->console, data, n);
-    if (m->session)
-        stub_session_output(m->session, data, n);
+    if (m->attached)
+        m->listener.output(m->listener.ctx, data, n);
 }
 
-static void on_stop(void *ctx, const struct vm_event *ev, int err)
+/* The stop of a run is known and every vCPU is stopped: tell gdb, or apply
+ * the policy for a guest nobody watches. */
+static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
+{
+    const struct stub_stop *st = &ms->st;
+    m->last = *st;
+    m->stops++;
+    if (st->why[0])
+        stub_log("guest stopped: %s", st->why);
+    if (m->attached) {
+        m->listener.stopped(m->listener.ctx, st);
+    } else if (st->exited) {
+        stub_log("guest exited with status %u", st->status);
+    } else if (ms->type == VM_EVENT_HALT && !ms->failed) {
+        stub_log("guest halted; connect gdb to look at it");
+    }
+    if (st->exited)
+        stub_machine_exit(m, (int)(st->status & 0xff));
+}
+
+/* Stops that are no event of the guest's own: ours, or the debugger's. */
+static bool benign(const struct stub_machine_stop *ms)
+{
+    switch (ms->type) {
+    case VM_EVENT_INTERRUPTED:
+    case VM_EVENT_SERIAL:
+    case VM_EVENT_BREAKPOINT:
+    case VM_EVENT_WATCH:
+    case VM_EVENT_STEP:
+        return !ms->failed;
+    default:
+        return false;
+    }
+}
+
+static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int err)
 {
     struct stub_machine *m = ctx;
-    struct stub_stop st;
-    translate(m, ev, err, &st);
+    struct stub_machine_stop ms = {.type = ev->type, .failed = err != 0};
+    translate(m, index, ev, err, &ms.st);
+    if (err || (ev->type != VM_EVENT_INTERRUPTED && ev->type != VM_EVENT_SERIAL)) {
+        if (!m->have_primary) {
+            m->primary = ms;
+            m->have_primary = true;
+        } else {
+            /* All-stop reports one stop at a time; this one waits. */
+            m->kept[index] = ms;
+            m->has_kept[index] = true;
+        }
+        /* The others stop too before gdb hears of it. */
+        for (unsigned i = 0; i < m->ncpus; i++)
+            stub_vcpus_interrupt(m->vcpus, i);
+    }
+    if (stub_vcpus_any_running(m->vcpus))
+        return;
+
+    /* Every vCPU is stopped now. */
+    bool attach_stop = m->attach_stop;
     m->attach_stop = false;
-    m->stops++;
-    if (st.why[0])
-        stub_log("guest stopped: %s", st.why);
     if (m->clear_at_stop) {
         /* The gdb that left had breakpoints in; they leave with it. */
         m->clear_at_stop = false;
-        vm_debug_clear(&m->vm->cpus[0]);
+        vm_debug_clear(m->vm);
     }
-    bool benign = ev->type == VM_EVENT_INTERRUPTED || ev->type == VM_EVENT_SERIAL ||
-                  ev->type == VM_EVENT_BREAKPOINT || ev->type == VM_EVENT_WATCH ||
-                  ev->type == VM_EVENT_STEP;
-    if (m->resume_at_stop && benign && !err) {
+    if (m->resume_at_stop) {
         m->resume_at_stop = false;
-        struct stub_run run = {.mode = VM_RUN_CONTINUE};
-        stub_vcpu_resume(&m->vcpu, &run);
-        return;
+        bool ours = !m->have_primary || benign(&m->primary);
+        for (unsigned i = 0; ours && i < m->ncpus; i++)
+            ours = !m->has_kept[i] || benign(&m->kept[i]);
+        if (ours) {
+            /* Nobody watches: the guest runs on as if nothing happened. */
+            for (unsigned i = 0; i < m->ncpus; i++)
+                m->has_kept[i] = false;
+            m->have_primary = false;
+            stub_machine_resume_all(m, STUB_ACTION_CONTINUE);
+            return;
+        }
     }
-    m->resume_at_stop = false;
-    m->last = st;
-    if (m->session) {
-        stub_session_stopped(m->session, &st);
-    } else if (st.exited) {
-        stub_log("guest exited with status %u", st.status);
-        stub_machine_exit(m, (int)(st.status & 0xff));
-    } else if (ev->type == VM_EVENT_HALT) {
-        stub_log("guest halted; connect gdb to look at it");
+    if (!m->have_primary) {
+        /* Interrupted (Ctrl-C, or a debugger attaching): reported on the
+         * first vCPU, which is the thread gdb selects. */
+        m->primary.type = VM_EVENT_INTERRUPTED;
+        m->primary.failed = false;
+        translate(m, 0, &(struct vm_event){.type = VM_EVENT_INTERRUPTED}, 0, &m->primary.st);
+        if (attach_stop)
+            m->primary.st.signal = STUB_SIGTRAP;
     }
-    if (st.exited && m->session)
-        stub_machine_exit(m, (int)(st.status & 0xff));
+    m->have_primary = false;
+    report(m, &m->primary);
+}
+
+static void report_kept(uv_timer_t *t)
+{
+    struct stub_machine *m = t->data;
+    for (unsigned i = 0; i < m->ncpus; i++) {
+        if (m->has_kept[i]) {
+            m->has_kept[i] = false;
+            report(m, &m->kept[i]);
+            return;
+        }
+    }
 }
 
 int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
@@ -153,17 +235,31 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     if (r)
         return r;
     *image_problem = false;
-    struct vm_config cfg = {
-        .ram_size = opts->memory, .log = stub_vm_log, .trace = opts->trace};
+    struct vm_config cfg = {.ram_size = opts->memory,
+                            .ncpus = 1,
+                            .board = VM_BOARD_BARE,
+                            .log = stub_vm_log,
+                            .trace = opts->trace};
     if ((r = vm_create(&cfg, &m->vm, err, errlen)))
         return r;
+    m->ncpus = vm_ncpus(m->vm);
+    m->kept = calloc(m->ncpus, sizeof(*m->kept));
+    m->has_kept = calloc(m->ncpus, sizeof(*m->has_kept));
+    if (!m->kept || !m->has_kept) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     *image_problem = true;
-    if (opts->force_hlt_breakpoints)
-        m->vm->debug.bp_method = VM_BP_HLT;
-    m->vm->debug.watch_method = opts->watch_method;
-    if (opts->watch_method == VM_WATCH_DEBUG_REGS && !m->vm->debug.hw_data)
-        stub_log("warning: --watchpoints debug-registers, but this host's KVM does not report "
-                 "data breakpoints; watchpoints will not fire (use auto)");
+    const struct vm_caps *caps = vm_caps(m->vm);
+    enum vm_bp_method bp = opts->force_hlt_breakpoints ? VM_BP_HLT : caps->sw_bp;
+    if ((r = vm_debug_configure(m->vm, bp, opts->watch_method))) {
+        snprintf(err, errlen, "cannot set up breakpoints: %s", strerror(-r));
+        return r;
+    }
+    if (opts->watch_method == VM_WATCH_DEBUG_REGS && !caps->hw_data_bp)
+        stub_log("warning: --watchpoints debug-registers, but this host's KVM does not deliver "
+                 "data breakpoints: gdb's watch commands will be refused (use --watchpoints "
+                 "auto or page-traps)");
     if ((r = load(m, err, errlen)))
         return r;
     *image_problem = false;
@@ -171,8 +267,10 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
         snprintf(err, errlen, "cannot open --serial file %s: %s", opts->serial, strerror(-r));
         return r;
     }
-    if ((r = stub_vcpu_start(&m->vcpu, loop, m->vm, on_output, on_stop, m))) {
-        snprintf(err, errlen, "cannot start the vCPU thread: %s", strerror(-r));
+    uv_timer_init(loop, &m->report_timer);
+    m->report_timer.data = m;
+    if ((r = stub_vcpus_start(&m->vcpus, loop, m->vm, on_output, on_stop, m))) {
+        snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
         return r;
     }
     return 0;
@@ -180,56 +278,96 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
 
 void stub_machine_free(struct stub_machine *m)
 {
-    if (m->vcpu.started || m->vcpu.async.loop)
-        stub_vcpu_stop(&m->vcpu);
+    stub_vcpus_stop(m->vcpus);
+    m->vcpus = NULL;
+    if (m->report_timer.loop && !uv_is_closing((uv_handle_t *)&m->report_timer))
+        uv_close((uv_handle_t *)&m->report_timer, NULL);
     stub_console_close(&m->console);
     vm_image_free(&m->image);
     vm_destroy(m->vm);
     m->vm = NULL;
+    free(m->kept);
+    free(m->has_kept);
+    m->kept = NULL;
+    m->has_kept = NULL;
 }
 
 bool stub_machine_running(const struct stub_machine *m)
 {
-    return stub_vcpu_running(&m->vcpu);
+    return stub_vcpus_any_running(m->vcpus);
 }
 
-int stub_machine_resume(struct stub_machine *m, const struct stub_run *run)
+int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
 {
-    if (stub_machine_running(m))
+    if (stub_machine_running(m) || uv_is_active((uv_handle_t *)&m->report_timer))
         return -EBUSY;
     if (m->last.exited)
         return -ESRCH;
-    stub_vcpu_resume(&m->vcpu, run);
+    bool any = false;
+    for (unsigned i = 0; i < r->count && i < m->ncpus; i++)
+        any |= r->threads[i].action != STUB_ACTION_NONE;
+    if (!any)
+        return -EINVAL;
+    for (unsigned i = 0; i < m->ncpus; i++) {
+        if (m->has_kept[i]) {
+            /* A stop that happened during the last run goes first, from
+             * the loop, after the caller has finished with this one. */
+            uv_timer_start(&m->report_timer, report_kept, 0, 0);
+            return 0;
+        }
+    }
+    m->have_primary = false;
+    for (unsigned i = 0; i < r->count && i < m->ncpus; i++) {
+        const struct stub_thread_action *a = &r->threads[i];
+        if (a->action == STUB_ACTION_NONE)
+            continue;
+        struct stub_run run = {.mode = a->action == STUB_ACTION_CONTINUE ? VM_RUN_CONTINUE
+                                                                         : VM_RUN_STEP,
+                               .range = a->action == STUB_ACTION_RANGE,
+                               .start = a->start,
+                               .end = a->end};
+        stub_vcpus_resume(m->vcpus, i, &run);
+    }
     return 0;
+}
+
+int stub_machine_resume_all(struct stub_machine *m, enum stub_action action)
+{
+    struct stub_resume r = {.count = m->ncpus};
+    for (unsigned i = 0; i < m->ncpus; i++)
+        r.threads[i].action = action;
+    return stub_machine_resume(m, &r);
 }
 
 void stub_machine_interrupt(struct stub_machine *m)
 {
-    stub_vcpu_interrupt(&m->vcpu);
+    for (unsigned i = 0; i < m->ncpus; i++)
+        stub_vcpus_interrupt(m->vcpus, i);
 }
 
-void stub_machine_attach(struct stub_machine *m, struct stub_session *s)
+void stub_machine_attach(struct stub_machine *m, const struct stub_target_listener *listener)
 {
-    m->session = s;
+    m->listener = *listener;
+    m->attached = true;
     m->resume_at_stop = false; /* the new gdb gets the guest stopped */
     if (stub_machine_running(m)) {
         m->attach_stop = true;
-        stub_vcpu_interrupt(&m->vcpu);
+        stub_machine_interrupt(m);
     }
 }
 
-void stub_machine_detach(struct stub_machine *m, struct stub_session *s)
+void stub_machine_detach(struct stub_machine *m)
 {
-    if (m->session != s)
+    if (!m->attached)
         return;
-    m->session = NULL;
+    m->attached = false;
     if (stub_machine_running(m)) {
         m->clear_at_stop = true;
         m->resume_at_stop = true;
         m->attach_stop = true; /* our stop, not the guest's */
-        stub_vcpu_interrupt(&m->vcpu);
+        stub_machine_interrupt(m);
     } else {
-        vm_debug_clear(&m->vm->cpus[0]);
+        vm_debug_clear(m->vm);
     }
 }
 
@@ -252,11 +390,4 @@ void stub_machine_exit(struct stub_machine *m, int status)
     m->exit_status = status;
     if (m->request_exit)
         m->request_exit(m->server_ctx);
-}
-
-enum vm_arch stub_machine_arch(struct stub_machine *m, bool *real_mode)
-{
-    enum vm_mode mode = vm_cpu_mode(&m->vm->cpus[0]);
-    *real_mode = mode == VM_MODE_REAL;
-    return mode == VM_MODE_LONG ? VM_ARCH_AMD64 : VM_ARCH_I386;
 }

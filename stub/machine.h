@@ -1,8 +1,15 @@
-/* stub/machine.h: the guest as the stub sees it: the VM and its image, the
- * vCPU thread, the console, and what happened last (the stop gdb asks for
- * with '?'). It connects the vCPU thread's events to whichever session is
- * attached, and applies kvmstub's policies (--on-hlt, the debug-exit port,
- * what happens to a running guest when gdb goes away). Loop thread only. */
+/* stub/machine.h: the guest as kvmstub runs it: the VM and its image, a
+ * thread per vCPU, the console, all-stop run control, the stop a debugger
+ * asks for with '?', and kvmstub's policies (--on-hlt, the debug-exit port,
+ * what a running guest does when gdb goes away). Events reach whoever is
+ * attached through a struct stub_target_listener; stub/target_kvm.h turns a
+ * machine into a struct stub_target. Loop thread only.
+ *
+ * All-stop: when one vCPU stops for a reason gdb must hear of, every other
+ * running vCPU is interrupted, and the stop is reported once all are
+ * stopped. A second vCPU that stopped for a reason of its own meanwhile
+ * keeps its stop; the next resume reports it at once instead of running,
+ * as gdb expects of an all-stop target. */
 #ifndef STUB_MACHINE_H
 #define STUB_MACHINE_H
 
@@ -12,50 +19,40 @@
 
 #include "console.h"
 #include "options.h"
-#include "vcpu.h"
+#include "target.h"
+#include "vcpus.h"
 #include "vm/image.h"
 #include "vm/vm.h"
 
-/* Signal numbers gdb knows (its own numbering equals Linux's for these). */
-#define STUB_SIGINT 2
-#define STUB_SIGILL 4
-#define STUB_SIGTRAP 5
-#define STUB_SIGBUS 7
-#define STUB_SIGSEGV 11
-
-enum stub_stop_reason {
-    STUB_REASON_NONE,
-    STUB_REASON_SWBREAK,
-    STUB_REASON_HWBREAK,
-    STUB_REASON_WATCH,
-    STUB_REASON_RWATCH,
-    STUB_REASON_AWATCH,
+/* A stop as the machine keeps it: what gdb is told, and what caused it. */
+struct stub_machine_stop {
+    struct stub_stop st;
+    enum vm_event_type type;
+    bool failed; /* KVM_RUN itself failed */
 };
-
-struct stub_stop {
-    bool exited;       /* the guest ended: status */
-    uint32_t status;
-    int signal;        /* otherwise: the signal gdb is told */
-    enum stub_stop_reason reason;
-    uint64_t addr;     /* data address for watchpoints */
-    char why[160];     /* for the gdb console and the log; may be empty */
-};
-
-struct stub_session;
 
 struct stub_machine {
     const struct stub_options *opts;
     uv_loop_t *loop;
     struct vm *vm;
     struct vm_image image;
-    struct stub_vcpu vcpu;
+    struct stub_vcpus *vcpus;
+    unsigned ncpus;
     struct stub_console console;
-    struct stub_stop last;        /* valid while stopped */
-    struct stub_session *session; /* attached gdb, or NULL */
-    bool clear_at_stop;           /* gdb left a running guest: its breakpoints go */
-    bool resume_at_stop;          /* ... and the guest runs on without them */
-    bool attach_stop;             /* stopping a running guest for a new gdb */
-    bool exit_requested;          /* kvmstub should end once output is flushed */
+    struct stub_stop last; /* valid while stopped */
+    /* All-stop bookkeeping for the run in progress. */
+    bool have_primary;         /* the stop this run will report */
+    struct stub_machine_stop primary;
+    struct stub_machine_stop *kept; /* per vCPU: a stop kept for the next resume */
+    bool *has_kept;
+    uv_timer_t report_timer;   /* reports a kept stop outside the resume call */
+    /* The attached debugger. */
+    struct stub_target_listener listener;
+    bool attached;
+    bool clear_at_stop;  /* gdb left a running guest: its breakpoints go */
+    bool resume_at_stop; /* ... and the guest runs on without them */
+    bool attach_stop;    /* stopping a running guest for a new gdb */
+    bool exit_requested; /* kvmstub should end once output is flushed */
     int exit_status;
     uint64_t stops;
     int port; /* where the server listens, for monitor info */
@@ -64,28 +61,32 @@ struct stub_machine {
     void *server_ctx;
 };
 
-/* Creates the VM, loads the image and sets the initial registers. On error
- * err holds a message for the user. */
+/* Creates the VM, loads the image, sets the initial registers and starts the
+ * vCPU threads. On error err holds a message for the user, and
+ * *image_problem tells a bad image or option (exit status 2) from a host
+ * problem (1). */
 int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
                       char *err, size_t errlen, bool *image_problem);
 void stub_machine_free(struct stub_machine *m);
 
+/* The vCPU of thread id tid (1-based), or NULL. */
+struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid);
+
 bool stub_machine_running(const struct stub_machine *m);
-/* Starts the guest (it must be stopped and not exited). */
-int stub_machine_resume(struct stub_machine *m, const struct stub_run *run);
+/* Starts the threads the actions name; -ESRCH once the guest ended, -EBUSY
+ * while it runs, -EINVAL when no thread was told to run. */
+int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r);
+/* Every thread resumes with the same action. */
+int stub_machine_resume_all(struct stub_machine *m, enum stub_action action);
 void stub_machine_interrupt(struct stub_machine *m);
 
-/* A gdb connected / went away. Attaching to a running guest stops it; a
- * gdb that leaves takes its breakpoints and watchpoints with it. */
-void stub_machine_attach(struct stub_machine *m, struct stub_session *s);
-void stub_machine_detach(struct stub_machine *m, struct stub_session *s);
+/* A debugger connected / went away (see stub/target.h). */
+void stub_machine_attach(struct stub_machine *m, const struct stub_target_listener *listener);
+void stub_machine_detach(struct stub_machine *m);
 
 /* Back to the image's initial state, as after start-up. */
 int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen);
 /* Ends kvmstub with status once pending output is written. */
 void stub_machine_exit(struct stub_machine *m, int status);
-
-/* The architecture gdb should be told about now, from the CPU mode. */
-enum vm_arch stub_machine_arch(struct stub_machine *m, bool *real_mode);
 
 #endif

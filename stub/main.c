@@ -4,6 +4,7 @@
 #include "machine.h"
 #include "options.h"
 #include "server.h"
+#include "target_kvm.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -58,7 +59,8 @@ int main(int argc, char **argv)
         return image_problem ? 2 : 1;
     }
     struct stub_server srv;
-    r = stub_server_start(&srv, &m, loop, err, sizeof(err));
+    struct stub_target target = stub_target_kvm(&m);
+    r = stub_server_start(&srv, &m, &target, loop, err, sizeof(err));
     if (r) {
         fprintf(stderr, "kvmstub: %s\n", err);
         stub_server_stop(&srv);
@@ -75,10 +77,8 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
 
-    if (opts.run) {
-        struct stub_run run = {.mode = VM_RUN_CONTINUE};
-        stub_machine_resume(&m, &run);
-    }
+    if (opts.run)
+        stub_machine_resume_all(&m, STUB_ACTION_CONTINUE);
     if (!m.exit_requested)
         uv_run(loop, UV_RUN_DEFAULT);
 

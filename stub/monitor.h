@@ -1,11 +1,15 @@
-/* stub/monitor.h: gdb's "monitor" commands (qRcmd). The answer goes to the
- * gdb console as 'O' packets, then OK; an unknown command gets a message
- * that points at "monitor help". */
+/* stub/monitor.h: kvmstub's monitor commands (gdb's "monitor", qRcmd).
+ * A command's answer is text for the user; the caller decides how it
+ * travels (console packets for gdb). Loop thread, target stopped. */
 #ifndef STUB_MONITOR_H
 #define STUB_MONITOR_H
 
-struct stub_session;
+#include "machine.h"
+#include "text.h"
 
-void stub_monitor(struct stub_session *s, const char *cmd);
+/* Runs cmd with thread tid as the current one. Returns 0, -ENOENT for an
+ * unknown command (the text then says what exists), or another negative
+ * errno when the command failed (the text says why). */
+int stub_monitor_run(struct stub_machine *m, unsigned tid, const char *cmd, struct stub_text *out);
 
 #endif

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "regmap.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -95,21 +97,6 @@ int stub_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-int stub_reg_by_name(const char *name, enum vm_reg_id *id)
-{
-    for (enum vm_arch arch = VM_ARCH_I386; arch <= VM_ARCH_AMD64; arch++) {
-        size_t n;
-        const struct vm_reg_desc *d = vm_regs_layout(arch, &n);
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(d[i].name, name) == 0) {
-                *id = d[i].id;
-                return 0;
-            }
-        }
-    }
-    return -ENOENT;
-}
-
 enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
@@ -147,7 +134,7 @@ static int parse_reg(struct stub_options *o, const char *arg, char *err, size_t 
     memcpy(name, arg, (size_t)(eq - arg));
     name[eq - arg] = 0;
     enum vm_reg_id id;
-    if (stub_reg_by_name(name, &id) || (id >= VM_REG_ST0 && id < VM_REG_ST0 + 8) ||
+    if (stub_regmap_find(name, &id) || (id >= VM_REG_ST0 && id < VM_REG_ST0 + 8) ||
         (id >= VM_REG_XMM0 && id < VM_REG_XMM0 + 16))
         return fail(err, errlen,
                     "--reg: unknown or unsupported register '%s' (use names gdb shows, like rax, "
@@ -192,7 +179,7 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
         case OPT_MEMORY:
             if (stub_parse_size(a, &v))
                 return fail(err, errlen, "--memory: '%s' is not a size (like 64M or 1G)", a);
-            if (v < VM_MIN_RAM || v > VM_MAX_RAM || v % VM_PAGE_SIZE)
+            if (v < VM_MIN_RAM || v > VM_MAX_RAM || v % 4096)
                 return fail(err, errlen,
                             "--memory %s: give between 1M and 3G, in whole 4K pages", a);
             o->memory = v;

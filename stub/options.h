@@ -56,7 +56,5 @@ const char *stub_usage(void);
 int stub_parse_size(const char *s, uint64_t *out);
 /* Parses 0x-prefixed hex or decimal. */
 int stub_parse_u64(const char *s, uint64_t *out);
-/* A register name of either gdb layout ("rax", "eip", "cr3") to its id. */
-int stub_reg_by_name(const char *name, enum vm_reg_id *id);
 
 #endif

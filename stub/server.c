@@ -43,6 +43,11 @@ struct write_req {
 
 static void maybe_finish(struct stub_server *srv);
 
+static void target_pause_output(struct stub_server *srv, bool paused)
+{
+    srv->target.ops->pause_output(srv->target.ctx, paused);
+}
+
 static size_t queued(const struct stub_client *c)
 {
     return c->wr ? uv_stream_get_write_queue_size(c->wr) : 0;
@@ -92,10 +97,10 @@ static void close_client_ex(struct stub_client *c, const char *why, bool lingeri
         stub_log("%s", why);
     if (!c->detached) {
         c->detached = true;
-        stub_machine_detach(c->srv->machine, &c->session);
+        stub_session_detach(&c->session);
     }
     /* Output collection may have been paused for this client. */
-    stub_vcpu_pause_output(&c->srv->machine->vcpu, false);
+    target_pause_output(c->srv, false);
     uv_read_stop(c->rd);
     bool shutting_down = false;
     if (lingering && queued(c)) {
@@ -134,55 +139,46 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     if (!c->closing && queued(c) < QUEUE_LOW)
-        stub_vcpu_pause_output(&c->srv->machine->vcpu, false);
+        target_pause_output(c->srv, false);
     maybe_finish(c->srv);
 }
 
-static void client_flush(void *ctx)
+static void client_write(void *ctx, const uint8_t *data, size_t len)
 {
     struct stub_client *c = ctx;
-    struct rsp_buf *out = &c->session.conn.out;
-    if (!out->len)
+    if (!len || c->closing)
         return;
-    if (c->closing) {
-        rsp_buf_consume(out, out->len);
-        return;
-    }
-    stub_trace_packet("->", out->data, out->len);
-    uv_buf_t b = uv_buf_init((char *)out->data, (unsigned)out->len);
+    stub_trace_packet("->", data, len);
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
     int n = 0;
     if (queued(c) == 0) {
         n = uv_try_write(c->wr, &b, 1);
         if (n == UV_EAGAIN || n == UV_ENOSYS)
             n = 0;
         if (n < 0) {
-            rsp_buf_consume(out, out->len);
             close_client(c, "gdb connection lost");
             return;
         }
     }
-    size_t rest = out->len - (size_t)n;
+    size_t rest = len - (size_t)n;
     if (rest) {
         struct write_req *w = malloc(sizeof(*w) + rest);
         if (!w) {
-            rsp_buf_consume(out, out->len);
             close_client(c, "out of memory writing to gdb; closing the connection");
             return;
         }
         w->client = c;
-        memcpy(w->data, out->data + n, rest);
+        memcpy(w->data, data + n, rest);
         uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
         int r = uv_write(&w->req, c->wr, &wb, 1, on_write);
         if (r) {
             free(w);
-            rsp_buf_consume(out, out->len);
             close_client(c, "gdb connection lost");
             return;
         }
     }
-    rsp_buf_consume(out, out->len);
     if (queued(c) > QUEUE_HIGH)
-        stub_vcpu_pause_output(&c->srv->machine->vcpu, true);
+        target_pause_output(c->srv, true);
 }
 
 static void client_close(void *ctx)
@@ -221,8 +217,8 @@ static struct stub_client *new_client(struct stub_server *srv)
     if (!c)
         return NULL;
     c->srv = srv;
-    struct stub_link link = {.flush = client_flush, .close = client_close, .ctx = c};
-    if (stub_session_init(&c->session, srv->machine, &link)) {
+    struct stub_link link = {.write = client_write, .close = client_close, .ctx = c};
+    if (stub_session_init(&c->session, &srv->target, &link)) {
         free(c);
         return NULL;
     }
@@ -235,7 +231,7 @@ static void start_client(struct stub_server *srv, struct stub_client *c)
     srv->connections++;
     c->rd->data = c;
     c->wr->data = c;
-    stub_machine_attach(srv->machine, &c->session);
+    stub_session_attach(&c->session);
     uv_read_start(c->rd, on_alloc, on_read);
 }
 
@@ -383,7 +379,7 @@ static void on_connection(uv_stream_t *listener, int status)
             uv_ip4_name((struct sockaddr_in *)&peer, host, sizeof(host));
     }
     stub_log("gdb connected from %s%s", host,
-             stub_machine_running(srv->machine) ? "; stopping the running guest" : "");
+             srv->target.ops->running(srv->target.ctx) ? "; stopping the running guest" : "");
     start_client(srv, c);
 }
 
@@ -445,12 +441,13 @@ static void maybe_finish(struct stub_server *srv)
     uv_stop(srv->loop);
 }
 
-int stub_server_start(struct stub_server *srv, struct stub_machine *m, uv_loop_t *loop, char *err,
-                      size_t errlen)
+int stub_server_start(struct stub_server *srv, struct stub_machine *m,
+                      const struct stub_target *target, uv_loop_t *loop, char *err, size_t errlen)
 {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->machine = m;
+    srv->target = *target;
     m->request_exit = request_exit;
     m->server_ctx = srv;
     const struct stub_options *o = m->opts;

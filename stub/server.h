@@ -10,12 +10,14 @@
 
 #include "machine.h"
 #include "session.h"
+#include "target.h"
 
 struct stub_client;
 
 struct stub_server {
     uv_loop_t *loop;
-    struct stub_machine *machine;
+    struct stub_machine *machine; /* for kvmstub's exit only */
+    struct stub_target target;
     uv_tcp_t listener;
     bool listening;
     int port;            /* the bound port */
@@ -27,8 +29,8 @@ struct stub_server {
 
 /* Binds and listens (or sets up stdio) and prints the ready line. On error
  * err holds a message for the user. */
-int stub_server_start(struct stub_server *srv, struct stub_machine *m, uv_loop_t *loop, char *err,
-                      size_t errlen);
+int stub_server_start(struct stub_server *srv, struct stub_machine *m,
+                      const struct stub_target *target, uv_loop_t *loop, char *err, size_t errlen);
 /* Closes the listener and any client; pending replies are written first
  * when the loop runs on. */
 void stub_server_stop(struct stub_server *srv);

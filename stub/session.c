@@ -1,7 +1,8 @@
+/* One gdb connection (session.h): each packet kind has one handler, found
+ * in a table by the parsed command's type, and talks only to the target. */
 #include "session.h"
 
 #include "log.h"
-#include "monitor.h"
 #include "rsp/command.h"
 #include "rsp/hex.h"
 #include "tdesc.h"
@@ -14,12 +15,20 @@
 /* Largest memory transfer per packet: its hex (or worst-case escaped
  * binary) must fit a reply of RSP_PACKET_SIZE. */
 #define MEM_MAX (RSP_PACKET_SIZE / 2)
-#define THREAD_ID 1
+/* kvmstub's one process, for multiprocess thread ids. */
+#define PID 1
+
+#define CALL(s, op, ...) ((s)->target.ops->op((s)->target.ctx, __VA_ARGS__))
+#define CALL0(s, op) ((s)->target.ops->op((s)->target.ctx))
 
 static void flush(struct stub_session *s)
 {
-    if (s->conn.out.len && s->link.flush)
-        s->link.flush(s->link.ctx);
+    struct rsp_buf *out = &s->conn.out;
+    if (!out->len)
+        return;
+    if (s->link.write)
+        s->link.write(s->link.ctx, out->data, out->len);
+    rsp_buf_consume(out, out->len);
 }
 
 static void reply(struct stub_session *s, const char *text)
@@ -32,10 +41,14 @@ static void reply_error(struct stub_session *s, int err)
     rsp_send_error(&s->conn, err < 0 ? -err : err);
 }
 
-int stub_session_init(struct stub_session *s, struct stub_machine *m, const struct stub_link *link)
+static void on_output(void *ctx, const uint8_t *data, size_t n);
+static void on_stopped(void *ctx, const struct stub_stop *stop);
+
+int stub_session_init(struct stub_session *s, const struct stub_target *target,
+                      const struct stub_link *link)
 {
     memset(s, 0, sizeof(*s));
-    s->m = m;
+    s->target = *target;
     s->link = *link;
     int r = rsp_conn_init(&s->conn);
     if (r)
@@ -45,6 +58,7 @@ int stub_session_init(struct stub_session *s, struct stub_machine *m, const stru
         rsp_conn_free(&s->conn);
         return -ENOMEM;
     }
+    s->g_tid = 1;
     return 0;
 }
 
@@ -55,35 +69,48 @@ void stub_session_free(struct stub_session *s)
     s->queue = NULL;
 }
 
+void stub_session_attach(struct stub_session *s)
+{
+    struct stub_target_listener l = {.output = on_output, .stopped = on_stopped, .ctx = s};
+    CALL(s, attach, &l);
+}
+
+void stub_session_detach(struct stub_session *s)
+{
+    CALL0(s, detach);
+}
+
+static bool thread_exists(struct stub_session *s, unsigned tid)
+{
+    return tid >= 1 && tid <= CALL0(s, threads);
+}
+
 /* The register layout this gdb uses, fixed the first time it matters. */
-static enum vm_arch arch(struct stub_session *s)
+static enum stub_arch arch(struct stub_session *s)
 {
     if (!s->arch_known) {
-        s->arch = stub_machine_arch(s->m, &s->real_mode);
+        struct stub_thread_info ti = {.mode = VM_MODE_LONG};
+        CALL(s, thread_info, s->g_tid, &ti);
+        s->arch = stub_regmap_arch(ti.mode, &s->real_mode);
         s->arch_known = true;
     }
     return s->arch;
 }
 
-static struct vm_cpu *cpu(struct stub_session *s)
-{
-    return &s->m->vm->cpus[0];
-}
-
 /* ---- stop replies ---- */
 
-int stub_session_send_stop(struct stub_session *s, const struct stub_stop *st)
+static void send_stop(struct stub_session *s, const struct stub_stop *st)
 {
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
+    char b[64];
     if (st->exited) {
-        char b[16];
         snprintf(b, sizeof(b), "W%02x", st->status & 0xff);
         rsp_reply_str(&r, b);
-        return rsp_reply_end(&r);
+        rsp_reply_end(&r);
+        return;
     }
-    char b[64];
-    snprintf(b, sizeof(b), "T%02xthread:%x;", st->signal & 0xff, THREAD_ID);
+    snprintf(b, sizeof(b), "T%02xthread:%x;", st->signal & 0xff, st->tid);
     rsp_reply_str(&r, b);
     switch (st->reason) {
     case STUB_REASON_SWBREAK:
@@ -108,14 +135,14 @@ int stub_session_send_stop(struct stub_session *s, const struct stub_stop *st)
     }
     /* pc, sp and fp travel with the stop, so gdb needs no 'g' to show
      * where the guest is (as gdbserver does). */
-    enum vm_arch a = arch(s);
+    enum stub_arch a = arch(s);
     static const enum vm_reg_id expedite[] = {VM_REG_RIP, VM_REG_RSP, VM_REG_RBP};
     size_t n;
-    const struct vm_reg_desc *d = vm_regs_layout(a, &n);
+    const struct stub_reg *d = stub_regmap(a, &n);
     for (size_t k = 0; k < sizeof(expedite) / sizeof(expedite[0]); k++) {
         for (size_t i = 0; i < n; i++) {
             uint8_t v[16];
-            if (d[i].id != expedite[k] || vm_reg_read(cpu(s), a, i, v))
+            if (d[i].id != expedite[k] || CALL(s, reg_read, st->tid, d[i].id, v, d[i].size))
                 continue;
             snprintf(b, sizeof(b), "%02zx:", i);
             rsp_reply_str(&r, b);
@@ -123,21 +150,42 @@ int stub_session_send_stop(struct stub_session *s, const struct stub_stop *st)
             rsp_reply_str(&r, ";");
         }
     }
-    return rsp_reply_end(&r);
+    rsp_reply_end(&r);
 }
 
 /* ---- registers ---- */
 
-static void read_regs(struct stub_session *s)
+/* A register as gdb's layout has it: a 32-bit layout reads the low half. */
+static int reg_get(struct stub_session *s, const struct stub_reg *d, uint8_t *out)
 {
-    enum vm_arch a = arch(s);
+    return CALL(s, reg_read, s->g_tid, d->id, out, d->size);
+}
+
+/* A 32-bit layout writes the low half; the rest of the register keeps what
+ * gdb cannot express. */
+static int reg_put(struct stub_session *s, const struct stub_reg *d, const uint8_t *in)
+{
+    uint8_t v[16] = {0};
+    if (!vm_reg_is_wide(d->id) && d->size < 8 && d->id != VM_REG_EFLAGS) {
+        int err = CALL(s, reg_read, s->g_tid, d->id, v, 8);
+        if (err)
+            return err;
+        memcpy(v, in, d->size);
+        return CALL(s, reg_write, s->g_tid, d->id, v, 8);
+    }
+    return CALL(s, reg_write, s->g_tid, d->id, in, d->size);
+}
+
+static void h_read_regs(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
     size_t n;
-    const struct vm_reg_desc *d = vm_regs_layout(a, &n);
+    const struct stub_reg *d = stub_regmap(arch(s), &n);
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
     for (size_t i = 0; i < n; i++) {
         uint8_t v[16];
-        int err = vm_reg_read(cpu(s), a, i, v);
+        int err = reg_get(s, &d[i], v);
         if (err) {
             rsp_reply_abort(&r);
             reply_error(s, err);
@@ -148,17 +196,18 @@ static void read_regs(struct stub_session *s)
     rsp_reply_end(&r);
 }
 
-static void write_regs(struct stub_session *s, const uint8_t *data, size_t len)
+static void h_write_regs(struct stub_session *s, struct rsp_cmd *c)
 {
-    enum vm_arch a = arch(s);
-    if (len != vm_regs_size(a)) {
+    enum stub_arch a = arch(s);
+    const uint8_t *data = c->u.regs.data;
+    if (c->u.regs.len != stub_regmap_size(a)) {
         reply_error(s, EINVAL);
         return;
     }
     size_t n;
-    const struct vm_reg_desc *d = vm_regs_layout(a, &n);
+    const struct stub_reg *d = stub_regmap(a, &n);
     for (size_t i = 0; i < n; data += d[i].size, i++) {
-        int err = vm_reg_write(cpu(s), a, i, data);
+        int err = reg_put(s, &d[i], data);
         if (err) {
             stub_trace("G: register %s refused the value: %s", d[i].name, strerror(-err));
             reply_error(s, err);
@@ -168,37 +217,35 @@ static void write_regs(struct stub_session *s, const uint8_t *data, size_t len)
     reply(s, "OK");
 }
 
-static void read_reg(struct stub_session *s, uint64_t regno)
+static void h_read_reg(struct stub_session *s, struct rsp_cmd *c)
 {
-    enum vm_arch a = arch(s);
-    size_t n;
-    const struct vm_reg_desc *d = vm_regs_layout(a, &n);
+    const struct stub_reg *d =
+        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), (size_t)c->u.reg.regno) : NULL;
     uint8_t v[16];
-    if (regno >= n) {
+    if (!d) {
         reply_error(s, EINVAL);
         return;
     }
-    int err = vm_reg_read(cpu(s), a, (size_t)regno, v);
+    int err = reg_get(s, d, v);
     if (err) {
         reply_error(s, err);
         return;
     }
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
-    rsp_reply_hex(&r, v, d[regno].size);
+    rsp_reply_hex(&r, v, d->size);
     rsp_reply_end(&r);
 }
 
-static void write_reg(struct stub_session *s, uint64_t regno, const uint8_t *data, size_t len)
+static void h_write_reg(struct stub_session *s, struct rsp_cmd *c)
 {
-    enum vm_arch a = arch(s);
-    size_t n;
-    const struct vm_reg_desc *d = vm_regs_layout(a, &n);
-    if (regno >= n || len != d[regno].size) {
+    const struct stub_reg *d =
+        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), (size_t)c->u.reg.regno) : NULL;
+    if (!d || c->u.reg.len != d->size) {
         reply_error(s, EINVAL);
         return;
     }
-    int err = vm_reg_write(cpu(s), a, (size_t)regno, data);
+    int err = reg_put(s, d, c->u.reg.data);
     if (err)
         reply_error(s, err);
     else
@@ -229,7 +276,7 @@ static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool b
         return;
     }
     size_t done = 0;
-    int err = vm_read_linear(cpu(s), addr, buf, n, &done);
+    int err = CALL(s, mem_read, s->g_tid, addr, buf, n, &done);
     if (done == 0) {
         reply_error(s, err ? err : EFAULT);
     } else {
@@ -247,8 +294,14 @@ static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool b
     free(buf);
 }
 
-static void write_mem(struct stub_session *s, uint64_t addr, uint64_t len, const uint8_t *data)
+static void h_read_mem(struct stub_session *s, struct rsp_cmd *c)
 {
+    read_mem(s, c->u.mem.addr, c->u.mem.len, c->type == RSP_CMD_READ_MEM_BIN);
+}
+
+static void h_write_mem(struct stub_session *s, struct rsp_cmd *c)
+{
+    uint64_t addr = c->u.mem.addr, len = c->u.mem.len;
     if (len == 0) {
         reply(s, "OK");
         return;
@@ -257,7 +310,7 @@ static void write_mem(struct stub_session *s, uint64_t addr, uint64_t len, const
         reply_error(s, EFAULT);
         return;
     }
-    int err = vm_write_linear(cpu(s), addr, data, (size_t)len, NULL);
+    int err = CALL(s, mem_write, s->g_tid, addr, c->u.mem.data, (size_t)len);
     if (err)
         reply_error(s, err);
     else
@@ -266,34 +319,22 @@ static void write_mem(struct stub_session *s, uint64_t addr, uint64_t len, const
 
 /* ---- breakpoints ---- */
 
-static void breakpoint(struct stub_session *s, const struct rsp_cmd *c, bool insert)
+static void h_breakpoint(struct stub_session *s, struct rsp_cmd *c)
 {
+    bool insert = c->type == RSP_CMD_INSERT_BP;
     uint64_t addr = c->u.bp.addr, kind = c->u.bp.kind;
-    int err;
-    switch (c->u.bp.type) {
-    case RSP_BP_SOFTWARE:
-    case RSP_BP_HARDWARE:
-        /* x86 breakpoints are one byte; anything else is not ours. */
-        if (kind != 1) {
-            reply_error(s, EINVAL);
-            return;
-        }
-        err = insert ? vm_bp_insert(cpu(s), addr, c->u.bp.type == RSP_BP_HARDWARE)
-                     : vm_bp_remove(cpu(s), addr, c->u.bp.type == RSP_BP_HARDWARE);
-        break;
-    default: {
-        enum vm_watch_type t = c->u.bp.type == RSP_BP_WRITE  ? VM_WATCH_WRITE
-                               : c->u.bp.type == RSP_BP_READ ? VM_WATCH_READ
-                                                             : VM_WATCH_ACCESS;
-        if (kind == 0 || kind > VM_MAX_WATCH_LEN) {
-            reply_error(s, EINVAL);
-            return;
-        }
-        err = insert ? vm_watch_insert(cpu(s), t, addr, kind)
-                     : vm_watch_remove(cpu(s), t, addr, kind);
-        break;
+    static const enum stub_bp_kind kinds[] = {
+        [RSP_BP_SOFTWARE] = STUB_BP_SOFTWARE, [RSP_BP_HARDWARE] = STUB_BP_HARDWARE,
+        [RSP_BP_WRITE] = STUB_WATCH_WRITE,    [RSP_BP_READ] = STUB_WATCH_READ,
+        [RSP_BP_ACCESS] = STUB_WATCH_ACCESS};
+    enum stub_bp_kind k = kinds[c->u.bp.type];
+    /* x86 breakpoints are one byte; anything else is not ours. */
+    if ((k <= STUB_BP_HARDWARE && kind != 1) || kind == 0) {
+        reply_error(s, EINVAL);
+        return;
     }
-    }
+    int err = insert ? CALL(s, bp_insert, s->g_tid, k, addr, kind)
+                     : CALL(s, bp_remove, s->g_tid, k, addr, kind);
     /* Removing what is not there succeeds: the packets are idempotent. */
     if (err == -ENOENT && !insert)
         err = 0;
@@ -308,75 +349,184 @@ static void breakpoint(struct stub_session *s, const struct rsp_cmd *c, bool ins
 
 /* ---- execution ---- */
 
-static void resume(struct stub_session *s, const struct stub_run *run, bool has_addr,
-                   uint64_t addr)
+static void resume(struct stub_session *s, const struct stub_resume *r)
 {
-    if (s->m->last.exited) {
+    const struct stub_stop *last = CALL0(s, last_stop);
+    if (last->exited) {
         /* Nothing left to run: tell gdb again how it ended. */
-        stub_session_send_stop(s, &s->m->last);
+        send_stop(s, last);
         return;
     }
-    if (has_addr) {
-        int err = vm_reg_set(cpu(s), VM_REG_RIP, addr);
+    /* Set first: a target may report the stop before resume returns. */
+    s->waiting_stop = true;
+    int err = CALL(s, resume, r);
+    if (err) {
+        s->waiting_stop = false;
+        reply_error(s, err);
+    }
+}
+
+/* Legacy c, s, C, S: continue resumes every thread, step steps the Hc
+ * thread (or the Hg one) while the others stay stopped. */
+static void h_resume(struct stub_session *s, struct rsp_cmd *c)
+{
+    bool step = c->type == RSP_CMD_STEP;
+    unsigned tid = s->c_tid ? s->c_tid : s->g_tid;
+    if (c->u.resume.has_addr) {
+        uint8_t v[8];
+        for (int i = 0; i < 8; i++)
+            v[i] = (uint8_t)(c->u.resume.addr >> (8 * i));
+        int err = CALL(s, reg_write, tid, VM_REG_RIP, v, 8);
         if (err) {
             reply_error(s, err);
             return;
         }
     }
-    int err = stub_machine_resume(s->m, run);
-    if (err) {
-        reply_error(s, err);
-        return;
-    }
-    s->waiting_stop = true;
+    struct stub_resume r = {.count = CALL0(s, threads)};
+    if (r.count > STUB_MAX_THREADS)
+        r.count = STUB_MAX_THREADS;
+    for (unsigned i = 0; i < r.count; i++)
+        if (!step || i + 1 == tid)
+            r.threads[i].action = step ? STUB_ACTION_STEP : STUB_ACTION_CONTINUE;
+    resume(s, &r);
 }
 
-static bool tid_is_ours(const struct rsp_tid *t)
+static bool tid_matches(const struct rsp_tid *t, unsigned tid)
 {
-    if (t->has_pid && t->pid.kind == RSP_ID_NUM && t->pid.num != 1)
+    if (t->has_pid && t->pid.kind == RSP_ID_NUM && t->pid.num != PID)
         return false;
-    return t->tid.kind != RSP_ID_NUM || t->tid.num == THREAD_ID;
+    return t->tid.kind != RSP_ID_NUM || t->tid.num == tid;
 }
 
-static void vcont(struct stub_session *s, const struct rsp_cmd *c)
+/* vCont: each thread takes the first action that names it (or names no
+ * thread); threads no action names stay stopped. */
+static void h_vcont(struct stub_session *s, struct rsp_cmd *c)
 {
-    /* All-stop with one thread: the first action that applies to it. */
+    struct stub_resume r = {.count = CALL0(s, threads)};
+    if (r.count > STUB_MAX_THREADS)
+        r.count = STUB_MAX_THREADS;
+    bool any = false, only_stops = true;
     for (size_t i = 0; i < c->u.vcont.count; i++) {
         const struct rsp_vcont_action *a = &c->u.vcont.actions[i];
-        if (a->has_tid && !tid_is_ours(&a->tid))
-            continue;
-        struct stub_run run = {.mode = VM_RUN_CONTINUE};
-        switch (a->action) {
-        case 'c':
-        case 'C':
-            break;
-        case 's':
-        case 'S':
-            run.mode = VM_RUN_STEP;
-            break;
-        case 'r':
-            run.mode = VM_RUN_STEP;
-            run.range = true;
-            run.start = a->start;
-            run.end = a->end;
-            break;
-        case 't':
-            /* Stop a thread that is already stopped. */
-            stub_session_send_stop(s, &s->m->last);
-            return;
-        default:
-            reply_error(s, EINVAL);
+        if (a->has_tid && a->tid.tid.kind == RSP_ID_NUM && !thread_exists(s, (unsigned)a->tid.tid.num)) {
+            reply_error(s, ESRCH);
             return;
         }
-        resume(s, &run, false, 0);
+        only_stops &= a->action == 't';
+    }
+    if (only_stops) {
+        /* Stop threads that are stopped already. */
+        send_stop(s, CALL0(s, last_stop));
         return;
     }
-    reply_error(s, EINVAL);
+    for (unsigned t = 0; t < r.count; t++) {
+        for (size_t i = 0; i < c->u.vcont.count; i++) {
+            const struct rsp_vcont_action *a = &c->u.vcont.actions[i];
+            if (a->has_tid && !tid_matches(&a->tid, t + 1))
+                continue;
+            struct stub_thread_action *ta = &r.threads[t];
+            switch (a->action) {
+            case 'c':
+            case 'C':
+                ta->action = STUB_ACTION_CONTINUE;
+                break;
+            case 's':
+            case 'S':
+                ta->action = STUB_ACTION_STEP;
+                break;
+            case 'r':
+                ta->action = STUB_ACTION_RANGE;
+                ta->start = a->start;
+                ta->end = a->end;
+                break;
+            case 't':
+                break;
+            default:
+                reply_error(s, EINVAL);
+                return;
+            }
+            any |= ta->action != STUB_ACTION_NONE;
+            break;
+        }
+    }
+    if (!any) {
+        reply_error(s, EINVAL);
+        return;
+    }
+    resume(s, &r);
+}
+
+/* ---- threads ---- */
+
+static void h_set_thread(struct stub_session *s, struct rsp_cmd *c)
+{
+    const struct rsp_tid *t = &c->u.thread.tid;
+    if (t->has_pid && t->pid.kind == RSP_ID_NUM && t->pid.num != PID) {
+        reply_error(s, ESRCH);
+        return;
+    }
+    unsigned tid = 0;
+    if (t->tid.kind == RSP_ID_NUM) {
+        if (!thread_exists(s, (unsigned)t->tid.num) || t->tid.num > UINT32_MAX) {
+            reply_error(s, ESRCH);
+            return;
+        }
+        tid = (unsigned)t->tid.num;
+    }
+    if (c->u.thread.op == 'g') {
+        /* "Any" keeps the thread gdb last looked at. */
+        if (tid)
+            s->g_tid = tid;
+    } else {
+        s->c_tid = tid;
+    }
+    reply(s, "OK");
+}
+
+static void h_thread_alive(struct stub_session *s, struct rsp_cmd *c)
+{
+    const struct rsp_tid *t = &c->u.alive;
+    bool ok = !(t->has_pid && t->pid.kind == RSP_ID_NUM && t->pid.num != PID) &&
+              (t->tid.kind != RSP_ID_NUM ||
+               (t->tid.num <= UINT32_MAX && thread_exists(s, (unsigned)t->tid.num)));
+    if (ok)
+        reply(s, "OK");
+    else
+        reply_error(s, ESRCH);
+}
+
+static void h_current_thread(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    char b[32];
+    snprintf(b, sizeof(b), "QC%x", CALL0(s, last_stop)->tid);
+    reply(s, b);
+}
+
+static void h_thread_info_first(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_str(&r, "m");
+    unsigned n = CALL0(s, threads);
+    for (unsigned t = 1; t <= n; t++) {
+        if (t > 1)
+            rsp_reply_str(&r, ",");
+        rsp_reply_u64(&r, t);
+    }
+    rsp_reply_end(&r);
+}
+
+static void h_thread_info_next(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "l");
 }
 
 /* ---- queries ---- */
 
-static void supported(struct stub_session *s, const struct rsp_cmd *c)
+static void h_supported(struct stub_session *s, struct rsp_cmd *c)
 {
     s->features = c->u.supported.features;
     char b[256];
@@ -387,7 +537,7 @@ static void supported(struct stub_session *s, const struct rsp_cmd *c)
     reply(s, b);
 }
 
-static void xfer_features(struct stub_session *s, const struct rsp_cmd *c)
+static void h_xfer_features(struct stub_session *s, struct rsp_cmd *c)
 {
     if (strcmp(c->u.xfer.annex, "target.xml") != 0) {
         reply(s, "E00"); /* no such annex */
@@ -395,8 +545,9 @@ static void xfer_features(struct stub_session *s, const struct rsp_cmd *c)
     }
     /* The description is chosen when gdb first reads it and stays for the
      * connection, so the 'g' layout cannot change under gdb. */
-    s->arch_known = false;
-    enum vm_arch a = arch(s);
+    if (c->u.xfer.offset == 0)
+        s->arch_known = false;
+    enum stub_arch a = arch(s);
     size_t len;
     const char *xml = stub_tdesc(a, s->real_mode, &len);
     uint64_t off = c->u.xfer.offset, want = c->u.xfer.length;
@@ -416,151 +567,153 @@ static void xfer_features(struct stub_session *s, const struct rsp_cmd *c)
     rsp_reply_end(&r);
 }
 
-static void set_thread(struct stub_session *s, const struct rsp_cmd *c)
+static void h_monitor(struct stub_session *s, struct rsp_cmd *c)
 {
-    if (tid_is_ours(&c->u.thread.tid))
-        reply(s, "OK");
+    struct stub_text t = {0};
+    int err = CALL(s, monitor, s->g_tid, c->u.rcmd.text, &t);
+    if (t.len)
+        rsp_send_console(&s->conn, t.p, t.len, 0);
+    stub_text_free(&t);
+    if (err)
+        reply_error(s, err);
     else
-        reply_error(s, ESRCH);
-}
-
-static void kill_guest(struct stub_session *s, bool reply_ok)
-{
-    if (reply_ok)
         reply(s, "OK");
-    stub_log("gdb killed the guest; exiting");
-    stub_machine_exit(s->m, 0);
 }
 
-static void detach(struct stub_session *s)
+static void h_halt_reason(struct stub_session *s, struct rsp_cmd *c)
 {
-    vm_debug_clear(cpu(s));
+    (void)c;
+    send_stop(s, CALL0(s, last_stop));
+}
+
+static void h_empty(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "");
+}
+
+static void h_malformed(struct stub_session *s, struct rsp_cmd *c)
+{
+    stub_trace("malformed packet: %s", c->reason ? c->reason : "?");
+    reply_error(s, EINVAL);
+}
+
+static void h_vcont_query(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "vCont;c;C;s;S;t;r");
+}
+
+static void h_attached(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "1");
+}
+
+static void h_offsets(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "Text=0;Data=0;Bss=0");
+}
+
+static void h_ok(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "OK");
+}
+
+static void h_noack(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    reply(s, "OK");
+    rsp_conn_set_no_ack(&s->conn, true);
+}
+
+static void h_kill(struct stub_session *s, struct rsp_cmd *c)
+{
+    if (c->type == RSP_CMD_VKILL)
+        reply(s, "OK");
+    s->killed = true;
+    CALL0(s, kill);
+}
+
+static void h_detach(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
     reply(s, "OK");
     s->closing = true;
-    stub_log("gdb detached; the guest stays %s", s->m->last.exited ? "ended" : "stopped");
+    stub_log("gdb detached; the guest stays %s", CALL0(s, last_stop)->exited ? "ended" : "stopped");
 }
+
+typedef void (*handler_fn)(struct stub_session *s, struct rsp_cmd *c);
+
+static const handler_fn handlers[] = {
+    [RSP_CMD_UNSUPPORTED] = h_empty,
+    [RSP_CMD_MALFORMED] = h_malformed,
+    [RSP_CMD_HALT_REASON] = h_halt_reason,
+    [RSP_CMD_READ_REGS] = h_read_regs,
+    [RSP_CMD_WRITE_REGS] = h_write_regs,
+    [RSP_CMD_READ_REG] = h_read_reg,
+    [RSP_CMD_WRITE_REG] = h_write_reg,
+    [RSP_CMD_READ_MEM] = h_read_mem,
+    [RSP_CMD_WRITE_MEM] = h_write_mem,
+    [RSP_CMD_READ_MEM_BIN] = h_read_mem,
+    [RSP_CMD_WRITE_MEM_BIN] = h_write_mem,
+    [RSP_CMD_CONTINUE] = h_resume,
+    [RSP_CMD_STEP] = h_resume,
+    [RSP_CMD_VCONT_QUERY] = h_vcont_query,
+    [RSP_CMD_VCONT] = h_vcont,
+    [RSP_CMD_VMUSTREPLYEMPTY] = h_empty,
+    [RSP_CMD_VKILL] = h_kill,
+    [RSP_CMD_INSERT_BP] = h_breakpoint,
+    [RSP_CMD_REMOVE_BP] = h_breakpoint,
+    [RSP_CMD_SET_THREAD] = h_set_thread,
+    [RSP_CMD_THREAD_ALIVE] = h_thread_alive,
+    [RSP_CMD_QSUPPORTED] = h_supported,
+    [RSP_CMD_QXFER_FEATURES] = h_xfer_features,
+    [RSP_CMD_QC] = h_current_thread,
+    [RSP_CMD_QFTHREADINFO] = h_thread_info_first,
+    [RSP_CMD_QSTHREADINFO] = h_thread_info_next,
+    [RSP_CMD_QATTACHED] = h_attached,
+    [RSP_CMD_QRCMD] = h_monitor,
+    [RSP_CMD_QOFFSETS] = h_offsets,
+    [RSP_CMD_QSYMBOL] = h_ok,
+    [RSP_CMD_START_NOACK] = h_noack,
+    [RSP_CMD_KILL] = h_kill,
+    [RSP_CMD_DETACH] = h_detach,
+};
 
 static void handle(struct stub_session *s, uint8_t *payload, size_t len)
 {
     struct rsp_cmd c;
     stub_trace_packet("<-", payload, len);
     rsp_parse(payload, len, &c);
-    switch (c.type) {
-    case RSP_CMD_UNSUPPORTED:
-    case RSP_CMD_VMUSTREPLYEMPTY:
-        reply(s, "");
-        break;
-    case RSP_CMD_MALFORMED:
-        stub_trace("malformed packet: %s", c.reason ? c.reason : "?");
-        reply_error(s, EINVAL);
-        break;
-    case RSP_CMD_HALT_REASON:
-        stub_session_send_stop(s, &s->m->last);
-        break;
-    case RSP_CMD_READ_REGS:
-        read_regs(s);
-        break;
-    case RSP_CMD_WRITE_REGS:
-        write_regs(s, c.u.regs.data, c.u.regs.len);
-        break;
-    case RSP_CMD_READ_REG:
-        read_reg(s, c.u.reg.regno);
-        break;
-    case RSP_CMD_WRITE_REG:
-        write_reg(s, c.u.reg.regno, c.u.reg.data, c.u.reg.len);
-        break;
-    case RSP_CMD_READ_MEM:
-    case RSP_CMD_READ_MEM_BIN:
-        read_mem(s, c.u.mem.addr, c.u.mem.len, c.type == RSP_CMD_READ_MEM_BIN);
-        break;
-    case RSP_CMD_WRITE_MEM:
-    case RSP_CMD_WRITE_MEM_BIN:
-        write_mem(s, c.u.mem.addr, c.u.mem.len, c.u.mem.data);
-        break;
-    case RSP_CMD_CONTINUE:
-    case RSP_CMD_STEP: {
-        struct stub_run run = {.mode = c.type == RSP_CMD_STEP ? VM_RUN_STEP : VM_RUN_CONTINUE};
-        resume(s, &run, c.u.resume.has_addr, c.u.resume.addr);
-        break;
-    }
-    case RSP_CMD_VCONT_QUERY:
-        reply(s, "vCont;c;C;s;S;t;r");
-        break;
-    case RSP_CMD_VCONT:
-        vcont(s, &c);
-        break;
-    case RSP_CMD_INSERT_BP:
-    case RSP_CMD_REMOVE_BP:
-        breakpoint(s, &c, c.type == RSP_CMD_INSERT_BP);
-        break;
-    case RSP_CMD_SET_THREAD:
-        set_thread(s, &c);
-        break;
-    case RSP_CMD_THREAD_ALIVE:
-        if (tid_is_ours(&c.u.alive))
-            reply(s, "OK");
-        else
-            reply_error(s, ESRCH);
-        break;
-    case RSP_CMD_QSUPPORTED:
-        supported(s, &c);
-        break;
-    case RSP_CMD_QXFER_FEATURES:
-        xfer_features(s, &c);
-        break;
-    case RSP_CMD_QC:
-        reply(s, "QC1");
-        break;
-    case RSP_CMD_QFTHREADINFO:
-        reply(s, "m1");
-        break;
-    case RSP_CMD_QSTHREADINFO:
-        reply(s, "l");
-        break;
-    case RSP_CMD_QATTACHED:
-        reply(s, "1");
-        break;
-    case RSP_CMD_QRCMD:
-        stub_monitor(s, c.u.rcmd.text);
-        break;
-    case RSP_CMD_QOFFSETS:
-        reply(s, "Text=0;Data=0;Bss=0");
-        break;
-    case RSP_CMD_QSYMBOL:
-        reply(s, "OK");
-        break;
-    case RSP_CMD_START_NOACK:
-        reply(s, "OK");
-        rsp_conn_set_no_ack(&s->conn, true);
-        break;
-    case RSP_CMD_KILL:
-        kill_guest(s, false);
-        break;
-    case RSP_CMD_VKILL:
-        kill_guest(s, true);
-        break;
-    case RSP_CMD_DETACH:
-        detach(s);
-        break;
-    }
+    handler_fn h = (size_t)c.type < sizeof(handlers) / sizeof(handlers[0]) ? handlers[c.type]
+                                                                          : NULL;
+    (h ? h : h_empty)(s, &c);
 }
 
-/* Packets that came while the guest ran, in order. */
+static bool can_handle(struct stub_session *s)
+{
+    return !CALL0(s, running) && !s->closing && !s->killed;
+}
+
+/* Packets that came while the target ran, in order. */
 static void run_queue(struct stub_session *s)
 {
     size_t off = 0;
-    while (off + 4 <= s->queue_len && !stub_machine_running(s->m) && !s->closing &&
-           !s->m->exit_requested) {
+    while (off + 4 <= s->queue_len && can_handle(s)) {
         uint32_t n;
         memcpy(&n, s->queue + off, 4);
         /* Handled in place: the parser may rewrite the payload; the byte
          * after it (next entry's length) is saved around the call. */
         uint8_t *p = s->queue + off + 4;
-        uint8_t saved = off + 4 + n < s->queue_len ? p[n] : 0;
-        if (off + 4 + n < s->queue_len)
+        bool more = off + 4 + n < s->queue_len;
+        uint8_t saved = more ? p[n] : 0;
+        if (more)
             p[n] = 0;
         handle(s, p, n);
-        if (off + 4 + n < s->queue_len)
+        if (more)
             p[n] = saved;
         off += 4 + n;
     }
@@ -582,23 +735,30 @@ static void enqueue(struct stub_session *s, const uint8_t *p, size_t n)
     s->queue_len += 4 + n;
 }
 
+static void finish_input(struct stub_session *s)
+{
+    flush(s);
+    if (s->closing && s->link.close)
+        s->link.close(s->link.ctx);
+}
+
 void stub_session_input(struct stub_session *s, const uint8_t *data, size_t n)
 {
-    while (n && !s->closing) {
+    while (n && !s->closing && !s->killed) {
         struct rsp_event ev;
         size_t used = rsp_conn_feed(&s->conn, data, n, &ev);
         data += used;
         n -= used;
         switch (ev.type) {
         case RSP_EVENT_PACKET:
-            if (stub_machine_running(s->m) || s->queue_len)
+            if (!can_handle(s) || s->queue_len)
                 enqueue(s, ev.payload, ev.len);
             else
                 handle(s, ev.payload, ev.len);
             break;
         case RSP_EVENT_INTERRUPT:
             stub_trace("<- interrupt (0x03)");
-            stub_machine_interrupt(s->m);
+            CALL0(s, interrupt);
             break;
         case RSP_EVENT_OVERSIZE:
             stub_log("gdb sent a packet longer than PacketSize (%u bytes); refused",
@@ -616,33 +776,29 @@ void stub_session_input(struct stub_session *s, const uint8_t *data, size_t n)
         case RSP_EVENT_NAK:
             break;
         }
-        if (s->m->exit_requested)
-            break;
     }
-    flush(s);
-    if (s->closing && s->link.close)
-        s->link.close(s->link.ctx);
+    finish_input(s);
 }
 
-void stub_session_stopped(struct stub_session *s, const struct stub_stop *stop)
+static void on_stopped(void *ctx, const struct stub_stop *stop)
 {
-    if (stop->why[0] && s->waiting_stop) {
-        char line[200];
-        int n = snprintf(line, sizeof(line), "kvmstub: %s\n", stop->why);
-        rsp_send_console(&s->conn, line, (size_t)n, 0);
-    }
+    struct stub_session *s = ctx;
     if (s->waiting_stop) {
+        if (stop->why[0]) {
+            char line[200];
+            int n = snprintf(line, sizeof(line), "kvmstub: %s\n", stop->why);
+            rsp_send_console(&s->conn, line, (size_t)n, 0);
+        }
         s->waiting_stop = false;
-        stub_session_send_stop(s, stop);
+        send_stop(s, stop);
     }
     run_queue(s);
-    flush(s);
-    if (s->closing && s->link.close)
-        s->link.close(s->link.ctx);
+    finish_input(s);
 }
 
-void stub_session_output(struct stub_session *s, const uint8_t *data, size_t n)
+static void on_output(void *ctx, const uint8_t *data, size_t n)
 {
+    struct stub_session *s = ctx;
     /* gdb takes 'O' packets only while it waits for a stop reply. */
     if (!s->waiting_stop)
         return;

@@ -65,11 +65,11 @@ static void sse_types(struct out *o)
     put(o, "    </flags>\n");
 }
 
-const char *stub_tdesc(enum vm_arch arch, bool real_mode, size_t *len)
+const char *stub_tdesc(enum stub_arch arch, bool real_mode, size_t *len)
 {
     static char buf[3][TDESC_MAX];
     static size_t lens[3];
-    int which = arch == VM_ARCH_AMD64 ? 2 : real_mode ? 0 : 1;
+    int which = arch == STUB_ARCH_AMD64 ? 2 : real_mode ? 0 : 1;
     if (!lens[which]) {
         struct out o = {buf[which], 0, TDESC_MAX};
         put(&o, "<?xml version=\"1.0\"?>\n<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
@@ -77,7 +77,7 @@ const char *stub_tdesc(enum vm_arch arch, bool real_mode, size_t *len)
                 "  <osabi>none</osabi>\n",
             which == 2 ? "i386:x86-64" : which == 1 ? "i386" : "i8086");
         size_t n;
-        const struct vm_reg_desc *d = vm_regs_layout(arch, &n);
+        const struct stub_reg *d = stub_regmap(arch, &n);
         const char *feature = NULL;
         for (size_t i = 0; i < n; i++) {
             if (!feature || strcmp(feature, d[i].feature) != 0) {

@@ -1,6 +1,6 @@
 /* The debugger's view of guest memory: linear addresses, translated page by
  * page, with planted breakpoints hidden. */
-#include "vm.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <sys/ioctl.h>
@@ -9,7 +9,7 @@
 
 int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
 {
-    int err = vm_regs_fetch(cpu, VM_RC_SREGS);
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS);
     if (err)
         return err;
     if (!(cpu->rc.sregs.cr0 & CR0_PG)) {
@@ -19,7 +19,7 @@ int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
     }
     /* KVM walks the page tables with the CPU state it holds, so state
      * changed in the cache (a new CR3, say) must reach it first. */
-    if ((err = vm_regs_flush(cpu)))
+    if ((err = vm_regcache_flush(&cpu->rc)))
         return err;
     struct kvm_translation t = {.linear_address = linear};
     if (ioctl(cpu->fd, KVM_TRANSLATE, &t) < 0)

@@ -1,5 +1,5 @@
 /* Breakpoints: planted trap bytes and debug registers. */
-#include "vm.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -30,10 +30,8 @@ void vm_debug_free(struct vm *vm)
         free(vm->debug.watches[i].pages);
     free(vm->debug.watches);
     free(vm->debug.bps);
-    free(vm->debug.lifted);
     vm->debug.watches = NULL;
     vm->debug.bps = NULL;
-    vm->debug.lifted = NULL;
 }
 
 uint8_t vm_bp_trap_byte(const struct vm *vm)
@@ -62,25 +60,44 @@ static int dr_slot_find(const struct vm_debug *d, uint8_t rw, uint8_t len, uint6
     return -1;
 }
 
-int vm_dr_alloc(struct vm_cpu *cpu, uint8_t rw, uint8_t len, uint64_t addr)
+int vm_dr_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr)
 {
-    struct vm_debug *d = &cpu->vm->debug;
+    struct vm_debug *d = &vm->debug;
     for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++) {
         if (!d->dr[i].used) {
             d->dr[i] = (struct vm_hw_slot){.used = true, .rw = rw, .len = len, .addr = addr};
-            cpu->guest_debug_dirty = true;
+            d->generation++;
             return (int)i;
         }
     }
     return -ENOSPC;
 }
 
-void vm_dr_free(struct vm_cpu *cpu, int slot)
+void vm_dr_free(struct vm *vm, int slot)
 {
     if (slot >= 0 && slot < (int)VM_NUM_DEBUG_REGS) {
-        cpu->vm->debug.dr[slot].used = false;
-        cpu->guest_debug_dirty = true;
+        vm->debug.dr[slot].used = false;
+        vm->debug.generation++;
     }
+}
+
+int vm_dr_exec_slot(const struct vm *vm, uint64_t addr)
+{
+    return dr_slot_find(&vm->debug, 0, 1, addr);
+}
+
+/* A debug register for an execution breakpoint: a free one, or one a
+ * watchpoint gives up for page traps (watchpoints work without debug
+ * registers; hbreak on code not yet mapped does not). */
+static int dr_for_exec(struct vm_cpu *cpu, uint64_t addr)
+{
+    struct vm *vm = cpu->vm;
+    int slot = vm_dr_alloc(vm, 0, 1, addr);
+    for (unsigned i = 0; slot < 0 && i < VM_NUM_DEBUG_REGS; i++) {
+        if (vm->debug.dr[i].rw != 0 && vm_watch_release_dr(cpu, (int)i) == 0)
+            slot = vm_dr_alloc(vm, 0, 1, addr);
+    }
+    return slot;
 }
 
 int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
@@ -90,7 +107,7 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     if (hardware && d->hw_exec) {
         if (dr_slot_find(d, 0, 1, addr) >= 0)
             return 0;
-        int slot = vm_dr_alloc(cpu, 0, 1, addr);
+        int slot = dr_for_exec(cpu, addr);
         return slot < 0 ? slot : 0;
     }
     struct vm_breakpoint *bp = find(vm, addr);
@@ -118,7 +135,7 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
         *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa, .orig = *p};
         *p = vm_bp_trap_byte(vm);
         if (d->nbps == 1)
-            cpu->guest_debug_dirty = true; /* #BP interception goes on */
+            d->generation++; /* #BP interception goes on */
     }
     if (hardware && !bp->hardware) {
         bp->hardware = true;
@@ -137,7 +154,7 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
         int slot = dr_slot_find(d, 0, 1, addr);
         if (slot < 0)
             return -ENOENT;
-        vm_dr_free(cpu, slot);
+        vm_dr_free(vm, slot);
         return 0;
     }
     struct vm_breakpoint *bp = find(vm, addr);
@@ -158,7 +175,7 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
         *p = bp->orig;
     *bp = d->bps[--d->nbps];
     if (d->nbps == 0)
-        cpu->guest_debug_dirty = true;
+        d->generation++;
     return 0;
 }
 
@@ -218,6 +235,9 @@ int vm_debug_apply(struct vm_cpu *cpu, bool single_step)
     for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++) {
         if (!d->dr[i].used)
             continue;
+        /* The execution breakpoint this step moves off (cpu.c). */
+        if (cpu->step.stepping_over && d->dr[i].rw == 0 && d->dr[i].addr == cpu->step.over)
+            continue;
         g.arch.debugreg[i] = d->dr[i].addr;
         dr7 |= (1ull << (2 * i)) | ((uint64_t)d->dr[i].rw << (16 + 4 * i)) |
                (dr7_len_bits(d->dr[i].len) << (18 + 4 * i));
@@ -228,25 +248,36 @@ int vm_debug_apply(struct vm_cpu *cpu, bool single_step)
     }
     if (d->nbps && d->bp_method != VM_BP_HLT)
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
-    if (single_step)
+    if (single_step) {
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
-    if (!cpu->guest_debug_dirty && g.control == cpu->guest_debug_control && dr7 == cpu->dr7)
+        /* Where KVM can, a step runs one instruction of the guest's own
+         * code, not the interrupt handler that became due meanwhile. */
+        if (cpu->vm->caps.guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ)
+            g.control |= KVM_GUESTDBG_BLOCKIRQ;
+    }
+    cpu->single_step = single_step;
+    if (!cpu->guest_debug_dirty && !cpu->inject && d->generation == cpu->debug_generation &&
+        g.control == cpu->guest_debug_control && dr7 == cpu->dr7)
         return 0;
+    /* KVM queues the exception when it takes the flag, for the next entry. */
+    uint64_t control = g.control | cpu->inject;
+    g.control = (uint32_t)control;
     if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &g) < 0)
         return -errno;
-    cpu->guest_debug_control = g.control;
+    cpu->inject = 0;
+    cpu->guest_debug_control = control & ~(uint64_t)(KVM_GUESTDBG_INJECT_BP | KVM_GUESTDBG_INJECT_DB);
     cpu->dr7 = dr7;
+    cpu->debug_generation = d->generation;
     cpu->guest_debug_dirty = false;
     return 0;
 }
 
-void vm_debug_clear(struct vm_cpu *cpu)
+void vm_debug_clear(struct vm *vm)
 {
-    struct vm *vm = cpu->vm;
     struct vm_debug *d = &vm->debug;
     while (d->nwatches) {
         const struct vm_watchpoint *w = &d->watches[d->nwatches - 1];
-        vm_watch_remove(cpu, w->type, w->addr, w->len);
+        vm_watch_drop(vm, w->type, w->addr, w->len);
     }
     for (size_t i = 0; i < d->nbps; i++) {
         uint8_t *p = vm_mem_ptr(&vm->mem, d->bps[i].gpa, 1);
@@ -257,5 +288,33 @@ void vm_debug_clear(struct vm_cpu *cpu)
     d->nhw_emulated = 0;
     for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++)
         d->dr[i].used = false;
-    cpu->guest_debug_dirty = true;
+    d->generation++;
+}
+
+void vm_debug_info(const struct vm *vm, struct vm_debug_info *out)
+{
+    const struct vm_debug *d = &vm->debug;
+    memset(out, 0, sizeof(*out));
+    out->bp_method = d->bp_method;
+    out->watch_method = d->watch_method;
+    out->hw_exec = d->hw_exec;
+    out->hw_data = d->hw_data && d->watch_method != VM_WATCH_PAGE_TRAPS;
+    out->breakpoints = d->nbps;
+    out->watchpoints = d->nwatches;
+    for (size_t i = 0; i < d->nwatches; i++)
+        out->page_trapped += d->watches[i].dr < 0;
+    out->pages = vm->mem.ntraps;
+}
+
+int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method watch)
+{
+    struct vm_debug *d = &vm->debug;
+    if (d->nbps || d->nwatches)
+        return -EBUSY;
+    if (bp != VM_BP_HLT && bp != vm->caps.sw_bp)
+        return -ENOTSUP;
+    d->bp_method = bp;
+    d->watch_method = watch;
+    d->generation++;
+    return 0;
 }

@@ -3,6 +3,7 @@
 
 #include "boot.h"
 #include "image_formats.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,17 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int vm_image_error(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 const char *vm_image_format_name(enum vm_image_format f)
 {
@@ -107,28 +97,6 @@ void vm_image_free(struct vm_image *img)
     free(img->data);
     free(img->name);
     memset(img, 0, sizeof(*img));
-}
-
-int vm_image_add_segment(struct vm_image *img, uint64_t paddr, uint64_t offset, uint64_t filesz,
-                         uint64_t memsz, char *err, size_t errlen)
-{
-    if (img->nsegments >= VM_IMAGE_MAX_SEGMENTS)
-        return vm_image_error(err, errlen, -E2BIG, "%s has more than %d loadable segments",
-                              img->name, VM_IMAGE_MAX_SEGMENTS);
-    if (filesz > memsz)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "%s is malformed: a segment has more file bytes (0x%llx) than "
-                              "memory bytes (0x%llx)",
-                              img->name, (unsigned long long)filesz, (unsigned long long)memsz);
-    if (offset > img->size || filesz > img->size - offset)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "%s is truncated: a segment needs file bytes 0x%llx-0x%llx but the "
-                              "file has 0x%zx",
-                              img->name, (unsigned long long)offset,
-                              (unsigned long long)(offset + filesz), img->size);
-    img->segments[img->nsegments++] =
-        (struct vm_segment){.paddr = paddr, .offset = offset, .filesz = filesz, .memsz = memsz};
-    return 0;
 }
 
 /* Every segment inside RAM and clear of the boot area the mode needs. */

@@ -4,12 +4,7 @@
 #define VM_IMAGE_FORMATS_H
 
 #include "image.h"
-
-int vm_image_error(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Appends a segment after checking it against the file. */
-int vm_image_add_segment(struct vm_image *img, uint64_t paddr, uint64_t offset, uint64_t filesz,
-                         uint64_t memsz, char *err, size_t errlen);
+#include "image_util.h"
 
 /* ELF: segments, entry and mode (ELF64 long, ELF32 protected). */
 int vm_elf_parse(struct vm_image *img, char *err, size_t errlen);

@@ -1,6 +1,7 @@
-/* Creating and destroying the VM: /dev/kvm, capabilities, RAM, vCPUs. */
+/* Creating and destroying the VM: /dev/kvm, capabilities, RAM, the board,
+ * vCPUs; the accessors of vm/vm.h. */
+#include "internal.h"
 #include "probe.h"
-#include "vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,7 +86,7 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
     struct vm_cpu *cpu = &vm->cpus[index];
     cpu->vm = vm;
     cpu->index = index;
-    cpu->step_over = ~0ull;
+    cpu->step.over = ~0ull;
     atomic_init(&cpu->kick, false);
     atomic_init(&cpu->thread_known, false);
     cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
@@ -102,11 +103,13 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
         cpu->ring = (void *)((uint8_t *)run + (size_t)vm->coalesced_page * VM_PAGE_SIZE);
     if (ioctl(cpu->fd, KVM_SET_CPUID2, vm->cpuid) < 0)
         return fail(err, errlen, -errno, "KVM_SET_CPUID2 failed: %s", strerror(errno));
+    cpu->rc.fd = cpu->fd;
     if (vm->caps.xsave) {
         int size = check(vm->kvm_fd, KVM_CAP_XSAVE2);
-        cpu->xsave_size = size > (int)sizeof(struct kvm_xsave) ? (size_t)size : sizeof(struct kvm_xsave);
-        cpu->xsave = calloc(1, cpu->xsave_size);
-        if (!cpu->xsave)
+        cpu->rc.xsave_size =
+            size > (int)sizeof(struct kvm_xsave) ? (size_t)size : sizeof(struct kvm_xsave);
+        cpu->rc.xsave = calloc(1, cpu->rc.xsave_size);
+        if (!cpu->rc.xsave)
             return fail(err, errlen, -ENOMEM, "out of memory");
     }
     cpu->guest_debug_dirty = true;
@@ -114,7 +117,7 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
     if (ioctl(cpu->fd, KVM_GET_SREGS, &cpu->rc.sregs) < 0)
         return fail(err, errlen, -errno, "KVM_GET_SREGS failed: %s", strerror(errno));
     cpu->rc.valid = VM_RC_SREGS;
-    return 0;
+    return vm->board->cpu_setup(vm, cpu, err, errlen);
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen)
@@ -132,7 +135,18 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->log = cfg->log;
     vm->log_ctx = cfg->log_ctx;
     vm->trace = cfg->trace;
-    vm_serial_init(&vm->serial);
+    pthread_mutex_init(&vm->note_lock, NULL);
+    atomic_init(&vm->exited, false);
+    switch (cfg->board) {
+    case VM_BOARD_BARE:
+        vm->board = &vm_board_bare;
+        break;
+    }
+    if (!vm->board) {
+        free(vm);
+        return fail(err, errlen, -EINVAL, "unknown board %d", (int)cfg->board);
+    }
+    unsigned ncpus = cfg->ncpus ? cfg->ncpus : 1;
     int r = open_kvm(err, errlen, &vm->kvm_fd);
     if (r)
         goto out;
@@ -170,6 +184,16 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     int slots = check(vm->kvm_fd, KVM_CAP_NR_MEMSLOTS);
     vm->caps.max_slots = slots > 0 ? (uint32_t)slots : 32;
     vm->coalesced_page = vm->caps.coalesced_pio ? check(vm->kvm_fd, KVM_CAP_COALESCED_MMIO) : 0;
+    int dbg2 = check(vm->kvm_fd, KVM_CAP_SET_GUEST_DEBUG2);
+    vm->caps.guest_debug_flags = dbg2 > 0 ? (uint32_t)dbg2 : 0;
+    int max_cpus = check(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
+    if (max_cpus <= 0)
+        max_cpus = check(vm->kvm_fd, KVM_CAP_NR_VCPUS);
+    if (ncpus > VM_MAX_CPUS || (max_cpus > 0 && ncpus > (unsigned)max_cpus)) {
+        r = fail(err, errlen, -EINVAL, "%u CPUs are more than this host's KVM allows (%d)", ncpus,
+                 max_cpus > 0 && max_cpus < (int)VM_MAX_CPUS ? max_cpus : (int)VM_MAX_CPUS);
+        goto out;
+    }
 
     int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (size < (int)sizeof(struct kvm_run)) {
@@ -203,15 +227,31 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
                  (unsigned long long)(ram >> 20), strerror(-r));
         goto out;
     }
-    if (vm->caps.coalesced_pio) {
-        /* The UART's transmit register: guest writes land in a ring instead
-         * of exiting one by one; vm_cpu_run() drains it in order. */
-        struct kvm_coalesced_mmio_zone z = {.addr = VM_SERIAL_BASE, .size = 1, .pio = 1};
-        if (ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0)
-            vm->coalesced_page = 0;
+    if (err && errlen)
+        err[0] = 0;
+    if ((r = vm->board->create(vm, err, errlen))) {
+        if (err && errlen && !err[0])
+            fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
+        goto out;
+    }
+    if (vm->caps.coalesced_pio && vm->coalesced_page) {
+        /* Write-only device registers (a UART's transmit register): guest
+         * writes land in a ring instead of exiting one by one; the run loop
+         * hands them to their device in order. */
+        for (size_t i = 0; i < vm->bus.n; i++) {
+            const struct vm_bus_range *b = &vm->bus.ranges[i];
+            if (!b->coalesce_len)
+                continue;
+            struct kvm_coalesced_mmio_zone z = {.addr = b->base, .size = (uint32_t)b->coalesce_len,
+                                                .pio = b->space == VM_BUS_PIO};
+            if (ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0) {
+                vm->coalesced_page = 0;
+                break;
+            }
+        }
     }
 
-    vm->ncpus = 1;
+    vm->ncpus = ncpus;
     vm->cpus = calloc(vm->ncpus, sizeof(*vm->cpus));
     if (!vm->cpus) {
         r = fail(err, errlen, -ENOMEM, "out of memory");
@@ -247,13 +287,17 @@ void vm_destroy(struct vm *vm)
     if (!vm)
         return;
     vm_debug_free(vm);
+    if (vm->board && vm->board->destroy)
+        vm->board->destroy(vm);
+    vm_bus_free(&vm->bus);
     for (unsigned i = 0; vm->cpus && i < vm->ncpus; i++) {
         struct vm_cpu *cpu = &vm->cpus[i];
         if (cpu->run)
             munmap(cpu->run, vm->run_size);
         if (cpu->fd >= 0)
             close(cpu->fd);
-        free(cpu->xsave);
+        free(cpu->rc.xsave);
+        free(cpu->step.lifted);
     }
     free(vm->cpus);
     if (vm->mem.host)
@@ -263,19 +307,18 @@ void vm_destroy(struct vm *vm)
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
     free(vm->cpuid);
-    vm_serial_destroy(&vm->serial);
+    pthread_mutex_destroy(&vm->note_lock);
     free(vm);
 }
 
 int vm_reset(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->ncpus; i++)
-        vm_debug_clear(&vm->cpus[i]);
+    vm_debug_clear(vm);
     int err = vm_mem_clear(&vm->mem);
     if (err)
         return err;
-    vm_serial_reset(&vm->serial);
-    vm->exited = false;
+    vm->board->reset(vm);
+    atomic_store(&vm->exited, false);
     vm->exit_status = 0;
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vm_cpu *cpu = &vm->cpus[i];
@@ -287,16 +330,16 @@ int vm_reset(struct vm *vm)
         ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &ev);
         cpu->halted = false;
         cpu->needs_completion = false;
-        cpu->stepping_over = false;
+        cpu->step.stepping_over = false;
         cpu->guest_debug_dirty = true;
-        vm_regs_invalidate(cpu);
+        vm_regcache_invalidate(&cpu->rc);
     }
     return 0;
 }
 
 bool vm_output_pending(struct vm *vm)
 {
-    if (atomic_load_explicit(&vm->serial.tx_unread, memory_order_relaxed))
+    if (vm->board->console_pending(vm))
         return true;
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct kvm_coalesced_mmio_ring *ring = vm->cpus[i].ring;
@@ -305,4 +348,59 @@ bool vm_output_pending(struct vm *vm)
             return true;
     }
     return false;
+}
+
+size_t vm_console_take(struct vm *vm, uint8_t *out, size_t max)
+{
+    return vm->board->console_take(vm, out, max);
+}
+
+size_t vm_console_input(struct vm *vm, const void *data, size_t n)
+{
+    return vm->board->console_input(vm, data, n);
+}
+
+int vm_irq_set(struct vm *vm, unsigned line, bool level)
+{
+    return vm->board->set_irq ? vm->board->set_irq(vm, line, level) : 0;
+}
+
+unsigned vm_ncpus(const struct vm *vm)
+{
+    return vm->ncpus;
+}
+
+struct vm_cpu *vm_cpu(struct vm *vm, unsigned index)
+{
+    return index < vm->ncpus ? &vm->cpus[index] : NULL;
+}
+
+unsigned vm_cpu_index(const struct vm_cpu *cpu)
+{
+    return cpu->index;
+}
+
+const struct vm_caps *vm_caps(const struct vm *vm)
+{
+    return &vm->caps;
+}
+
+const struct vm_stats *vm_stats(const struct vm *vm)
+{
+    return &vm->stats;
+}
+
+uint64_t vm_ram_size(const struct vm *vm)
+{
+    return vm->mem.size;
+}
+
+const char *vm_board_name(const struct vm *vm)
+{
+    return vm->board->name;
+}
+
+bool vm_cpu_halted(const struct vm_cpu *cpu)
+{
+    return cpu->halted;
 }

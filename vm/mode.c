@@ -6,7 +6,7 @@
  * reachable at its physical address and everything above it exits as MMIO
  * like on a machine with nothing there. */
 #include "boot.h"
-#include "vm.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -26,28 +26,6 @@
 uint64_t vm_boot_area(const struct vm *vm)
 {
     return vm->mem.size - VM_BOOT_AREA_SIZE;
-}
-
-const char *vm_mode_name(enum vm_mode mode)
-{
-    switch (mode) {
-    case VM_MODE_REAL: return "real";
-    case VM_MODE_PROTECTED: return "protected";
-    case VM_MODE_LONG: return "long";
-    }
-    return "?";
-}
-
-enum vm_mode vm_cpu_mode(struct vm_cpu *cpu)
-{
-    if (vm_regs_fetch(cpu, VM_RC_SREGS))
-        return VM_MODE_REAL;
-    const struct kvm_sregs *s = &cpu->rc.sregs;
-    if (!(s->cr0 & CR0_PE))
-        return VM_MODE_REAL;
-    if ((s->efer & EFER_LMA) && s->cs.l)
-        return VM_MODE_LONG;
-    return VM_MODE_PROTECTED;
 }
 
 static uint64_t descriptor(uint32_t base, uint32_t limit, uint16_t flags)
@@ -114,7 +92,7 @@ static struct kvm_segment real_segment(uint16_t sel, bool code)
 
 int vm_enter_mode(struct vm *vm, struct vm_cpu *cpu, const struct vm_entry *e)
 {
-    int err = vm_regs_fetch(cpu, VM_RC_SREGS | VM_RC_FPU | VM_RC_MSRS);
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS | VM_RC_FPU | VM_RC_MSRS);
     if (err)
         return err;
     struct vm_regcache *rc = &cpu->rc;

@@ -1,6 +1,7 @@
 /* Multiboot version 1 kernels, as GRUB legacy and qemu -kernel boot them. */
 #include "boot.h"
 #include "image_formats.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 #include "probe.h"
 
-#include "vm.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,206 +1,46 @@
-#include "vm.h"
+/* The register file by id (regs.h), over the KVM register cache. */
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
-#define MSR_KERNEL_GS_BASE 0xc0000102u
+#define CR0_PE (1ull << 0)
+#define EFER_LMA (1ull << 10)
 
-/* struct kvm_msrs ends in a flexible array; room for one entry. */
-union msrs {
-    struct kvm_msrs hdr;
-    uint8_t room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
-};
-
-#define F_CORE "org.gnu.gdb.i386.core"
-#define F_SSE "org.gnu.gdb.i386.sse"
-#define F_SEG "org.gnu.gdb.i386.segments"
-#define F_SYS "org.kvmstub.x86.system"
-
-#define GPR(id, n, sz, t) {id, n, sz, t, "general", F_CORE}
-#define SEG(id, n) {id, n, 4, "int32", "general", F_CORE}
-#define ST(i) {VM_REG_ST0 + i, "st" #i, 10, "i387_ext", "float", F_CORE}
-#define X87(id, n) {id, n, 4, "int", "float", F_CORE}
-#define XMM(i) {VM_REG_XMM0 + i, "xmm" #i, 16, "vec128", "vector", F_SSE}
-
-static const struct vm_reg_desc amd64[] = {
-    GPR(VM_REG_RAX, "rax", 8, "int64"), GPR(VM_REG_RBX, "rbx", 8, "int64"),
-    GPR(VM_REG_RCX, "rcx", 8, "int64"), GPR(VM_REG_RDX, "rdx", 8, "int64"),
-    GPR(VM_REG_RSI, "rsi", 8, "int64"), GPR(VM_REG_RDI, "rdi", 8, "int64"),
-    GPR(VM_REG_RBP, "rbp", 8, "data_ptr"), GPR(VM_REG_RSP, "rsp", 8, "data_ptr"),
-    GPR(VM_REG_R8, "r8", 8, "int64"), GPR(VM_REG_R9, "r9", 8, "int64"),
-    GPR(VM_REG_R10, "r10", 8, "int64"), GPR(VM_REG_R11, "r11", 8, "int64"),
-    GPR(VM_REG_R12, "r12", 8, "int64"), GPR(VM_REG_R13, "r13", 8, "int64"),
-    GPR(VM_REG_R14, "r14", 8, "int64"), GPR(VM_REG_R15, "r15", 8, "int64"),
-    GPR(VM_REG_RIP, "rip", 8, "code_ptr"), GPR(VM_REG_EFLAGS, "eflags", 4, "i386_eflags"),
-    SEG(VM_REG_CS, "cs"), SEG(VM_REG_SS, "ss"), SEG(VM_REG_DS, "ds"),
-    SEG(VM_REG_ES, "es"), SEG(VM_REG_FS, "fs"), SEG(VM_REG_GS, "gs"),
-    ST(0), ST(1), ST(2), ST(3), ST(4), ST(5), ST(6), ST(7),
-    X87(VM_REG_FCTRL, "fctrl"), X87(VM_REG_FSTAT, "fstat"), X87(VM_REG_FTAG, "ftag"),
-    X87(VM_REG_FISEG, "fiseg"), X87(VM_REG_FIOFF, "fioff"), X87(VM_REG_FOSEG, "foseg"),
-    X87(VM_REG_FOOFF, "fooff"), X87(VM_REG_FOP, "fop"),
-    XMM(0), XMM(1), XMM(2), XMM(3), XMM(4), XMM(5), XMM(6), XMM(7),
-    XMM(8), XMM(9), XMM(10), XMM(11), XMM(12), XMM(13), XMM(14), XMM(15),
-    {VM_REG_MXCSR, "mxcsr", 4, "i386_mxcsr", "vector", F_SSE},
-    {VM_REG_FS_BASE, "fs_base", 8, "int64", "system", F_SEG},
-    {VM_REG_GS_BASE, "gs_base", 8, "int64", "system", F_SEG},
-    {VM_REG_K_GS_BASE, "k_gs_base", 8, "int64", "system", F_SYS},
-    {VM_REG_CR0, "cr0", 8, "int64", "system", F_SYS},
-    {VM_REG_CR2, "cr2", 8, "int64", "system", F_SYS},
-    {VM_REG_CR3, "cr3", 8, "int64", "system", F_SYS},
-    {VM_REG_CR4, "cr4", 8, "int64", "system", F_SYS},
-    {VM_REG_CR8, "cr8", 8, "int64", "system", F_SYS},
-    {VM_REG_EFER, "efer", 8, "int64", "system", F_SYS},
-};
-
-static const struct vm_reg_desc i386[] = {
-    GPR(VM_REG_RAX, "eax", 4, "int32"), GPR(VM_REG_RCX, "ecx", 4, "int32"),
-    GPR(VM_REG_RDX, "edx", 4, "int32"), GPR(VM_REG_RBX, "ebx", 4, "int32"),
-    GPR(VM_REG_RSP, "esp", 4, "data_ptr"), GPR(VM_REG_RBP, "ebp", 4, "data_ptr"),
-    GPR(VM_REG_RSI, "esi", 4, "int32"), GPR(VM_REG_RDI, "edi", 4, "int32"),
-    GPR(VM_REG_RIP, "eip", 4, "code_ptr"), GPR(VM_REG_EFLAGS, "eflags", 4, "i386_eflags"),
-    SEG(VM_REG_CS, "cs"), SEG(VM_REG_SS, "ss"), SEG(VM_REG_DS, "ds"),
-    SEG(VM_REG_ES, "es"), SEG(VM_REG_FS, "fs"), SEG(VM_REG_GS, "gs"),
-    ST(0), ST(1), ST(2), ST(3), ST(4), ST(5), ST(6), ST(7),
-    X87(VM_REG_FCTRL, "fctrl"), X87(VM_REG_FSTAT, "fstat"), X87(VM_REG_FTAG, "ftag"),
-    X87(VM_REG_FISEG, "fiseg"), X87(VM_REG_FIOFF, "fioff"), X87(VM_REG_FOSEG, "foseg"),
-    X87(VM_REG_FOOFF, "fooff"), X87(VM_REG_FOP, "fop"),
-    XMM(0), XMM(1), XMM(2), XMM(3), XMM(4), XMM(5), XMM(6), XMM(7),
-    {VM_REG_MXCSR, "mxcsr", 4, "i386_mxcsr", "vector", F_SSE},
-    {VM_REG_FS_BASE, "fs_base", 4, "int32", "system", F_SEG},
-    {VM_REG_GS_BASE, "gs_base", 4, "int32", "system", F_SEG},
-    {VM_REG_CR0, "cr0", 4, "int32", "system", F_SYS},
-    {VM_REG_CR2, "cr2", 4, "int32", "system", F_SYS},
-    {VM_REG_CR3, "cr3", 4, "int32", "system", F_SYS},
-    {VM_REG_CR4, "cr4", 4, "int32", "system", F_SYS},
-    {VM_REG_EFER, "efer", 8, "int64", "system", F_SYS},
-};
-
-const struct vm_reg_desc *vm_regs_layout(enum vm_arch arch, size_t *count)
+const char *vm_mode_name(enum vm_mode mode)
 {
-    if (arch == VM_ARCH_AMD64) {
-        *count = sizeof(amd64) / sizeof(amd64[0]);
-        return amd64;
+    switch (mode) {
+    case VM_MODE_REAL: return "real";
+    case VM_MODE_PROTECTED: return "protected";
+    case VM_MODE_LONG: return "long";
     }
-    *count = sizeof(i386) / sizeof(i386[0]);
-    return i386;
+    return "?";
 }
 
-size_t vm_regs_size(enum vm_arch arch)
+enum vm_mode vm_cpu_mode(struct vm_cpu *cpu)
 {
-    size_t n, total = 0;
-    const struct vm_reg_desc *d = vm_regs_layout(arch, &n);
-    for (size_t i = 0; i < n; i++)
-        total += d[i].size;
-    return total;
+    if (vm_regcache_fetch(&cpu->rc, VM_RC_SREGS))
+        return VM_MODE_REAL;
+    const struct kvm_sregs *s = &cpu->rc.sregs;
+    if (!(s->cr0 & CR0_PE))
+        return VM_MODE_REAL;
+    if ((s->efer & EFER_LMA) && s->cs.l)
+        return VM_MODE_LONG;
+    return VM_MODE_PROTECTED;
 }
 
-/* The legacy (FXSAVE) part of an XSAVE image, and its header. */
-#define XS_FCW 0
-#define XS_FSW 2
-#define XS_FTW 4
-#define XS_FOP 6
-#define XS_FIP 8
-#define XS_FDP 16
-#define XS_MXCSR 24
-#define XS_ST 32
-#define XS_XMM 160
-#define XS_XSTATE_BV 512
-#define XS_FP_SSE 3u /* XSTATE_BV bits: the x87 and SSE state are in use */
-
-static int get_fpu(struct vm_cpu *cpu, struct kvm_fpu *f)
+int vm_cpu_sregs(struct vm_cpu *cpu, struct kvm_sregs *out)
 {
-    if (!cpu->xsave)
-        return ioctl(cpu->fd, KVM_GET_FPU, f) < 0 ? -errno : 0;
-    unsigned long req = cpu->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
-    if (ioctl(cpu->fd, req, cpu->xsave) < 0)
-        return -errno;
-    const uint8_t *x = cpu->xsave;
-    memset(f, 0, sizeof(*f));
-    memcpy(&f->fcw, x + XS_FCW, 2);
-    memcpy(&f->fsw, x + XS_FSW, 2);
-    f->ftwx = x[XS_FTW];
-    memcpy(&f->last_opcode, x + XS_FOP, 2);
-    memcpy(&f->last_ip, x + XS_FIP, 8);
-    memcpy(&f->last_dp, x + XS_FDP, 8);
-    memcpy(&f->mxcsr, x + XS_MXCSR, 4);
-    for (int i = 0; i < 8; i++)
-        memcpy(f->fpr[i], x + XS_ST + 16 * i, 16);
-    for (int i = 0; i < 16; i++)
-        memcpy(f->xmm[i], x + XS_XMM + 16 * i, 16);
-    return 0;
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS);
+    if (!err)
+        *out = cpu->rc.sregs;
+    return err;
 }
 
-static int set_fpu(struct vm_cpu *cpu, const struct kvm_fpu *f)
+bool vm_reg_is_wide(enum vm_reg_id id)
 {
-    if (!cpu->xsave)
-        return ioctl(cpu->fd, KVM_SET_FPU, f) < 0 ? -errno : 0;
-    uint8_t *x = cpu->xsave;
-    memcpy(x + XS_FCW, &f->fcw, 2);
-    memcpy(x + XS_FSW, &f->fsw, 2);
-    x[XS_FTW] = f->ftwx;
-    memcpy(x + XS_FOP, &f->last_opcode, 2);
-    memcpy(x + XS_FIP, &f->last_ip, 8);
-    memcpy(x + XS_FDP, &f->last_dp, 8);
-    memcpy(x + XS_MXCSR, &f->mxcsr, 4);
-    for (int i = 0; i < 8; i++)
-        memcpy(x + XS_ST + 16 * i, f->fpr[i], 16);
-    for (int i = 0; i < 16; i++)
-        memcpy(x + XS_XMM + 16 * i, f->xmm[i], 16);
-    uint64_t bv;
-    memcpy(&bv, x + XS_XSTATE_BV, 8);
-    bv |= XS_FP_SSE;
-    memcpy(x + XS_XSTATE_BV, &bv, 8);
-    return ioctl(cpu->fd, KVM_SET_XSAVE, x) < 0 ? -errno : 0;
-}
-
-int vm_regs_fetch(struct vm_cpu *cpu, unsigned groups)
-{
-    struct vm_regcache *rc = &cpu->rc;
-    unsigned need = groups & ~rc->valid;
-    if ((need & VM_RC_REGS) && ioctl(cpu->fd, KVM_GET_REGS, &rc->regs) < 0)
-        return -errno;
-    if ((need & VM_RC_SREGS) && ioctl(cpu->fd, KVM_GET_SREGS, &rc->sregs) < 0)
-        return -errno;
-    int err;
-    if ((need & VM_RC_FPU) && (err = get_fpu(cpu, &rc->fpu)))
-        return err;
-    if (need & VM_RC_MSRS) {
-        union msrs m = {.hdr.nmsrs = 1};
-        m.hdr.entries[0].index = MSR_KERNEL_GS_BASE;
-        if (ioctl(cpu->fd, KVM_GET_MSRS, &m) != 1)
-            return -EIO;
-        rc->kernel_gs_base = m.hdr.entries[0].data;
-    }
-    rc->valid |= need;
-    return 0;
-}
-
-int vm_regs_flush(struct vm_cpu *cpu)
-{
-    struct vm_regcache *rc = &cpu->rc;
-    if ((rc->dirty & VM_RC_SREGS) && ioctl(cpu->fd, KVM_SET_SREGS, &rc->sregs) < 0)
-        return -errno;
-    if ((rc->dirty & VM_RC_REGS) && ioctl(cpu->fd, KVM_SET_REGS, &rc->regs) < 0)
-        return -errno;
-    int err;
-    if ((rc->dirty & VM_RC_FPU) && (err = set_fpu(cpu, &rc->fpu)))
-        return err;
-    if (rc->dirty & VM_RC_MSRS) {
-        union msrs m = {.hdr.nmsrs = 1};
-        m.hdr.entries[0].index = MSR_KERNEL_GS_BASE;
-        m.hdr.entries[0].data = rc->kernel_gs_base;
-        if (ioctl(cpu->fd, KVM_SET_MSRS, &m) != 1)
-            return -EIO;
-    }
-    rc->dirty = 0;
-    return 0;
-}
-
-void vm_regs_invalidate(struct vm_cpu *cpu)
-{
-    cpu->rc.valid = 0;
-    cpu->rc.dirty = 0;
+    return (id >= VM_REG_ST0 && id < VM_REG_ST0 + 8) ||
+           (id >= VM_REG_XMM0 && id < VM_REG_XMM0 + 16);
 }
 
 /* x87 tag of one register's contents: 0 valid, 1 zero, 2 special. */
@@ -280,7 +120,7 @@ int vm_reg_get(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t *value)
     if (id >= VM_REG_COUNT || (id >= VM_REG_ST0 && id < VM_REG_ST0 + 8) ||
         (id >= VM_REG_XMM0 && id < VM_REG_XMM0 + 16))
         return -EINVAL;
-    int err = vm_regs_fetch(cpu, group_of(id));
+    int err = vm_regcache_fetch(&cpu->rc, group_of(id));
     if (err)
         return err;
     struct vm_regcache *rc = &cpu->rc;
@@ -383,7 +223,7 @@ int vm_reg_set(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t value)
         return -EINVAL;
     unsigned group = group_of(id);
     /* Selectors in protected mode need CR0 and the descriptor tables. */
-    int err = vm_regs_fetch(cpu, group | (segment(&cpu->rc.sregs, id) ? VM_RC_SREGS : 0));
+    int err = vm_regcache_fetch(&cpu->rc, group | (segment(&cpu->rc.sregs, id) ? VM_RC_SREGS : 0));
     if (err)
         return err;
     struct vm_regcache *rc = &cpu->rc;
@@ -431,74 +271,56 @@ int vm_reg_set(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t value)
     return 0;
 }
 
-static const struct vm_reg_desc *desc_of(enum vm_arch arch, size_t regno)
+int vm_reg_read(struct vm_cpu *cpu, enum vm_reg_id id, uint8_t *out, size_t size)
 {
-    size_t n;
-    const struct vm_reg_desc *d = vm_regs_layout(arch, &n);
-    return regno < n ? &d[regno] : NULL;
-}
-
-int vm_reg_read(struct vm_cpu *cpu, enum vm_arch arch, size_t regno, uint8_t *out)
-{
-    const struct vm_reg_desc *d = desc_of(arch, regno);
-    if (!d)
+    if ((unsigned)id >= VM_REG_COUNT)
         return -EINVAL;
-    if (d->id >= VM_REG_ST0 && d->id < VM_REG_ST0 + 8) {
-        int err = vm_regs_fetch(cpu, VM_RC_FPU);
+    uint8_t v[16] = {0};
+    if (vm_reg_is_wide(id)) {
+        int err = vm_regcache_fetch(&cpu->rc, VM_RC_FPU);
         if (err)
             return err;
-        memcpy(out, cpu->rc.fpu.fpr[d->id - VM_REG_ST0], 10);
-        return 0;
-    }
-    if (d->id >= VM_REG_XMM0 && d->id < VM_REG_XMM0 + 16) {
-        int err = vm_regs_fetch(cpu, VM_RC_FPU);
+        if (id < VM_REG_XMM0)
+            memcpy(v, cpu->rc.fpu.fpr[id - VM_REG_ST0], 10);
+        else
+            memcpy(v, cpu->rc.fpu.xmm[id - VM_REG_XMM0], 16);
+    } else {
+        uint64_t x;
+        int err = vm_reg_get(cpu, id, &x);
         if (err)
             return err;
-        memcpy(out, cpu->rc.fpu.xmm[d->id - VM_REG_XMM0], 16);
-        return 0;
+        for (unsigned i = 0; i < 8; i++)
+            v[i] = (uint8_t)(x >> (8 * i));
     }
-    uint64_t v;
-    int err = vm_reg_get(cpu, d->id, &v);
-    if (err)
-        return err;
-    for (unsigned i = 0; i < d->size; i++)
-        out[i] = (uint8_t)(v >> (8 * i));
+    memcpy(out, v, size < sizeof(v) ? size : sizeof(v));
+    if (size > sizeof(v))
+        memset(out + sizeof(v), 0, size - sizeof(v));
     return 0;
 }
 
-int vm_reg_write(struct vm_cpu *cpu, enum vm_arch arch, size_t regno, const uint8_t *in)
+int vm_reg_write(struct vm_cpu *cpu, enum vm_reg_id id, const uint8_t *in, size_t size)
 {
-    const struct vm_reg_desc *d = desc_of(arch, regno);
-    if (!d)
+    if ((unsigned)id >= VM_REG_COUNT)
         return -EINVAL;
-    if ((d->id >= VM_REG_ST0 && d->id < VM_REG_ST0 + 8) ||
-        (d->id >= VM_REG_XMM0 && d->id < VM_REG_XMM0 + 16)) {
-        int err = vm_regs_fetch(cpu, VM_RC_FPU);
+    if (vm_reg_is_wide(id)) {
+        int err = vm_regcache_fetch(&cpu->rc, VM_RC_FPU);
         if (err)
             return err;
-        if (d->id < VM_REG_XMM0)
-            memcpy(cpu->rc.fpu.fpr[d->id - VM_REG_ST0], in, 10);
-        else
-            memcpy(cpu->rc.fpu.xmm[d->id - VM_REG_XMM0], in, 16);
+        uint8_t *dst = id < VM_REG_XMM0 ? cpu->rc.fpu.fpr[id - VM_REG_ST0]
+                                        : cpu->rc.fpu.xmm[id - VM_REG_XMM0];
+        size_t width = id < VM_REG_XMM0 ? 10 : 16;
+        memset(dst, 0, width);
+        memcpy(dst, in, size < width ? size : width);
         cpu->rc.dirty |= VM_RC_FPU;
         return 0;
     }
     uint64_t v = 0;
-    for (unsigned i = 0; i < d->size; i++)
+    for (size_t i = 0; i < size && i < 8; i++)
         v |= (uint64_t)in[i] << (8 * i);
-    /* A 32-bit layout writes the low half; keep what it cannot express. */
-    if (d->size == 4 && d->id <= VM_REG_EFLAGS && d->id != VM_REG_EFLAGS) {
-        uint64_t old;
-        int err = vm_reg_get(cpu, d->id, &old);
-        if (err)
-            return err;
-        if (vm_cpu_mode(cpu) == VM_MODE_LONG)
-            v |= old & ~0xffffffffull;
-    }
     uint64_t cur;
-    /* gdb writes every register back with G; leave unchanged selectors
-     * alone so a stale GDT does not turn a no-op into an error. */
-    if (segment(&cpu->rc.sregs, d->id) && vm_reg_get(cpu, d->id, &cur) == 0 && cur == v)
+    /* Debuggers write every register back at once; leave unchanged
+     * selectors alone so a stale GDT does not turn a no-op into an error. */
+    if (id >= VM_REG_CS && id <= VM_REG_GS && vm_reg_get(cpu, id, &cur) == 0 && cur == v)
         return 0;
-    return vm_reg_set(cpu, d->id, v);
+    return vm_reg_set(cpu, id, v);
 }

@@ -1,14 +1,17 @@
-/* vm/regs.h: the register file in the layouts gdb uses.
+/* vm/regs.h: a vCPU's register file, by register id.
  *
- * Two layouts: amd64 (66 registers) and i386 (41). Register numbers are the
- * positions in these tables, which are also the order of gdb's 'g' packet and
- * of the target description the stub serves. Values are little-endian,
- * size bytes each.
+ * The ids name what the machine holds (general registers, segments, control
+ * registers, x87/SSE state); how a debugger numbers and sizes them is the
+ * stub's business (stub/regmap.h). Values travel as little-endian bytes:
+ * vm_reg_read() fills `size` bytes (zero-extended or truncated), which is
+ * how 80-bit x87 and 128-bit SSE registers are read as well as 16-bit
+ * selectors. vm_reg_get/set are the 64-bit shortcuts for the rest.
  *
- * Reads come from a per-vCPU cache filled by KVM_GET_REGS/SREGS/FPU/MSRS the
- * first time a group is needed after the guest ran; writes go to the cache
- * and reach KVM just before the guest runs again (vm_regs_flush), so a stop
- * costs at most one ioctl per group however many packets gdb sends. */
+ * Reads come from a per-vCPU cache filled from KVM the first time a group of
+ * registers is needed after the guest ran; writes go to the cache and reach
+ * KVM just before the guest runs again, so a stop costs at most one ioctl
+ * per group however many packets a debugger sends. Only the thread that
+ * owns the stopped vCPU calls these (see vm/vm.h). */
 #ifndef VM_REGS_H
 #define VM_REGS_H
 
@@ -18,9 +21,10 @@
 
 struct vm_cpu;
 
-enum vm_arch {
-    VM_ARCH_I386,
-    VM_ARCH_AMD64,
+enum vm_mode {
+    VM_MODE_REAL,      /* 16-bit real mode */
+    VM_MODE_PROTECTED, /* 32-bit protected mode (paging or not) */
+    VM_MODE_LONG,      /* 64-bit long mode */
 };
 
 enum vm_reg_id {
@@ -30,40 +34,34 @@ enum vm_reg_id {
     VM_REG_CS, VM_REG_SS, VM_REG_DS, VM_REG_ES, VM_REG_FS, VM_REG_GS,
     VM_REG_FS_BASE, VM_REG_GS_BASE, VM_REG_K_GS_BASE,
     VM_REG_CR0, VM_REG_CR2, VM_REG_CR3, VM_REG_CR4, VM_REG_CR8, VM_REG_EFER,
-    VM_REG_ST0, /* ... VM_REG_ST0 + 7 */
+    VM_REG_ST0, /* ... VM_REG_ST0 + 7: 10 bytes each */
     VM_REG_FCTRL = VM_REG_ST0 + 8, VM_REG_FSTAT, VM_REG_FTAG, VM_REG_FISEG, VM_REG_FIOFF,
     VM_REG_FOSEG, VM_REG_FOOFF, VM_REG_FOP,
-    VM_REG_XMM0, /* ... VM_REG_XMM0 + 15 */
+    VM_REG_XMM0, /* ... VM_REG_XMM0 + 15: 16 bytes each */
     VM_REG_MXCSR = VM_REG_XMM0 + 16,
     VM_REG_COUNT
 };
 
-struct vm_reg_desc {
-    enum vm_reg_id id;
-    const char *name;    /* gdb's name */
-    uint8_t size;        /* bytes in the 'g' packet */
-    const char *type;    /* target-description type */
-    const char *group;   /* target-description group, or NULL */
-    const char *feature; /* target-description feature */
-};
+/* True for the registers wider than 64 bits (st0-7, xmm0-15). */
+bool vm_reg_is_wide(enum vm_reg_id id);
 
-/* The table for arch; *count receives its length. */
-const struct vm_reg_desc *vm_regs_layout(enum vm_arch arch, size_t *count);
-/* Bytes of a whole 'g' packet for arch. */
-size_t vm_regs_size(enum vm_arch arch);
+/* Reads register id into out[0..size); -EINVAL for an unknown id. */
+int vm_reg_read(struct vm_cpu *cpu, enum vm_reg_id id, uint8_t *out, size_t size);
+/* Writes it from in[0..size) (shorter values are zero-extended); -EINVAL for
+ * a value the CPU cannot hold (e.g. a selector whose descriptor is not
+ * present in protected mode). */
+int vm_reg_write(struct vm_cpu *cpu, enum vm_reg_id id, const uint8_t *in, size_t size);
 
-/* Reads register regno of layout arch into out (desc->size bytes). */
-int vm_reg_read(struct vm_cpu *cpu, enum vm_arch arch, size_t regno, uint8_t *out);
-/* Writes it; -EINVAL for a value the CPU cannot hold (e.g. a selector
- * whose descriptor is not present in protected mode). */
-int vm_reg_write(struct vm_cpu *cpu, enum vm_arch arch, size_t regno, const uint8_t *in);
-
-/* Single registers by id, as 64-bit values (st/xmm excluded). */
+/* The 64-bit shortcuts; -EINVAL for the wide registers. */
 int vm_reg_get(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t *value);
 int vm_reg_set(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t value);
 
-/* The full x87 tag word gdb shows, from FXSAVE's abridged one; st holds
- * ST(0)..ST(7) at 16-byte strides, as in FXSAVE. */
+/* The CPU mode now, from CR0, EFER and CS. */
+enum vm_mode vm_cpu_mode(struct vm_cpu *cpu);
+const char *vm_mode_name(enum vm_mode mode);
+
+/* The full x87 tag word a debugger shows, from FXSAVE's abridged one; st
+ * holds ST(0)..ST(7) at 16-byte strides, as in FXSAVE. */
 uint16_t vm_fpu_full_tag(uint8_t abridged, uint16_t fsw, const uint8_t *st);
 uint8_t vm_fpu_abridged_tag(uint16_t full);
 

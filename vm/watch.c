@@ -1,7 +1,7 @@
 /* Watchpoints: debug registers where the host honours them, page traps
  * everywhere else (see debug.h). */
 #include "decode.h"
-#include "vm.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -99,6 +99,51 @@ static void remember_paging(struct vm_cpu *cpu)
     d->xlate_cr0 = cpu->rc.sregs.cr0 & CR0_PG;
 }
 
+/* Gives w the pages its bytes lie on, translated now; strict refuses a
+ * page that is not mapped (a new watchpoint), otherwise it waits for the
+ * guest to map it. */
+static int trap_pages(struct vm_cpu *cpu, struct vm_watchpoint *w, bool strict)
+{
+    uint64_t first = w->addr & VM_PAGE_MASK, last = (w->addr + w->len - 1) & VM_PAGE_MASK;
+    w->npages = (size_t)((last - first) / VM_PAGE_SIZE + 1);
+    w->pages = calloc(w->npages, sizeof(*w->pages));
+    if (!w->pages)
+        return -ENOMEM;
+    for (size_t p = 0; p < w->npages; p++)
+        w->pages[p].linear = first + p * VM_PAGE_SIZE;
+    int err = translate_pages(cpu, w, strict);
+    if (!err)
+        err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS);
+    if (err) {
+        free(w->pages);
+        w->pages = NULL;
+        w->npages = 0;
+        return err;
+    }
+    remember_paging(cpu);
+    return 0;
+}
+
+int vm_watch_release_dr(struct vm_cpu *cpu, int slot)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (d->watch_method == VM_WATCH_DEBUG_REGS)
+        return -EBUSY; /* the user asked for debug registers only */
+    for (size_t i = 0; i < d->nwatches; i++) {
+        struct vm_watchpoint *w = &d->watches[i];
+        if (w->dr != slot)
+            continue;
+        int err = trap_pages(cpu, w, false);
+        if (err)
+            return err;
+        w->dr = -1;
+        vm_dr_free(vm, slot);
+        return apply_traps(vm);
+    }
+    return -ENOENT;
+}
+
 int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len)
 {
     struct vm *vm = cpu->vm;
@@ -113,8 +158,10 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
     /* x86 has no read-only data breakpoint, so read watchpoints always use
      * page traps; the others take a debug register when one fits. */
     bool fits = (len == 1 || len == 2 || len == 4 || len == 8) && addr % len == 0;
+    if (d->watch_method == VM_WATCH_DEBUG_REGS && !d->hw_data)
+        return -EOPNOTSUPP; /* this host's data breakpoints never fire */
     if (d->watch_method != VM_WATCH_PAGE_TRAPS && d->hw_data && type != VM_WATCH_READ && fits) {
-        int slot = vm_dr_alloc(cpu, dr_rw(type), (uint8_t)len, addr);
+        int slot = vm_dr_alloc(vm, dr_rw(type), (uint8_t)len, addr);
         if (slot >= 0)
             w.dr = slot;
         else if (d->watch_method == VM_WATCH_DEBUG_REGS)
@@ -123,26 +170,14 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
         return -ENOTSUP;
     }
     if (w.dr < 0) {
-        uint64_t first = addr & VM_PAGE_MASK, last = (addr + len - 1) & VM_PAGE_MASK;
-        w.npages = (size_t)((last - first) / VM_PAGE_SIZE + 1);
-        w.pages = calloc(w.npages, sizeof(*w.pages));
-        if (!w.pages)
-            return -ENOMEM;
-        for (size_t p = 0; p < w.npages; p++)
-            w.pages[p].linear = first + p * VM_PAGE_SIZE;
-        int err = translate_pages(cpu, &w, true);
-        if (!err)
-            err = vm_regs_fetch(cpu, VM_RC_SREGS);
-        if (err) {
-            free(w.pages);
+        int err = trap_pages(cpu, &w, true);
+        if (err)
             return err;
-        }
-        remember_paging(cpu);
     }
     struct vm_watchpoint *n = realloc(d->watches, (d->nwatches + 1) * sizeof(*n));
     if (!n) {
         free(w.pages);
-        vm_dr_free(cpu, w.dr);
+        vm_dr_free(vm, w.dr);
         return -ENOMEM;
     }
     d->watches = n;
@@ -151,7 +186,7 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
         return 0;
     int err = apply_traps(vm);
     if (err) {
-        vm_watch_remove(cpu, type, addr, len);
+        vm_watch_drop(vm, type, addr, len);
         return err;
     }
     return 0;
@@ -159,7 +194,11 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
 
 int vm_watch_remove(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len)
 {
-    struct vm *vm = cpu->vm;
+    return vm_watch_drop(cpu->vm, type, addr, len);
+}
+
+int vm_watch_drop(struct vm *vm, enum vm_watch_type type, uint64_t addr, uint64_t len)
+{
     struct vm_debug *d = &vm->debug;
     for (size_t i = d->nwatches; i-- > 0;) {
         struct vm_watchpoint *w = &d->watches[i];
@@ -169,7 +208,7 @@ int vm_watch_remove(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
         free(w->pages);
         d->watches[i] = d->watches[--d->nwatches];
         if (slot >= 0)
-            vm_dr_free(cpu, slot);
+            vm_dr_free(vm, slot);
         else
             apply_traps(vm);
         return 0;
@@ -226,7 +265,7 @@ int vm_watch_refresh(struct vm_cpu *cpu)
     struct vm_debug *d = &vm->debug;
     if (!vm_watch_active(vm))
         return 0;
-    int err = vm_regs_fetch(cpu, VM_RC_SREGS);
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS);
     if (err)
         return err;
     if (!(cpu->rc.sregs.cr0 & CR0_PG) && !d->xlate_cr0)
@@ -254,10 +293,10 @@ int vm_watch_refresh(struct vm_cpu *cpu)
     return changed ? apply_traps(vm) : 0;
 }
 
-int vm_watch_lift(struct vm *vm, uint64_t gpa)
+int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa)
 {
-    struct vm_debug *d = &vm->debug;
-    struct vm_mem *m = &vm->mem;
+    struct vm_cpu_step *d = &cpu->step;
+    struct vm_mem *m = &cpu->vm->mem;
     size_t n = 0;
     for (size_t i = 0; i < m->ntraps; i++)
         if (gpa == ~0ull || m->traps[i].gpa == (gpa & VM_PAGE_MASK))
@@ -285,9 +324,9 @@ int vm_watch_lift(struct vm *vm, uint64_t gpa)
 
 void vm_watch_predict(struct vm_cpu *cpu)
 {
-    struct vm_debug *d = &cpu->vm->debug;
+    struct vm_cpu_step *d = &cpu->step;
     d->predicted = false;
-    if (vm_regs_fetch(cpu, VM_RC_REGS | VM_RC_SREGS))
+    if (vm_regcache_fetch(&cpu->rc, VM_RC_REGS | VM_RC_SREGS))
         return;
     const struct kvm_sregs *s = &cpu->rc.sregs;
     uint64_t pc = cpu->rc.regs.rip;
@@ -313,9 +352,10 @@ void vm_watch_predict(struct vm_cpu *cpu)
     }
 }
 
-bool vm_watch_unlift(struct vm *vm, uint64_t *addr, enum vm_watch_type *type)
+bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *type)
 {
-    struct vm_debug *d = &vm->debug;
+    struct vm *vm = cpu->vm;
+    struct vm_cpu_step *d = &cpu->step;
     bool hit = false;
     for (size_t i = 0; i < d->nlifted; i++) {
         const uint8_t *now = vm_mem_ptr(&vm->mem, d->lifted[i].gpa, VM_PAGE_SIZE);

@@ -46,7 +46,7 @@ static int serial_rate(struct vm *vm, double seconds)
     double t0 = now(), t;
     do {
         struct vm_event ev;
-        int r = vm_cpu_run(&vm->cpus[0], VM_RUN_CONTINUE, &ev);
+        int r = vm_cpu_run(vm_cpu(vm, 0), VM_RUN_CONTINUE, &ev);
         if (r || ev.type != VM_EVENT_SERIAL) {
             fprintf(stderr, "kvmstep: the guest stopped with %s (event %d): it must write to the "
                     "UART forever (use bench_serial.bin)\n", r ? strerror(-r) : "no error",
@@ -54,7 +54,7 @@ static int serial_rate(struct vm *vm, double seconds)
             return 1;
         }
         size_t got;
-        while ((got = vm_serial_take(&vm->serial, buf, sizeof buf)) > 0)
+        while ((got = vm_console_take(vm, buf, sizeof buf)) > 0)
             bytes += got;
     } while ((t = now() - t0) < seconds);
     if (bytes == 0) {
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
         vm_destroy(vm);
         return 1;
     }
-    struct vm_cpu *cpu = &vm->cpus[0];
+    struct vm_cpu *cpu = vm_cpu(vm, 0);
     vm_cpu_bind_thread(cpu);
 
     if (serial) {

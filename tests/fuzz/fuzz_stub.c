@@ -20,6 +20,7 @@
 #include "stub/machine.h"
 #include "stub/options.h"
 #include "stub/session.h"
+#include "stub/target_kvm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -29,10 +30,11 @@ static struct stub_machine machine;
 static uv_loop_t *loop;
 static bool closed;
 
-static void link_flush(void *ctx)
+static void link_write(void *ctx, const uint8_t *data, size_t n)
 {
-    struct stub_session *s = ctx;
-    rsp_buf_consume(&s->conn.out, s->conn.out.len);
+    (void)ctx;
+    (void)data;
+    (void)n;
 }
 
 static void link_close(void *ctx)
@@ -93,11 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     static struct stub_session s;
-    struct stub_link link = {.flush = link_flush, .close = link_close, .ctx = &s};
-    if (stub_session_init(&s, &machine, &link))
+    struct stub_link link = {.write = link_write, .close = link_close, .ctx = &s};
+    struct stub_target target = stub_target_kvm(&machine);
+    if (stub_session_init(&s, &target, &link))
         abort();
     closed = false;
-    stub_machine_attach(&machine, &s);
+    stub_session_attach(&s);
     if (data[0] & 1) {
         /* newline-separated payloads, framed with correct checksums */
         const uint8_t *p = data + 1, *end = data + size;
@@ -120,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         feed(&s, data + 1, size - 1);
     }
-    stub_machine_detach(&machine, &s);
+    stub_session_detach(&s);
     settle();
     stub_session_free(&s);
     return 0;

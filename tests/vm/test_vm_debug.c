@@ -104,7 +104,7 @@ static void test_ten_breakpoints_in_order(void)
         CU_ASSERT_EQUAL(ev.u.bp.addr, CODE + 3 + 2 * (uint64_t)i);
     }
     CU_ASSERT_EQUAL(next(vm, &ev), VM_EVENT_HALT);
-    vm_debug_clear(cpu);
+    vm_debug_clear(vm);
     for (int i = 0; i < 31; i++)
         CU_ASSERT_EQUAL(vm->mem.host[CODE + i], 0x90);
     vm_destroy(vm);
@@ -302,7 +302,7 @@ static void test_many_watchpoints_lengths_and_page_crossing(void)
     CU_ASSERT_EQUAL(vm_watch_insert(cpu, VM_WATCH_WRITE, 0x300000, VM_MAX_WATCH_LEN + 1), -EINVAL);
     CU_ASSERT_EQUAL(vm_watch_insert(cpu, VM_WATCH_WRITE, ~0ull - 2, 8), -EINVAL);
     CU_ASSERT_EQUAL(vm_watch_insert(cpu, VM_WATCH_WRITE, 0xc0000000, 4), -EFAULT);
-    vm_debug_clear(cpu);
+    vm_debug_clear(vm);
     CU_ASSERT_EQUAL(vm->debug.nwatches, 0);
     CU_ASSERT_EQUAL(vm->mem.ntraps, 0);
     CU_ASSERT_EQUAL(vm->mem.nslots, 1);

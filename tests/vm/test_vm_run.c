@@ -2,6 +2,7 @@
  * single-stepping and interrupting a running guest. */
 #include "testmain.h"
 #include "vmtest.h"
+#include "vm/serial.h"
 
 #include <CUnit/CUnit.h>
 #include <cpuid.h>
@@ -226,7 +227,7 @@ static void test_serial_flood_is_batched(void)
     for (;;) {
         CU_ASSERT_EQUAL_FATAL(vm_cpu_run(&vm->cpus[0], VM_RUN_CONTINUE, &ev), 0);
         uint8_t buf[VM_SERIAL_TX_MAX];
-        size_t n = vm_serial_take(&vm->serial, buf, sizeof(buf));
+        size_t n = vm_console_take(vm, buf, sizeof(buf));
         for (size_t i = 0; i < n; i++)
             all_x &= buf[i] == 'x';
         total += n;

@@ -41,7 +41,7 @@ int vt_run(struct vm *vm, enum vm_run_mode mode, struct vm_event *ev, char *out,
         int r = vm_cpu_run(&vm->cpus[0], mode, ev);
         uint8_t buf[4096];
         size_t n;
-        while ((n = vm_serial_take(&vm->serial, buf, sizeof(buf))) > 0) {
+        while ((n = vm_console_take(vm, buf, sizeof(buf))) > 0) {
             if (!out)
                 continue;
             size_t room = cap - 1 - len;

@@ -3,7 +3,7 @@
 #define VMTEST_H
 
 #include "vm/image.h"
-#include "vm/vm.h"
+#include "vm/internal.h"
 
 #include <stddef.h>
 

@@ -1,0 +1,41 @@
+/* stub/regmap.h: how gdb numbers, sizes and describes x86 registers: the
+ * amd64 and i386 layouts. One table per layout feeds the 'g'/'G' packets,
+ * 'p'/'P', the stop replies' expedited registers, the target description
+ * (stub/tdesc.h) and --reg, so they cannot disagree. Register numbers are
+ * positions in these tables; the machine knows registers by enum vm_reg_id. */
+#ifndef STUB_REGMAP_H
+#define STUB_REGMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vm/regs.h"
+
+enum stub_arch {
+    STUB_ARCH_I386,
+    STUB_ARCH_AMD64,
+};
+
+struct stub_reg {
+    enum vm_reg_id id;
+    const char *name;    /* gdb's name */
+    uint8_t size;        /* bytes in the 'g' packet */
+    const char *type;    /* target-description type */
+    const char *group;   /* target-description group, or NULL */
+    const char *feature; /* target-description feature */
+};
+
+/* The table for arch; *count receives its length. */
+const struct stub_reg *stub_regmap(enum stub_arch arch, size_t *count);
+/* Bytes of a whole 'g' packet for arch. */
+size_t stub_regmap_size(enum stub_arch arch);
+/* The entry of register number regno, or NULL. */
+const struct stub_reg *stub_regmap_reg(enum stub_arch arch, size_t regno);
+/* A register name of either layout ("rax", "eip", "cr3") to its id. */
+int stub_regmap_find(const char *name, enum vm_reg_id *id);
+/* The layout gdb is given for a CPU mode, and whether it is described as
+ * i8086 (real mode). */
+enum stub_arch stub_regmap_arch(enum vm_mode mode, bool *real_mode);
+
+#endif

@@ -1,0 +1,138 @@
+/* stub/target.h: what a debugging session needs from the machine it
+ * debugs, and nothing more (in the spirit of gdbserver's target.h).
+ *
+ * A target has threads, numbered from 1 (for kvmstub's machine, thread N is
+ * vCPU N-1). Registers are addressed by the machine's register id; how gdb
+ * numbers them is the session's business (stub/regmap.h). Memory addresses
+ * are linear, seen through the given thread's page tables. Breakpoints and
+ * watchpoints belong to the whole target. Execution is all-stop: resume()
+ * takes an action per thread, and when any thread stops, every thread is
+ * stopped before the listener hears of it.
+ *
+ * Threads: every operation runs on the loop thread, and the listener is
+ * called there too. Operations other than resume, interrupt, running and
+ * last_stop are only valid while the target is stopped (-EBUSY otherwise).
+ * Errors are negative errnos; the session turns them into replies. */
+#ifndef STUB_TARGET_H
+#define STUB_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "text.h"
+#include "vm/regs.h"
+
+#define STUB_MAX_THREADS 64u
+
+/* Signal numbers gdb knows (its own numbering equals Linux's for these). */
+#define STUB_SIGINT 2
+#define STUB_SIGILL 4
+#define STUB_SIGTRAP 5
+#define STUB_SIGBUS 7
+#define STUB_SIGSEGV 11
+
+enum stub_stop_reason {
+    STUB_REASON_NONE,
+    STUB_REASON_SWBREAK,
+    STUB_REASON_HWBREAK,
+    STUB_REASON_WATCH,
+    STUB_REASON_RWATCH,
+    STUB_REASON_AWATCH,
+};
+
+struct stub_stop {
+    unsigned tid;      /* the thread that stopped */
+    bool exited;       /* the target ended: status */
+    uint32_t status;
+    int signal;        /* otherwise: the signal gdb is told */
+    enum stub_stop_reason reason;
+    uint64_t addr;     /* data address for watchpoints */
+    char why[160];     /* for the gdb console and the log; may be empty */
+};
+
+enum stub_action {
+    STUB_ACTION_NONE,     /* stays stopped */
+    STUB_ACTION_CONTINUE,
+    STUB_ACTION_STEP,     /* one instruction */
+    STUB_ACTION_RANGE,    /* step while start <= pc < end */
+};
+
+struct stub_thread_action {
+    enum stub_action action;
+    uint64_t start, end;
+};
+
+/* Index i is thread i + 1; threads past count stay stopped. */
+struct stub_resume {
+    unsigned count;
+    struct stub_thread_action threads[STUB_MAX_THREADS];
+};
+
+enum stub_bp_kind {
+    STUB_BP_SOFTWARE,
+    STUB_BP_HARDWARE,
+    STUB_WATCH_WRITE,
+    STUB_WATCH_READ,
+    STUB_WATCH_ACCESS,
+};
+
+struct stub_thread_info {
+    enum vm_mode mode;
+    bool halted; /* executed hlt and nothing woke it */
+};
+
+struct stub_target_listener {
+    /* Guest console output while the target runs. */
+    void (*output)(void *ctx, const uint8_t *data, size_t n);
+    /* The target stopped (all threads) or ended. */
+    void (*stopped)(void *ctx, const struct stub_stop *stop);
+    void *ctx;
+};
+
+struct stub_target_ops {
+    unsigned (*threads)(void *ctx);
+    int (*thread_info)(void *ctx, unsigned tid, struct stub_thread_info *out);
+
+    int (*reg_read)(void *ctx, unsigned tid, enum vm_reg_id id, uint8_t *out, size_t size);
+    int (*reg_write)(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *in, size_t size);
+    /* *done receives the bytes read before a fault. */
+    int (*mem_read)(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done);
+    int (*mem_write)(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len);
+
+    /* len is the watched length (1 for breakpoints); -ENOSPC when out of
+     * resources, -ENOTSUP when this kind cannot be had here, -ENOENT when
+     * removing what is not there. */
+    int (*bp_insert)(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len);
+    int (*bp_remove)(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len);
+
+    /* -ESRCH once the target has ended. */
+    int (*resume)(void *ctx, const struct stub_resume *r);
+    /* Stops a running target (SIGINT for gdb); no-op when stopped. */
+    void (*interrupt)(void *ctx);
+    bool (*running)(void *ctx);
+    /* The stop gdb asks for with '?': valid while stopped. */
+    const struct stub_stop *(*last_stop)(void *ctx);
+
+    /* A debugger connects: a running target stops for it; events go to
+     * listener from now on. */
+    void (*attach)(void *ctx, const struct stub_target_listener *listener);
+    /* It goes away: its breakpoints and watchpoints go with it, and the
+     * target goes on as it was (stopped or running). */
+    void (*detach)(void *ctx);
+    /* Output waits in the target while paused (a slow client). */
+    void (*pause_output)(void *ctx, bool paused);
+
+    /* A monitor command: text for the user in *out, 0 or a negative errno
+     * for an unknown or failed command. */
+    int (*monitor)(void *ctx, unsigned tid, const char *cmd, struct stub_text *out);
+    /* The debugger asked to end it all (k, vKill). */
+    void (*kill)(void *ctx);
+};
+
+struct stub_target {
+    const struct stub_target_ops *ops;
+    void *ctx;
+};
+
+#endif

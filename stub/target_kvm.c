@@ -1,0 +1,166 @@
+/* The KVM machine as a target (target_kvm.h). */
+#include "target_kvm.h"
+
+#include "log.h"
+#include "monitor.h"
+
+#include <errno.h>
+
+/* The vCPU of a thread, when the machine is stopped. */
+static int stopped_cpu(struct stub_machine *m, unsigned tid, struct vm_cpu **cpu)
+{
+    if (stub_machine_running(m))
+        return -EBUSY;
+    *cpu = stub_machine_cpu(m, tid);
+    return *cpu ? 0 : -ESRCH;
+}
+
+static unsigned threads(void *ctx)
+{
+    struct stub_machine *m = ctx;
+    return m->ncpus;
+}
+
+static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
+{
+    struct vm_cpu *cpu;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    if (err)
+        return err;
+    out->mode = vm_cpu_mode(cpu);
+    out->halted = vm_cpu_halted(cpu);
+    return 0;
+}
+
+static int reg_read(void *ctx, unsigned tid, enum vm_reg_id id, uint8_t *buf, size_t size)
+{
+    struct vm_cpu *cpu;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    return err ? err : vm_reg_read(cpu, id, buf, size);
+}
+
+static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *buf, size_t size)
+{
+    struct vm_cpu *cpu;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    return err ? err : vm_reg_write(cpu, id, buf, size);
+}
+
+static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done)
+{
+    struct vm_cpu *cpu;
+    *done = 0;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    return err ? err : vm_read_linear(cpu, addr, buf, len, done);
+}
+
+static int mem_write(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len)
+{
+    struct vm_cpu *cpu;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    return err ? err : vm_write_linear(cpu, addr, buf, len, NULL);
+}
+
+static enum vm_watch_type watch_type(enum stub_bp_kind kind)
+{
+    return kind == STUB_WATCH_WRITE  ? VM_WATCH_WRITE
+           : kind == STUB_WATCH_READ ? VM_WATCH_READ
+                                     : VM_WATCH_ACCESS;
+}
+
+static int bp_insert(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len)
+{
+    struct vm_cpu *cpu;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    if (err)
+        return err;
+    if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
+        return vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
+    return vm_watch_insert(cpu, watch_type(kind), addr, len);
+}
+
+static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len)
+{
+    struct vm_cpu *cpu;
+    int err = stopped_cpu(ctx, tid, &cpu);
+    if (err)
+        return err;
+    if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
+        return vm_bp_remove(cpu, addr, kind == STUB_BP_HARDWARE);
+    return vm_watch_remove(cpu, watch_type(kind), addr, len);
+}
+
+static int resume(void *ctx, const struct stub_resume *r)
+{
+    return stub_machine_resume(ctx, r);
+}
+
+static void interrupt(void *ctx)
+{
+    stub_machine_interrupt(ctx);
+}
+
+static bool running(void *ctx)
+{
+    return stub_machine_running(ctx);
+}
+
+static const struct stub_stop *last_stop(void *ctx)
+{
+    struct stub_machine *m = ctx;
+    return &m->last;
+}
+
+static void attach(void *ctx, const struct stub_target_listener *listener)
+{
+    stub_machine_attach(ctx, listener);
+}
+
+static void detach(void *ctx)
+{
+    stub_machine_detach(ctx);
+}
+
+static void pause_output(void *ctx, bool paused)
+{
+    struct stub_machine *m = ctx;
+    stub_vcpus_pause_output(m->vcpus, paused);
+}
+
+static int monitor(void *ctx, unsigned tid, const char *cmd, struct stub_text *out)
+{
+    if (stub_machine_running(ctx))
+        return -EBUSY;
+    return stub_monitor_run(ctx, tid, cmd, out);
+}
+
+static void kill_target(void *ctx)
+{
+    stub_log("gdb killed the guest; exiting");
+    stub_machine_exit(ctx, 0);
+}
+
+static const struct stub_target_ops ops = {
+    .threads = threads,
+    .thread_info = thread_info,
+    .reg_read = reg_read,
+    .reg_write = reg_write,
+    .mem_read = mem_read,
+    .mem_write = mem_write,
+    .bp_insert = bp_insert,
+    .bp_remove = bp_remove,
+    .resume = resume,
+    .interrupt = interrupt,
+    .running = running,
+    .last_stop = last_stop,
+    .attach = attach,
+    .detach = detach,
+    .pause_output = pause_output,
+    .monitor = monitor,
+    .kill = kill_target,
+};
+
+struct stub_target stub_target_kvm(struct stub_machine *m)
+{
+    return (struct stub_target){.ops = &ops, .ctx = m};
+}

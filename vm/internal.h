@@ -1,0 +1,228 @@
+/* vm/internal.h: the structures behind vm/vm.h, for vm/ itself (and the
+ * white-box tests in tests/vm). Nothing outside vm/ may include it.
+ *
+ * Ownership, refining vm/vm.h: a vm_cpu's fields belong to the thread
+ * running it while it runs (its run loop, register cache, step state);
+ * `kick` and `thread_known` are atomics any thread may touch. The VM-wide
+ * debug tables, memory slots and the board are changed only while every
+ * vCPU is stopped, and only read while vCPUs run. Devices lock themselves. */
+#ifndef VM_INTERNAL_H
+#define VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "bus.h"
+#include "memory.h"
+#include "regcache.h"
+#include "vm.h"
+
+/* ---- breakpoints and watchpoints (debug.c, watch.c) ---- */
+
+struct vm_breakpoint {
+    uint64_t addr; /* linear, as gdb gave it */
+    uint64_t gpa;  /* where the trap byte is planted */
+    uint8_t orig;  /* the byte it replaced */
+    bool software; /* wanted by a Z0 */
+    bool hardware; /* wanted by a Z1 emulated by planting */
+};
+
+/* One page a page-trapped watchpoint covers. */
+struct vm_watch_page {
+    uint64_t linear; /* page-aligned */
+    uint64_t gpa;    /* page-aligned; ~0 when the page is not mapped now */
+};
+
+struct vm_watchpoint {
+    uint64_t addr;
+    uint64_t len;
+    enum vm_watch_type type;
+    int dr; /* debug register used, or -1 for page traps */
+    struct vm_watch_page *pages;
+    size_t npages;
+};
+
+struct vm_hw_slot {
+    bool used;
+    uint8_t rw;  /* DR7 R/W field: 0 execute, 1 write, 3 access */
+    uint8_t len; /* bytes: 1, 2, 4 or 8 */
+    uint64_t addr;
+};
+
+struct vm_debug {
+    enum vm_bp_method bp_method;
+    enum vm_watch_method watch_method; /* what the owner asked for */
+    bool hw_exec;                      /* DR execution breakpoints usable */
+    bool hw_data;                      /* DR data breakpoints usable */
+    struct vm_breakpoint *bps;
+    size_t nbps, capbps;
+    size_t nhw_emulated;
+    struct vm_hw_slot dr[VM_NUM_DEBUG_REGS];
+    unsigned generation; /* bumped whenever dr[] or bps change: vCPUs re-apply */
+    struct vm_watchpoint *watches;
+    size_t nwatches;
+    uint64_t xlate_cr0; /* CR0.PG when the watch pages were last translated */
+};
+
+/* A trapped page lifted for one single-step, with its bytes before it. */
+struct vm_lifted_page {
+    uint64_t gpa;
+    uint8_t before[4096];
+};
+
+/* What one vCPU's current step over our own traps holds. Instructions KVM
+ * cannot emulate against a trapped page, and code fetched from one, run for
+ * one step with the traps lifted; writes to watched bytes are then found by
+ * comparing the pages, and reads by decoding the instruction first. */
+struct vm_cpu_step {
+    uint64_t over;      /* linear address of a breakpoint being stepped over
+                         * (planted: taken out; DR: left out of DR7) */
+    bool stepping_over;
+    struct vm_lifted_page *lifted;
+    size_t nlifted;
+    bool predicted;
+    uint64_t predicted_addr;
+    enum vm_watch_type predicted_type;
+};
+
+/* ---- vCPUs and the VM ---- */
+
+struct vm_cpu {
+    struct vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    struct kvm_coalesced_mmio_ring *ring; /* NULL without coalesced PIO */
+    struct vm_regcache rc;
+    struct vm_cpu_step step;
+    bool halted;           /* executed hlt; stays halted until rip is set */
+    bool needs_completion; /* KVM holds a PIO/MMIO instruction to finish */
+    /* KVM_SET_GUEST_DEBUG as last applied. */
+    bool guest_debug_dirty;
+    bool single_step;      /* the applied state single-steps */
+    uint32_t inject;       /* KVM_GUESTDBG_INJECT_BP/DB for the next entry */
+    unsigned debug_generation;
+    uint64_t guest_debug_control;
+    uint64_t dr7;
+    uint64_t last_output_ns; /* when buffered output started waiting */
+    /* Kicking: see vm_cpu_kick(). */
+    atomic_bool kick;
+    atomic_bool thread_known;
+    pthread_t thread;
+};
+
+/* A board: what vm_create() builds around the CPUs and RAM (vm/board_*.c). */
+struct vm_board {
+    const char *name;
+    /* Before any vCPU exists: devices on the bus, VM-wide KVM state. */
+    int (*create)(struct vm *vm, char *err, size_t errlen);
+    /* Each vCPU, right after KVM_CREATE_VCPU. */
+    int (*cpu_setup)(struct vm *vm, struct vm_cpu *cpu, char *err, size_t errlen);
+    /* Devices back to power-on. */
+    void (*reset)(struct vm *vm);
+    void (*destroy)(struct vm *vm);
+    /* Sets an interrupt line's level; NULL: the board has no interrupt
+     * controller, and devices' interrupts go nowhere. */
+    int (*set_irq)(struct vm *vm, unsigned line, bool level);
+    /* The console UART's output and input. */
+    size_t (*console_take)(struct vm *vm, uint8_t *out, size_t max);
+    size_t (*console_input)(struct vm *vm, const void *data, size_t n);
+    bool (*console_pending)(struct vm *vm);
+};
+
+extern const struct vm_board vm_board_bare;
+
+struct vm {
+    int kvm_fd;
+    int vm_fd;
+    size_t run_size;
+    int coalesced_page; /* page offset of the ring in a vCPU mapping, or 0 */
+    struct vm_mem mem;
+    struct vm_cpu *cpus;
+    unsigned ncpus;
+    struct kvm_cpuid2 *cpuid;
+    const struct vm_board *board;
+    void *board_data;
+    struct vm_bus bus;
+    struct vm_debug debug;
+    struct vm_caps caps;
+    struct vm_stats stats;
+    /* The guest ended through a device (debug-exit); set by the vCPU thread
+     * that saw it, read by every run loop. */
+    atomic_bool exited;
+    uint32_t exit_status;
+    vm_log_fn log;
+    void *log_ctx;
+    bool trace;
+    pthread_mutex_t note_lock; /* the "seen" sets below, from any vCPU thread */
+    uint8_t ports_seen[65536 / 8];
+    uint64_t mmio_seen[64]; /* unbacked pages already logged (+1, 0 is empty) */
+    size_t nmmio_seen;
+};
+
+/* Everything the run loop does right before KVM_RUN: the register cache
+ * written back, the guest debug state (breakpoints, the one being stepped
+ * over left out, single-step, an exception to re-inject) applied.
+ * Exposed for the tests that script KVM's exits. */
+int vm_cpu_prepare(struct vm_cpu *cpu, bool step);
+/* Handles the exit described by cpu->run as vm_cpu_run() does: returns 1
+ * with *ev filled, 0 when the guest would just continue, or a negative
+ * errno. Exposed so tests can feed it exits a host cannot produce. */
+int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev);
+
+/* Raises or lowers an interrupt line of the board; no-op without one. */
+int vm_irq_set(struct vm *vm, unsigned line, bool level);
+
+/* ---- debug.c / watch.c internals ---- */
+
+void vm_debug_init(struct vm *vm);
+void vm_debug_free(struct vm *vm);
+/* Debug register slots (DR0-DR3); -ENOSPC when all four are taken. */
+int vm_dr_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr);
+void vm_dr_free(struct vm *vm, int slot);
+/* The breakpoint trap byte for the host's method. */
+uint8_t vm_bp_trap_byte(const struct vm *vm);
+/* KVM_SET_GUEST_DEBUG for the current breakpoints plus single-stepping. */
+int vm_debug_apply(struct vm_cpu *cpu, bool single_step);
+/* The planted breakpoint at linear addr, or NULL. */
+const struct vm_breakpoint *vm_bp_find(const struct vm *vm, uint64_t addr);
+/* The DR execution breakpoint slot at linear addr, or -1. */
+int vm_dr_exec_slot(const struct vm *vm, uint64_t addr);
+/* Temporarily restores / re-plants the breakpoint at addr (stepping over). */
+void vm_bp_unplant(struct vm *vm, uint64_t addr);
+void vm_bp_replant(struct vm *vm, uint64_t addr);
+/* Overlays the original bytes of planted breakpoints onto buf, which holds
+ * guest-physical [gpa, gpa+len). */
+void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len);
+/* A debugger write to [gpa, gpa+len) that covers planted bytes: keeps the
+ * trap planted and records the new byte as the original instead. */
+void vm_debug_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, size_t len);
+/* The watchpoint hit by a guest access to guest-physical [gpa, gpa+len),
+ * if any: fills *addr (linear) and *type, returns true. */
+bool vm_watch_match(const struct vm *vm, uint64_t gpa, uint64_t len, bool write, uint64_t *addr,
+                    enum vm_watch_type *type);
+/* Watchpoint of debug register slot i, for a DR6 hit. */
+bool vm_watch_dr_hit(const struct vm *vm, unsigned slot, uint64_t *addr, enum vm_watch_type *type);
+/* vm_watch_remove() without a vCPU: removal needs no translation. */
+int vm_watch_drop(struct vm *vm, enum vm_watch_type type, uint64_t addr, uint64_t len);
+/* Moves a watchpoint off debug register slot onto page traps, freeing the
+ * slot for a hardware breakpoint. */
+int vm_watch_release_dr(struct vm_cpu *cpu, int slot);
+/* Re-translates page-trapped watchpoints when the paging state changed. */
+int vm_watch_refresh(struct vm_cpu *cpu);
+bool vm_watch_active(const struct vm *vm);
+/* Lifts the trap of one page (gpa) or of every trapped page (gpa ~0) for
+ * this vCPU's next single step; vm_watch_unlift() puts them back and
+ * reports a write to watched bytes made meanwhile. */
+int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa);
+/* Decodes the instruction at rip and remembers a watchpoint it will hit,
+ * for vm_watch_unlift() to report. */
+void vm_watch_predict(struct vm_cpu *cpu);
+bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *type);
+
+#endif
