@@ -225,10 +225,12 @@ static void report_kept(uv_timer_t *t)
 }
 
 int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
-                      char *err, size_t errlen, bool *image_problem)
+                      struct stub_shutdown *shutdown, char *err, size_t errlen,
+                      bool *image_problem)
 {
     memset(m, 0, sizeof(*m));
     m->opts = opts;
+    m->shutdown = shutdown;
     m->loop = loop;
     *image_problem = true;
     int r = vm_image_open(&m->image, opts->image, err, errlen);
@@ -386,8 +388,5 @@ int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)
 
 void stub_machine_exit(struct stub_machine *m, int status)
 {
-    m->exit_requested = true;
-    m->exit_status = status;
-    if (m->request_exit)
-        m->request_exit(m->server_ctx);
+    stub_shutdown_request(m->shutdown, status);
 }

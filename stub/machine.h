@@ -19,6 +19,7 @@
 
 #include "console.h"
 #include "options.h"
+#include "shutdown.h"
 #include "target.h"
 #include "vcpus.h"
 #include "vm/image.h"
@@ -52,13 +53,9 @@ struct stub_machine {
     bool clear_at_stop;  /* gdb left a running guest: its breakpoints go */
     bool resume_at_stop; /* ... and the guest runs on without them */
     bool attach_stop;    /* stopping a running guest for a new gdb */
-    bool exit_requested; /* kvmstub should end once output is flushed */
-    int exit_status;
+    struct stub_shutdown *shutdown;
     uint64_t stops;
     int port; /* where the server listens, for monitor info */
-    /* Server hooks, so the machine can ask for the loop to end. */
-    void (*request_exit)(void *ctx);
-    void *server_ctx;
 };
 
 /* Creates the VM, loads the image, sets the initial registers and starts the
@@ -66,7 +63,8 @@ struct stub_machine {
  * *image_problem tells a bad image or option (exit status 2) from a host
  * problem (1). */
 int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
-                      char *err, size_t errlen, bool *image_problem);
+                      struct stub_shutdown *shutdown, char *err, size_t errlen,
+                      bool *image_problem);
 void stub_machine_free(struct stub_machine *m);
 
 /* The vCPU of thread id tid (1-based), or NULL. */

@@ -14,10 +14,10 @@
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct stub_machine *m = h->data;
+    struct stub_shutdown *sd = h->data;
     stub_log("%s received; exiting", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    m->exit_requested = true;
-    m->exit_status = 128 + signum;
+    sd->notify = NULL; /* no waiting for gdb: a signal means now */
+    stub_shutdown_request(sd, 128 + signum);
     uv_stop(h->loop);
 }
 
@@ -50,9 +50,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t *loop = uv_default_loop();
+    struct stub_shutdown shutdown = {0};
     struct stub_machine m;
     bool image_problem = false;
-    r = stub_machine_init(&m, &opts, loop, err, sizeof(err), &image_problem);
+    r = stub_machine_init(&m, &opts, loop, &shutdown, err, sizeof(err), &image_problem);
     if (r) {
         fprintf(stderr, "kvmstub: %s\n", err);
         stub_machine_free(&m);
@@ -60,7 +61,8 @@ int main(int argc, char **argv)
     }
     struct stub_server srv;
     struct stub_target target = stub_target_kvm(&m);
-    r = stub_server_start(&srv, &m, &target, loop, err, sizeof(err));
+    struct stub_server_config scfg = {.listen = opts.listen, .port = opts.port, .stdio = opts.stdio};
+    r = stub_server_start(&srv, &scfg, &target, &shutdown, loop, err, sizeof(err));
     if (r) {
         fprintf(stderr, "kvmstub: %s\n", err);
         stub_server_stop(&srv);
@@ -73,16 +75,16 @@ int main(int argc, char **argv)
     uv_signal_t sigint, sigterm;
     uv_signal_init(loop, &sigint);
     uv_signal_init(loop, &sigterm);
-    sigint.data = sigterm.data = &m;
+    sigint.data = sigterm.data = &shutdown;
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
 
     if (opts.run)
         stub_machine_resume_all(&m, STUB_ACTION_CONTINUE);
-    if (!m.exit_requested)
+    if (!shutdown.requested)
         uv_run(loop, UV_RUN_DEFAULT);
 
-    int status = m.exit_status;
+    int status = shutdown.status;
     stub_server_stop(&srv);
     stub_machine_free(&m);
     uv_walk(loop, close_any, NULL);

@@ -81,11 +81,17 @@ static void info(struct stub_machine *m, unsigned tid, struct stub_text *t)
         c->ro_slot_traps_writes ? "trap writes" : "unavailable");
     struct vm_debug_info d;
     vm_debug_info(vm, &d);
-    say(t, "breakpoints:   %s, %zu planted; hardware breakpoints %s\n",
-        vm_bp_method_name(d.bp_method), d.breakpoints,
+    const char *why = d.bp_method != VM_BP_HLT            ? ""
+                      : m->opts->force_hlt_breakpoints ? " (--hlt-breakpoints)"
+                                                       : " (this host does not intercept int3)";
+    say(t, "breakpoints:   %s%s, %zu planted now; hardware breakpoints %s\n",
+        vm_bp_method_name(d.bp_method), why, d.breakpoints,
         d.hw_exec ? "in DR0-DR3" : "planted like software ones (at most 4)");
-    say(t, "watchpoints:   %s; %zu set (%zu on page traps, %zu pages trapped)\n",
-        d.hw_data ? "debug registers, then page traps" : "page traps (any number, any length)",
+    say(t, "watchpoints:   %s%s; %zu set now (%zu on page traps, %zu pages trapped)\n",
+        d.watch_method == VM_WATCH_DEBUG_REGS ? "debug registers only"
+        : d.hw_data                           ? "debug registers, then page traps"
+                                              : "page traps (any number, any length)",
+        d.watch_method == VM_WATCH_PAGE_TRAPS ? " (--watchpoints page-traps)" : "",
         d.watchpoints, d.page_trapped, d.pages);
     say(t, "stepping:      %s\n",
         c->guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ

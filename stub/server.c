@@ -30,7 +30,7 @@ struct stub_client {
     uv_stream_t *rd, *wr;
     int open_handles;
     bool closing;
-    bool detached; /* the machine has forgotten this session */
+    bool detached; /* the target has forgotten this session */
     struct stub_session session;
     char buf[READ_BUF];
 };
@@ -115,9 +115,7 @@ static void close_client_ex(struct stub_client *c, const char *why, bool lingeri
     if (!shutting_down)
         close_handles(c);
     if (c->srv->stdio)
-        stub_machine_exit(c->srv->machine, c->srv->machine->exit_requested
-                                               ? c->srv->machine->exit_status
-                                               : 0);
+        stub_shutdown_request(c->srv->shutdown, 0);
 }
 
 static void close_client(struct stub_client *c, const char *why)
@@ -433,24 +431,23 @@ static void request_exit(void *ctx)
  * has been written. */
 static void maybe_finish(struct stub_server *srv)
 {
-    struct stub_machine *m = srv->machine;
-    if (!m->exit_requested)
+    if (!srv->shutdown->requested)
         return;
     if (srv->client && !srv->client->closing && queued(srv->client))
         return;
     uv_stop(srv->loop);
 }
 
-int stub_server_start(struct stub_server *srv, struct stub_machine *m,
-                      const struct stub_target *target, uv_loop_t *loop, char *err, size_t errlen)
+int stub_server_start(struct stub_server *srv, const struct stub_server_config *o,
+                      const struct stub_target *target, struct stub_shutdown *shutdown,
+                      uv_loop_t *loop, char *err, size_t errlen)
 {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
-    srv->machine = m;
     srv->target = *target;
-    m->request_exit = request_exit;
-    m->server_ctx = srv;
-    const struct stub_options *o = m->opts;
+    srv->shutdown = shutdown;
+    shutdown->notify = request_exit;
+    shutdown->ctx = srv;
     if (o->stdio) {
         srv->stdio = true;
         struct stub_client *c = new_client(srv);

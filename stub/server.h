@@ -8,16 +8,16 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "machine.h"
 #include "session.h"
+#include "shutdown.h"
 #include "target.h"
 
 struct stub_client;
 
 struct stub_server {
     uv_loop_t *loop;
-    struct stub_machine *machine; /* for kvmstub's exit only */
     struct stub_target target;
+    struct stub_shutdown *shutdown;
     uv_tcp_t listener;
     bool listening;
     int port;            /* the bound port */
@@ -29,8 +29,15 @@ struct stub_server {
 
 /* Binds and listens (or sets up stdio) and prints the ready line. On error
  * err holds a message for the user. */
-int stub_server_start(struct stub_server *srv, struct stub_machine *m,
-                      const struct stub_target *target, uv_loop_t *loop, char *err, size_t errlen);
+struct stub_server_config {
+    const char *listen; /* address to bind */
+    int port;           /* 0 picks a free one */
+    bool stdio;         /* stdin/stdout instead */
+};
+
+int stub_server_start(struct stub_server *srv, const struct stub_server_config *cfg,
+                      const struct stub_target *target, struct stub_shutdown *shutdown,
+                      uv_loop_t *loop, char *err, size_t errlen);
 /* Closes the listener and any client; pending replies are written first
  * when the loop runs on. */
 void stub_server_stop(struct stub_server *srv);

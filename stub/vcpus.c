@@ -138,7 +138,7 @@ static int run(struct chan *c, const struct stub_run *req, struct vm_event *ev)
 /* Waits for the next request; false when the thread should end. */
 static bool next_request(struct chan *c, struct stub_run *req)
 {
-    if (c->g->spin) {
+    if (c->g->spin && !getenv("NOVSPIN")) {
         uint64_t t0 = now_us();
         while (!atomic_load_explicit(&c->cmd_pending, memory_order_acquire) &&
                now_us() - t0 < STUB_VCPUS_SPIN_US)
@@ -236,7 +236,7 @@ static void on_flush_timer(uv_timer_t *t)
 static void on_prepare(uv_prepare_t *p)
 {
     struct stub_vcpus *g = p->data;
-    if (!g->spin)
+    if (!g->spin || getenv("NOLSPIN"))
         return;
     struct chan *c = NULL;
     for (unsigned i = 0; i < g->n && !c; i++)

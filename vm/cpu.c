@@ -607,6 +607,14 @@ static bool step_is_hlt(struct vm_cpu *cpu)
     return op == OPCODE_HLT;
 }
 
+int vm_cpu_begin_run(struct vm_cpu *cpu)
+{
+    int err = step_off_breakpoint(cpu);
+    if (!err && !cpu->step.nlifted)
+        err = vm_watch_refresh(cpu);
+    return err;
+}
+
 int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
 {
     /* Registers first: KVM remembers rip when single-stepping is set up and
@@ -644,9 +652,7 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         ev->type = VM_EVENT_HALT;
         return vm_regcache_flush(&cpu->rc);
     }
-    if ((err = step_off_breakpoint(cpu)))
-        return err;
-    if (!cpu->step.nlifted && (err = vm_watch_refresh(cpu)))
+    if ((err = vm_cpu_begin_run(cpu)))
         return err;
 
     for (;;) {

@@ -11,7 +11,7 @@ const char *vm_bp_method_name(enum vm_bp_method m)
     switch (m) {
     case VM_BP_INT3: return "int3 (KVM_EXIT_DEBUG)";
     case VM_BP_INT3_INTERNAL_ERROR: return "int3 (reported as KVM_EXIT_INTERNAL_ERROR)";
-    case VM_BP_HLT: return "hlt (this host does not intercept int3)";
+    case VM_BP_HLT: return "planted hlt";
     }
     return "?";
 }

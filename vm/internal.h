@@ -165,6 +165,9 @@ struct vm {
     size_t nmmio_seen;
 };
 
+/* What a new run does first: step off a breakpoint under rip (the next
+ * entry single-steps with it out of the way), watch pages re-translated. */
+int vm_cpu_begin_run(struct vm_cpu *cpu);
 /* Everything the run loop does right before KVM_RUN: the register cache
  * written back, the guest debug state (breakpoints, the one being stepped
  * over left out, single-step, an exception to re-inject) applied.

@@ -202,6 +202,75 @@ static void test_protected_mode(void)
     e2e_stub_kill(&s);
 }
 
+/* Starts the target64 fixture (mode 0) with extra options before it. */
+static bool start_with(struct e2e_stub *s, const char *opt1, const char *opt2)
+{
+    const char *args[] = {"--reg", "rdi=0", opt1, opt2, E2E_GUEST_ELF, NULL};
+    if (!opt2) {
+        args[3] = E2E_GUEST_ELF;
+        args[4] = NULL;
+    }
+    return e2e_stub_start(s, args) == 0;
+}
+
+static void test_option_hlt_breakpoints(void)
+{
+    /* --hlt-breakpoints: planted hlt even where int3 would work; gdb sees no
+     * difference. */
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(start_with(&s, "--hlt-breakpoints", NULL));
+    struct e2e_out o;
+    const char *cmds[] = {"break count_loop", "continue", "continue", "print $pc == count_loop",
+                          "monitor info", "kill", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    E2E_HAS(o.text, "Breakpoint 1, count_loop ()");
+    CU_ASSERT_EQUAL(e2e_count(o.text, "Breakpoint 1, count_loop ()"), 2);
+    E2E_HAS(o.text, "$1 = 1");
+    E2E_HAS(o.text, "breakpoints:   planted hlt (--hlt-breakpoints)");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
+static void test_option_watchpoints_page_traps(void)
+{
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(start_with(&s, "--watchpoints", "page-traps"));
+    struct e2e_out o;
+    const char *cmds[] = {"watch *(int *)&counter", "continue", "continue", "monitor info", "kill",
+                          NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    E2E_HAS(o.text, "Old value = 0\nNew value = 1\n");
+    E2E_HAS(o.text, "Old value = 1\nNew value = 2\n");
+    E2E_HAS(o.text, "watchpoints:   page traps (any number, any length) (--watchpoints page-traps)");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
+static void test_option_watchpoints_debug_registers(void)
+{
+    /* Where the host's data breakpoints fire, watchpoints use them; where
+     * they never fire, kvmstub says at start that gdb's watch commands will
+     * be refused, and they are (gdb then says it cannot insert one). */
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(start_with(&s, "--watchpoints", "debug-registers"));
+    struct e2e_out o;
+    const char *cmds[] = {"monitor info", "watch *(int *)&counter", "continue", "kill", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    char *log = e2e_stub_log(&s);
+    if (strstr(o.text, "data breakpoints fire")) {
+        E2E_HAS(o.text, "Old value = 0\nNew value = 1\n");
+        E2E_LACKS(log, "will be refused");
+    } else {
+        E2E_HAS(o.text, "data breakpoints do not fire");
+        E2E_HAS(log, "gdb's watch commands will be refused");
+        E2E_MATCHES(o.text, "Could not insert hardware watchpoint 1|Could not insert watchpoint");
+        E2E_LACKS(o.text, "New value = 1");
+    }
+    free(log);
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("e2e_watch", NULL, NULL);
@@ -213,6 +282,9 @@ static void register_suites(void)
     CU_add_test(s, "ten software breakpoints", test_ten_software_breakpoints);
     CU_add_test(s, "real mode: breakpoints and watchpoints", test_real_mode);
     CU_add_test(s, "protected mode: breakpoints and watchpoints", test_protected_mode);
+    CU_add_test(s, "--hlt-breakpoints", test_option_hlt_breakpoints);
+    CU_add_test(s, "--watchpoints page-traps", test_option_watchpoints_page_traps);
+    CU_add_test(s, "--watchpoints debug-registers", test_option_watchpoints_debug_registers);
 }
 
 int main(void)

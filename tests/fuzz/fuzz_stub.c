@@ -27,6 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct stub_options opts;
 static struct stub_machine machine;
+static struct stub_shutdown shutdown;
 static uv_loop_t *loop;
 static bool closed;
 
@@ -55,7 +56,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     loop = uv_default_loop();
     bool image_problem;
-    if (stub_machine_init(&machine, &opts, loop, err, sizeof(err), &image_problem)) {
+    if (stub_machine_init(&machine, &opts, loop, &shutdown, err, sizeof(err), &image_problem)) {
         fprintf(stderr, "fuzz_stub: %s (this fuzzer needs /dev/kvm)\n", err);
         abort();
     }
@@ -89,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     settle();
     char err[256];
-    machine.exit_requested = false;
+    shutdown.requested = false;
     if (stub_machine_reset(&machine, err, sizeof(err))) {
         fprintf(stderr, "fuzz_stub: reset failed: %s\n", err);
         abort();
@@ -104,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1) {
         /* newline-separated payloads, framed with correct checksums */
         const uint8_t *p = data + 1, *end = data + size;
-        while (p < end && !closed && !machine.exit_requested) {
+        while (p < end && !closed && !shutdown.requested) {
             const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
             size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
             if (n == 1 && p[0] == 3) {

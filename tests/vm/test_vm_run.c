@@ -355,34 +355,7 @@ static void test_made_up_exits(void)
     CU_ASSERT_EQUAL(ev.type, VM_EVENT_INTERNAL_ERROR);
     CU_ASSERT_EQUAL(ev.u.internal.exit_reason, KVM_EXIT_SYSTEM_EVENT);
 
-    /* An int3 reported as KVM_EXIT_INTERNAL_ERROR with rip on a planted
-     * breakpoint (nested hosts) is a breakpoint hit ... */
-    vm->debug.bp_method = VM_BP_INT3_INTERNAL_ERROR;
-    CU_ASSERT_EQUAL(vm_bp_insert(cpu, 0x1000, false), 0);
-    cpu->run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
-    cpu->run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
-    cpu->run->internal.ndata = 0;
-    CU_ASSERT_EQUAL(vm_cpu_handle_exit(cpu, VM_RUN_CONTINUE, &ev), 1);
-    CU_ASSERT_EQUAL(ev.type, VM_EVENT_BREAKPOINT);
-    CU_ASSERT_EQUAL(ev.u.bp.addr, 0x1000);
-    /* ... and elsewhere it is a real internal error. */
-    CU_ASSERT_EQUAL(vm_bp_remove(cpu, 0x1000, false), 0);
-    CU_ASSERT_EQUAL(vm_cpu_handle_exit(cpu, VM_RUN_CONTINUE, &ev), 1);
-    CU_ASSERT_EQUAL(ev.type, VM_EVENT_INTERNAL_ERROR);
-    CU_ASSERT_EQUAL(ev.u.internal.suberror, KVM_INTERNAL_ERROR_EMULATION);
-
-    /* A KVM_EXIT_DEBUG for #BP at a planted int3 is a hit with rip on it. */
-    vm->debug.bp_method = VM_BP_INT3;
-    CU_ASSERT_EQUAL(vm_bp_insert(cpu, 0x1000, false), 0);
-    cpu->run->exit_reason = KVM_EXIT_DEBUG;
-    cpu->run->debug.arch.exception = 3;
-    cpu->run->debug.arch.pc = 0x1000;
-    cpu->run->debug.arch.dr6 = 0;
-    CU_ASSERT_EQUAL(vm_cpu_handle_exit(cpu, VM_RUN_CONTINUE, &ev), 1);
-    CU_ASSERT_EQUAL(ev.type, VM_EVENT_BREAKPOINT);
-    CU_ASSERT_EQUAL(ev.u.bp.addr, 0x1000);
-    CU_ASSERT_FALSE(ev.u.bp.hardware);
-    CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RIP), 0x1000);
+    /* The debug exits are test_vm_exits' business. */
     vm_destroy(vm);
 }
 

@@ -1,0 +1,213 @@
+/* The server over real loopback TCP, with a fake target behind it: one gdb
+ * at a time, attach and detach on connect and disconnect, and backpressure
+ * on console output when gdb reads slowly. No KVM. */
+#include "fake_target.h"
+#include "testmain.h"
+
+#include "rsp/packet.h"
+#include "stub/server.h"
+
+#include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct env {
+    uv_loop_t loop;
+    struct fake f;
+    struct stub_shutdown shutdown;
+    struct stub_server srv;
+};
+
+static void env_open(struct env *e)
+{
+    memset(e, 0, sizeof(*e));
+    uv_loop_init(&e->loop);
+    fake_init(&e->f, 1);
+    struct stub_target target = fake_target(&e->f);
+    struct stub_server_config cfg = {.listen = "127.0.0.1", .port = 0};
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(stub_server_start(&e->srv, &cfg, &target, &e->shutdown, &e->loop, err,
+                                            sizeof(err)),
+                          0);
+    CU_ASSERT(e->srv.port > 0);
+}
+
+static void close_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void env_close(struct env *e)
+{
+    stub_server_stop(&e->srv);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    uv_walk(&e->loop, close_cb, NULL);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    CU_ASSERT_EQUAL(uv_loop_close(&e->loop), 0);
+}
+
+/* Turns the loop until cond holds (checked between turns), up to 2 s. */
+#define SPIN_UNTIL(e, cond)                                                                        \
+    do {                                                                                           \
+        for (int i_ = 0; i_ < 2000 && !(cond); i_++) {                                             \
+            uv_run(&(e)->loop, UV_RUN_NOWAIT);                                                     \
+            usleep(1000);                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static int connect_to(struct env *e)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)e->srv.port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static void send_packet(int fd, const char *payload)
+{
+    char frame[512];
+    int n = snprintf(frame, sizeof(frame), "$%s#%02x", payload,
+                     rsp_checksum(payload, strlen(payload)));
+    CU_ASSERT_EQUAL(write(fd, frame, (size_t)n), n);
+}
+
+/* Reads what is there into buf (appending), turning the loop meanwhile,
+ * until want appears or 2 s pass. */
+static bool read_until(struct env *e, int fd, char *buf, size_t cap, const char *want)
+{
+    size_t len = strlen(buf);
+    for (int i = 0; i < 2000; i++) {
+        uv_run(&e->loop, UV_RUN_NOWAIT);
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = 0;
+        }
+        if (strstr(buf, want))
+            return true;
+        if (n == 0)
+            return false;
+        usleep(1000);
+    }
+    return false;
+}
+
+static void test_one_gdb_at_a_time(void)
+{
+    struct env e;
+    env_open(&e);
+    int a = connect_to(&e);
+    SPIN_UNTIL(&e, e.f.attached);
+    CU_ASSERT(e.f.attached);
+    send_packet(a, "qC");
+    char buf[4096] = "";
+    CU_ASSERT(read_until(&e, a, buf, sizeof(buf), "$QC1#"));
+    /* A second gdb is told why and disconnected. */
+    int b = connect_to(&e);
+    char other[512] = "";
+    CU_ASSERT(read_until(&e, b, other, sizeof(other), "already has a debugger connected"));
+    CU_ASSERT_EQUAL(e.srv.refused, 1);
+    CU_ASSERT_EQUAL(e.f.attaches, 1);
+    close(b);
+    /* The first still works. */
+    buf[0] = 0;
+    send_packet(a, "qAttached");
+    CU_ASSERT(read_until(&e, a, buf, sizeof(buf), "$1#"));
+    /* It goes away: the target is detached, and the next one attaches. */
+    close(a);
+    SPIN_UNTIL(&e, e.f.detaches == 1);
+    CU_ASSERT_EQUAL(e.f.detaches, 1);
+    int c = connect_to(&e);
+    SPIN_UNTIL(&e, e.f.attaches == 2);
+    CU_ASSERT_EQUAL(e.f.attaches, 2);
+    buf[0] = 0;
+    send_packet(c, "D");
+    CU_ASSERT(read_until(&e, c, buf, sizeof(buf), "$OK#"));
+    char rest[64];
+    SPIN_UNTIL(&e, read(c, rest, sizeof(rest)) == 0); /* closed after the reply */
+    CU_ASSERT_EQUAL(e.f.detaches, 2);
+    close(c);
+    env_close(&e);
+}
+
+static void test_output_backpressure(void)
+{
+    struct env e;
+    env_open(&e);
+    int a = connect_to(&e);
+    SPIN_UNTIL(&e, e.f.attached);
+    send_packet(a, "QStartNoAckMode");
+    char buf[4096] = "";
+    CU_ASSERT(read_until(&e, a, buf, sizeof(buf), "$OK#"));
+    send_packet(a, "c");
+    SPIN_UNTIL(&e, e.f.running);
+    CU_ASSERT_FATAL(e.f.running);
+    /* The guest prints far more than gdb reads: the server asks the target
+     * to hold its output back instead of queueing it all. */
+    static char chunk[65536];
+    memset(chunk, 'z', sizeof(chunk));
+    for (int i = 0; i < 256 && !e.f.paused; i++) {
+        fake_output(&e.f, chunk, sizeof(chunk));
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+    }
+    CU_ASSERT(e.f.paused);
+    /* gdb reads it all: output flows again. */
+    static char sink[1 << 16];
+    size_t total = 0;
+    for (int i = 0; i < 5000 && e.f.paused; i++) {
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+        ssize_t n;
+        while ((n = read(a, sink, sizeof(sink))) > 0)
+            total += (size_t)n;
+        usleep(200);
+    }
+    CU_ASSERT(total > (1u << 20));
+    CU_ASSERT_FALSE(e.f.paused);
+    struct stub_stop st = {.tid = 1, .signal = STUB_SIGTRAP};
+    fake_stop(&e.f, &st);
+    char tail[1 << 16] = "";
+    CU_ASSERT(read_until(&e, a, tail, sizeof(tail), "$T05thread:1;"));
+    close(a);
+    SPIN_UNTIL(&e, e.f.detaches == 1);
+    env_close(&e);
+}
+
+static void test_kill_ends_the_loop(void)
+{
+    struct env e;
+    env_open(&e);
+    int a = connect_to(&e);
+    SPIN_UNTIL(&e, e.f.attached);
+    send_packet(a, "k");
+    SPIN_UNTIL(&e, e.f.killed);
+    CU_ASSERT(e.f.killed);
+    close(a);
+    env_close(&e);
+}
+
+static void register_suites(void)
+{
+    CU_pSuite s = CU_add_suite("stub_server", NULL, NULL);
+    CU_add_test(s, "one gdb at a time; detach and attach follow connections",
+                test_one_gdb_at_a_time);
+    CU_add_test(s, "console output is held back while gdb does not read",
+                test_output_backpressure);
+    CU_add_test(s, "k reaches the target", test_kill_ends_the_loop);
+}
+
+int main(void)
+{
+    return test_main("test_stub_server", register_suites, false);
+}
