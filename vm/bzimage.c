@@ -54,7 +54,8 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
+                                                       const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
