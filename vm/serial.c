@@ -1,3 +1,7 @@
+/* The 16550A model. Register semantics follow the National PC16550D data
+ * sheet as Linux's 8250 driver (8250_port.c) probes them; where the sheet
+ * leaves timing open the transmitter is instantaneous and the receiver's
+ * character timeout fires at once. */
 #include "serial.h"
 
 #include <string.h>
@@ -5,7 +9,7 @@
 enum {
     REG_DATA = 0, /* RBR/THR, or DLL with DLAB */
     REG_IER = 1,  /* or DLM with DLAB */
-    REG_IIR = 2,  /* FCR on write */
+    REG_IIR = 2,  /* FCR on write; never affected by DLAB */
     REG_LCR = 3,
     REG_MCR = 4,
     REG_LSR = 5,
@@ -13,40 +17,173 @@ enum {
     REG_SCR = 7,
 };
 
+#define IER_RDI 0x01
+#define IER_THRI 0x02
+#define IER_RLSI 0x04
+#define IER_MSI 0x08
+
+#define IIR_NONE 0x01
+#define IIR_MSI 0x00
+#define IIR_THRI 0x02
+#define IIR_RDI 0x04
+#define IIR_RLSI 0x06
+#define IIR_TIMEOUT 0x0c
+#define IIR_FIFO 0xc0
+
+#define FCR_ENABLE 0x01
+#define FCR_CLEAR_RX 0x02
+#define FCR_KEPT 0xc9 /* enable, DMA mode, trigger; the clear bits self-clear */
+
 #define LCR_DLAB 0x80
 #define LSR_DR 0x01
+#define LSR_OE 0x02
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
+
+#define MCR_DTR 0x01
+#define MCR_RTS 0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
+
+#define MSR_DCTS 0x01
+#define MSR_DDSR 0x02
+#define MSR_TERI 0x04
+#define MSR_DDCD 0x08
+#define MSR_CTS 0x10
+#define MSR_DSR 0x20
+#define MSR_RI 0x40
+#define MSR_DCD 0x80
+/* The far end holds CTS, DSR and DCD asserted, so drivers waiting for
+ * them (and UPF_CONS_FLOW consoles) proceed. */
+#define MSR_IDLE (MSR_CTS | MSR_DSR | MSR_DCD)
+
+static size_t fifo_size(const struct vm_serial *s)
+{
+    return (s->fcr & FCR_ENABLE) ? VM_SERIAL_FIFO : 1;
+}
+
+/* Bytes the receiver holds: in loopback its own FIFO, otherwise the head
+ * of the backlog. */
+static size_t rx_fill(const struct vm_serial *s)
+{
+    size_t n = (s->mcr & MCR_LOOP) ? s->loop_count : s->rx_count;
+    size_t max = fifo_size(s);
+    return n < max ? n : max;
+}
+
+static size_t rx_trigger(const struct vm_serial *s)
+{
+    static const uint8_t level[4] = {1, 4, 8, 14};
+    return level[s->fcr >> 6];
+}
+
+static uint8_t msr_inputs(uint8_t mcr)
+{
+    if (!(mcr & MCR_LOOP))
+        return MSR_IDLE;
+    /* Loopback wires RTS->CTS, DTR->DSR, OUT1->RI, OUT2->DCD. */
+    return (uint8_t)(((mcr & MCR_RTS) ? MSR_CTS : 0) | ((mcr & MCR_DTR) ? MSR_DSR : 0) |
+                     ((mcr & MCR_OUT1) ? MSR_RI : 0) | ((mcr & MCR_OUT2) ? MSR_DCD : 0));
+}
+
+/* The highest-priority pending interrupt, as IIR bits 3:0. */
+static uint8_t pending_id(const struct vm_serial *s)
+{
+    if ((s->ier & IER_RLSI) && s->lsr_err)
+        return IIR_RLSI;
+    size_t fill = rx_fill(s);
+    if ((s->ier & IER_RDI) && fill) {
+        if (!(s->fcr & FCR_ENABLE) || fill >= rx_trigger(s))
+            return IIR_RDI;
+        return IIR_TIMEOUT;
+    }
+    if ((s->ier & IER_THRI) && s->thre_pending)
+        return IIR_THRI;
+    if ((s->ier & IER_MSI) && s->msr_delta)
+        return IIR_MSI;
+    return IIR_NONE;
+}
+
+/* Recomputes the output line and tells the board when it changed. PCs
+ * gate INTR through OUT2; loopback forces OUT2's pin inactive. */
+static void update_irq(struct vm_serial *s)
+{
+    bool level = pending_id(s) != IIR_NONE && (s->mcr & MCR_OUT2) && !(s->mcr & MCR_LOOP);
+    if (level == s->irq_level)
+        return;
+    s->irq_level = level;
+    if (s->irq_fn)
+        s->irq_fn(s->irq_ctx, level);
+}
+
+static void update_coalescable(struct vm_serial *s)
+{
+    atomic_store_explicit(&s->coalescable, !s->irq_fn || !(s->ier & IER_THRI),
+                          memory_order_relaxed);
+}
+
+/* Drops up to n bytes from the receiver (an FCR clear). */
+static void rx_drop(struct vm_serial *s, size_t n)
+{
+    if (s->mcr & MCR_LOOP) {
+        s->loop_count = 0;
+        return;
+    }
+    if (n > s->rx_count)
+        n = s->rx_count;
+    s->rx_head = (s->rx_head + n) % VM_SERIAL_RX_MAX;
+    s->rx_count -= n;
+}
 
 void vm_serial_init(struct vm_serial *s)
 {
     memset(s, 0, sizeof(*s));
-    pthread_mutex_init(&s->rx_lock, NULL);
+    pthread_mutex_init(&s->lock, NULL);
     vm_serial_reset(s);
 }
 
 void vm_serial_destroy(struct vm_serial *s)
 {
-    pthread_mutex_destroy(&s->rx_lock);
+    pthread_mutex_destroy(&s->lock);
 }
 
 void vm_serial_reset(struct vm_serial *s)
 {
+    pthread_mutex_lock(&s->lock);
     s->ier = s->lcr = s->mcr = s->scr = s->dlm = s->fcr = 0;
     s->dll = 0x0c; /* 9600 baud, what firmware usually leaves */
+    s->lsr_err = s->msr_delta = 0;
+    s->thre_pending = false;
     s->tx_len = 0;
     atomic_store(&s->tx_unread, 0);
-    pthread_mutex_lock(&s->rx_lock);
     s->rx_head = s->rx_count = 0;
-    pthread_mutex_unlock(&s->rx_lock);
+    s->loop_count = 0;
+    update_coalescable(s);
+    update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void vm_serial_set_irq(struct vm_serial *s, vm_serial_irq_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    s->irq_fn = fn;
+    s->irq_ctx = ctx;
+    if (fn)
+        fn(ctx, s->irq_level);
+    update_coalescable(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void transmit(struct vm_serial *s, uint8_t c)
 {
-    /* In loopback mode a real 16550 feeds its own receiver instead. */
     if (s->mcr & MCR_LOOP) {
-        vm_serial_input(s, &c, 1);
+        /* The receiver takes what fits in its FIFO; more is an overrun,
+         * which is how Linux's size_fifo() measures the FIFO. */
+        if (s->loop_count < fifo_size(s))
+            s->loop[s->loop_count++] = c;
+        else
+            s->lsr_err |= LSR_OE;
         return;
     }
     if (s->tx_len < VM_SERIAL_TX_MAX) {
@@ -56,29 +193,77 @@ static void transmit(struct vm_serial *s, uint8_t c)
     s->tx_total++;
 }
 
+static void write_fcr(struct vm_serial *s, uint8_t value)
+{
+    uint8_t old = s->fcr;
+    /* Switching the FIFOs on or off empties them; the other bits are only
+     * programmed while bit 0 is written as 1. */
+    if ((value ^ old) & FCR_ENABLE)
+        rx_drop(s, fifo_size(s));
+    if (!(value & FCR_ENABLE)) {
+        s->fcr = 0;
+        return;
+    }
+    s->fcr = value & FCR_KEPT;
+    if (value & FCR_CLEAR_RX)
+        rx_drop(s, fifo_size(s));
+}
+
+static void write_mcr(struct vm_serial *s, uint8_t value)
+{
+    uint8_t old_in = msr_inputs(s->mcr);
+    if ((s->mcr & MCR_LOOP) && !(value & MCR_LOOP))
+        s->loop_count = 0;
+    s->mcr = value & 0x1f;
+    uint8_t in = msr_inputs(s->mcr);
+    uint8_t changed = old_in ^ in;
+    if (changed & MSR_CTS)
+        s->msr_delta |= MSR_DCTS;
+    if (changed & MSR_DSR)
+        s->msr_delta |= MSR_DDSR;
+    if ((old_in & MSR_RI) && !(in & MSR_RI))
+        s->msr_delta |= MSR_TERI;
+    if (changed & MSR_DCD)
+        s->msr_delta |= MSR_DDCD;
+}
+
 void vm_serial_out(struct vm_serial *s, unsigned offset, uint8_t value)
 {
+    pthread_mutex_lock(&s->lock);
     switch (offset & 7) {
     case REG_DATA:
-        if (s->lcr & LCR_DLAB)
+        if (s->lcr & LCR_DLAB) {
             s->dll = value;
-        else
-            transmit(s, value);
+            break;
+        }
+        /* Writing THR clears a pending THRE interrupt; the byte leaves at
+         * once, so THR is empty again and THRE is pending anew. The board
+         * sees both edges. */
+        s->thre_pending = false;
+        update_irq(s);
+        transmit(s, value);
+        s->thre_pending = true;
         break;
     case REG_IER:
-        if (s->lcr & LCR_DLAB)
+        if (s->lcr & LCR_DLAB) {
             s->dlm = value;
-        else
-            s->ier = value & 0x0f;
+            break;
+        }
+        /* Enabling THRI with THR empty raises THRE at once, as Linux's
+         * UART_BUG_THRE and UART_BUG_TXEN probes expect. */
+        if ((value & IER_THRI) && !(s->ier & IER_THRI))
+            s->thre_pending = true;
+        s->ier = value & 0x0f;
+        update_coalescable(s);
         break;
     case REG_IIR:
-        s->fcr = value & 0xc9; /* the clear bits (1, 2) are self-clearing */
+        write_fcr(s, value);
         break;
     case REG_LCR:
         s->lcr = value;
         break;
     case REG_MCR:
-        s->mcr = value & 0x1f;
+        write_mcr(s, value);
         break;
     case REG_SCR:
         s->scr = value;
@@ -86,74 +271,99 @@ void vm_serial_out(struct vm_serial *s, unsigned offset, uint8_t value)
     default: /* LSR and MSR are read-only */
         break;
     }
+    update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static uint8_t read_rbr(struct vm_serial *s)
+{
+    uint8_t v = 0;
+    if (s->mcr & MCR_LOOP) {
+        if (s->loop_count) {
+            v = s->loop[0];
+            memmove(s->loop, s->loop + 1, --s->loop_count);
+        }
+    } else if (s->rx_count) {
+        v = s->rx[s->rx_head];
+        s->rx_head = (s->rx_head + 1) % VM_SERIAL_RX_MAX;
+        s->rx_count--;
+    }
+    return v;
 }
 
 uint8_t vm_serial_in(struct vm_serial *s, unsigned offset)
 {
-    uint8_t v = 0;
+    uint8_t v = 0xff;
+    pthread_mutex_lock(&s->lock);
     switch (offset & 7) {
     case REG_DATA:
-        if (s->lcr & LCR_DLAB)
-            return s->dll;
-        pthread_mutex_lock(&s->rx_lock);
-        if (s->rx_count) {
-            v = s->rx[s->rx_head];
-            s->rx_head = (s->rx_head + 1) % VM_SERIAL_RX_MAX;
-            s->rx_count--;
-        }
-        pthread_mutex_unlock(&s->rx_lock);
-        return v;
+        v = (s->lcr & LCR_DLAB) ? s->dll : read_rbr(s);
+        break;
     case REG_IER:
-        return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
-    case REG_IIR:
-        /* No interrupt pending; FIFO-enabled bits mirror FCR bit 0. */
-        return (s->fcr & 1) ? 0xc1 : 0x01;
-    case REG_LCR:
-        return s->lcr;
-    case REG_MCR:
-        return s->mcr;
-    case REG_LSR:
-        pthread_mutex_lock(&s->rx_lock);
-        v = LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
-        pthread_mutex_unlock(&s->rx_lock);
-        return v;
-    case REG_MSR:
-        /* CTS, DSR and DCD asserted, so drivers that wait for them proceed;
-         * in loopback the outputs of MCR show up instead. */
-        if (s->mcr & MCR_LOOP)
-            return (uint8_t)(((s->mcr & 0x02) << 3) | ((s->mcr & 0x01) << 5) |
-                             ((s->mcr & 0x04) << 4) | ((s->mcr & 0x08) << 4));
-        return 0xb0;
-    case REG_SCR:
-        return s->scr;
+        v = (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+        break;
+    case REG_IIR: {
+        uint8_t id = pending_id(s);
+        if (id == IIR_THRI)
+            s->thre_pending = false; /* reading IIR acknowledges THRE */
+        v = id | ((s->fcr & FCR_ENABLE) ? IIR_FIFO : 0);
+        break;
     }
-    return 0xff;
+    case REG_LCR:
+        v = s->lcr;
+        break;
+    case REG_MCR:
+        v = s->mcr;
+        break;
+    case REG_LSR:
+        v = LSR_THRE | LSR_TEMT | s->lsr_err | (rx_fill(s) ? LSR_DR : 0);
+        s->lsr_err = 0;
+        break;
+    case REG_MSR:
+        v = msr_inputs(s->mcr) | s->msr_delta;
+        s->msr_delta = 0;
+        break;
+    case REG_SCR:
+        v = s->scr;
+        break;
+    }
+    update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+bool vm_serial_thr_coalescable(const struct vm_serial *s)
+{
+    return atomic_load_explicit(&s->coalescable, memory_order_relaxed);
 }
 
 size_t vm_serial_take(struct vm_serial *s, uint8_t *out, size_t max)
 {
+    pthread_mutex_lock(&s->lock);
     size_t n = s->tx_len < max ? s->tx_len : max;
     memcpy(out, s->tx, n);
     memmove(s->tx, s->tx + n, s->tx_len - n);
     s->tx_len -= n;
     atomic_store_explicit(&s->tx_unread, s->tx_len, memory_order_relaxed);
+    pthread_mutex_unlock(&s->lock);
     return n;
 }
 
 bool vm_serial_tx_full(const struct vm_serial *s)
 {
-    return s->tx_len >= VM_SERIAL_TX_HIGH;
+    return atomic_load_explicit(&s->tx_unread, memory_order_relaxed) >= VM_SERIAL_TX_HIGH;
 }
 
 size_t vm_serial_input(struct vm_serial *s, const void *data, size_t n)
 {
     const uint8_t *p = data;
     size_t done = 0;
-    pthread_mutex_lock(&s->rx_lock);
+    pthread_mutex_lock(&s->lock);
     while (done < n && s->rx_count < VM_SERIAL_RX_MAX) {
         s->rx[(s->rx_head + s->rx_count) % VM_SERIAL_RX_MAX] = p[done++];
         s->rx_count++;
     }
-    pthread_mutex_unlock(&s->rx_lock);
+    update_irq(s);
+    pthread_mutex_unlock(&s->lock);
     return done;
 }

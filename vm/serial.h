@@ -1,15 +1,26 @@
-/* vm/serial.h: a 16550 UART at COM1 (ports 0x3f8-0x3ff), enough for the
- * usual polled drivers.
+/* vm/serial.h: a 16550A UART at COM1 (ports 0x3f8-0x3ff).
  *
- * THR writes collect in an output buffer that the vCPU's owner drains
- * (vm_serial_take) at every event; LSR always reports the transmitter empty
- * and data-ready while input is queued; IER, LCR, MCR, DLL, DLM and SCR hold
- * what is written; RBR reads bytes queued with vm_serial_input. No
- * interrupts are raised: kvmstub's guests poll.
+ * Polled drivers and Linux's interrupt-driven 8250 driver both work: the
+ * registers behave as a 16550A does (Linux's autoconfig detects a 16550A,
+ * its THRE and TXEN probes find no bug). The transmitter is infinitely
+ * fast: THR writes go straight to an output buffer that the vCPU's owner
+ * drains (vm_serial_take), so LSR always reports THRE and TEMT. Input
+ * queued with vm_serial_input waits in a backlog (VM_SERIAL_RX_MAX bytes)
+ * that plays the remote sender: the receiver FIFO (16 bytes with FCR bit 0,
+ * else 1) is its head, refilled as the guest reads RBR. Clearing the
+ * receiver FIFO drops only what is in it, as on QEMU's UART.
  *
- * Threads: register accesses and vm_serial_take happen on the thread that
- * runs the vCPU; vm_serial_input and vm_serial_pending may be called from
- * any thread. */
+ * Interrupts: with vm_serial_set_irq the UART drives an interrupt line,
+ * the 16550's INTR output gated by MCR.OUT2 as on a PC (and off in
+ * loopback). The callback is told every change of the level, including the
+ * brief drop a THR write makes while THRE is pending (an edge-triggered
+ * IOAPIC pin sees a new edge for every byte, as with a real UART). Without
+ * a callback (the bare board) nothing is signalled.
+ *
+ * Threads: every function may be called from any thread; one mutex inside
+ * serializes them. The IRQ callback runs with that mutex held, so levels
+ * arrive in order; it must not call back into the UART.
+ * vm_serial_thr_coalescable and tx_unread are lock-free reads. */
 #ifndef VM_SERIAL_H
 #define VM_SERIAL_H
 
@@ -20,39 +31,66 @@
 #include <stdint.h>
 
 #define VM_SERIAL_BASE 0x3f8u
+#define VM_SERIAL_IRQ 4u /* COM1's ISA interrupt */
 /* The run loop hands output over once VM_SERIAL_TX_HIGH bytes wait; the
  * room above it takes what one exit can add (a drained coalesced ring, one
  * string instruction's page) so nothing is ever dropped. */
 #define VM_SERIAL_TX_HIGH 8192u
 #define VM_SERIAL_TX_MAX 16384u
 #define VM_SERIAL_RX_MAX 4096u
+#define VM_SERIAL_FIFO 16u
 
+typedef void (*vm_serial_irq_fn)(void *ctx, bool level);
+
+/* The fields are the model's state; only tx_len (read by the vCPU's owner
+ * between exits), tx_unread and tx_total are meant to be read outside. */
 struct vm_serial {
+    pthread_mutex_t lock;
     uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+    uint8_t lsr_err; /* overrun, kept until LSR is read */
+    uint8_t msr_delta;
+    bool thre_pending; /* THRE interrupt: set when THR empties, cleared by IIR/THR */
+    bool irq_level;
+    vm_serial_irq_fn irq_fn;
+    void *irq_ctx;
+    atomic_bool coalescable;
     uint8_t tx[VM_SERIAL_TX_MAX];
     size_t tx_len;
     atomic_size_t tx_unread; /* tx_len, readable from other threads */
     uint64_t tx_total;
-    pthread_mutex_t rx_lock;
-    uint8_t rx[VM_SERIAL_RX_MAX];
+    uint8_t rx[VM_SERIAL_RX_MAX]; /* backlog; its head is the receiver FIFO */
     size_t rx_head, rx_count;
+    uint8_t loop[VM_SERIAL_FIFO]; /* the receiver in loopback mode */
+    size_t loop_count;
 };
 
 void vm_serial_init(struct vm_serial *s);
 void vm_serial_destroy(struct vm_serial *s);
-/* Back to power-on register values, dropping queued input and output. */
+/* Back to power-on register values, dropping queued input and output. The
+ * IRQ callback stays; the line drops if it was up. */
 void vm_serial_reset(struct vm_serial *s);
+
+/* Connects the interrupt output (NULL to disconnect). The callback is
+ * called at once with the current level. */
+void vm_serial_set_irq(struct vm_serial *s, vm_serial_irq_fn fn, void *ctx);
 
 /* offset is port - VM_SERIAL_BASE (0..7). */
 void vm_serial_out(struct vm_serial *s, unsigned offset, uint8_t value);
 uint8_t vm_serial_in(struct vm_serial *s, unsigned offset);
+
+/* True while THR writes need no exit each: no THRE interrupt is wanted
+ * (no IRQ callback, or IER.THRI clear), so writes may pass through KVM's
+ * coalesced PIO ring and be replayed later with vm_serial_out. Changes only
+ * on IER writes, vm_serial_set_irq and reset: check it after those. */
+bool vm_serial_thr_coalescable(const struct vm_serial *s);
 
 /* Moves up to max bytes of guest output to out; returns the count. */
 size_t vm_serial_take(struct vm_serial *s, uint8_t *out, size_t max);
 /* True once VM_SERIAL_TX_HIGH bytes wait. */
 bool vm_serial_tx_full(const struct vm_serial *s);
 
-/* Queues input for the guest to read; returns bytes queued (may be short). */
+/* Queues input for the guest to read; returns bytes queued (may be short).
+ * Raises the receive interrupt if the guest enabled it. */
 size_t vm_serial_input(struct vm_serial *s, const void *data, size_t n);
 
 #endif
