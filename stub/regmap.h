@@ -17,6 +17,10 @@ enum stub_arch {
     STUB_ARCH_AMD64,
 };
 
+/* No layout's 'g' packet is longer than this many bytes (checked by the
+ * tests). */
+#define STUB_REGMAP_MAX_BYTES 4096u
+
 struct stub_reg {
     enum vm_reg_id id;
     const char *name;    /* gdb's name */

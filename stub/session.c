@@ -179,20 +179,21 @@ static int reg_put(struct stub_session *s, const struct stub_reg *d, const uint8
 static void h_read_regs(struct stub_session *s, struct rsp_cmd *c)
 {
     (void)c;
-    size_t n;
+    size_t n, len = 0;
     const struct stub_reg *d = stub_regmap(arch(s), &n);
-    struct rsp_reply r;
-    rsp_reply_begin(&r, &s->conn);
+    uint8_t all[STUB_REGMAP_MAX_BYTES];
     for (size_t i = 0; i < n; i++) {
-        uint8_t v[16];
-        int err = reg_get(s, &d[i], v);
+        int err = reg_get(s, &d[i], all + len);
         if (err) {
-            rsp_reply_abort(&r);
             reply_error(s, err);
             return;
         }
-        rsp_reply_hex(&r, v, d[i].size);
+        len += d[i].size;
     }
+    /* One hex run: the reply costs per byte, not per register. */
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_hex(&r, all, len);
     rsp_reply_end(&r);
 }
 

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #define CR0_PE (1ull << 0)
@@ -104,15 +105,18 @@ static struct kvm_segment *segment(struct kvm_sregs *s, enum vm_reg_id id)
 
 static __u64 *gpr(struct kvm_regs *r, enum vm_reg_id id)
 {
-    __u64 *const map[] = {
-        [VM_REG_RAX] = &r->rax, [VM_REG_RBX] = &r->rbx, [VM_REG_RCX] = &r->rcx,
-        [VM_REG_RDX] = &r->rdx, [VM_REG_RSI] = &r->rsi, [VM_REG_RDI] = &r->rdi,
-        [VM_REG_RBP] = &r->rbp, [VM_REG_RSP] = &r->rsp, [VM_REG_R8] = &r->r8,
-        [VM_REG_R9] = &r->r9, [VM_REG_R10] = &r->r10, [VM_REG_R11] = &r->r11,
-        [VM_REG_R12] = &r->r12, [VM_REG_R13] = &r->r13, [VM_REG_R14] = &r->r14,
-        [VM_REG_R15] = &r->r15, [VM_REG_RIP] = &r->rip, [VM_REG_EFLAGS] = &r->rflags,
+    static const size_t off[] = {
+        [VM_REG_RAX] = offsetof(struct kvm_regs, rax), [VM_REG_RBX] = offsetof(struct kvm_regs, rbx),
+        [VM_REG_RCX] = offsetof(struct kvm_regs, rcx), [VM_REG_RDX] = offsetof(struct kvm_regs, rdx),
+        [VM_REG_RSI] = offsetof(struct kvm_regs, rsi), [VM_REG_RDI] = offsetof(struct kvm_regs, rdi),
+        [VM_REG_RBP] = offsetof(struct kvm_regs, rbp), [VM_REG_RSP] = offsetof(struct kvm_regs, rsp),
+        [VM_REG_R8] = offsetof(struct kvm_regs, r8),   [VM_REG_R9] = offsetof(struct kvm_regs, r9),
+        [VM_REG_R10] = offsetof(struct kvm_regs, r10), [VM_REG_R11] = offsetof(struct kvm_regs, r11),
+        [VM_REG_R12] = offsetof(struct kvm_regs, r12), [VM_REG_R13] = offsetof(struct kvm_regs, r13),
+        [VM_REG_R14] = offsetof(struct kvm_regs, r14), [VM_REG_R15] = offsetof(struct kvm_regs, r15),
+        [VM_REG_RIP] = offsetof(struct kvm_regs, rip), [VM_REG_EFLAGS] = offsetof(struct kvm_regs, rflags),
     };
-    return id <= VM_REG_EFLAGS ? map[id] : NULL;
+    return id <= VM_REG_EFLAGS ? (__u64 *)((char *)r + off[id]) : NULL;
 }
 
 int vm_reg_get(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t *value)
@@ -275,26 +279,28 @@ int vm_reg_read(struct vm_cpu *cpu, enum vm_reg_id id, uint8_t *out, size_t size
 {
     if ((unsigned)id >= VM_REG_COUNT)
         return -EINVAL;
-    uint8_t v[16] = {0};
+    const uint8_t *src;
+    size_t width;
+    uint64_t x;
     if (vm_reg_is_wide(id)) {
         int err = vm_regcache_fetch(&cpu->rc, VM_RC_FPU);
         if (err)
             return err;
-        if (id < VM_REG_XMM0)
-            memcpy(v, cpu->rc.fpu.fpr[id - VM_REG_ST0], 10);
-        else
-            memcpy(v, cpu->rc.fpu.xmm[id - VM_REG_XMM0], 16);
+        src = id < VM_REG_XMM0 ? cpu->rc.fpu.fpr[id - VM_REG_ST0] : cpu->rc.fpu.xmm[id - VM_REG_XMM0];
+        width = id < VM_REG_XMM0 ? 10 : 16;
     } else {
-        uint64_t x;
         int err = vm_reg_get(cpu, id, &x);
         if (err)
             return err;
-        for (unsigned i = 0; i < 8; i++)
-            v[i] = (uint8_t)(x >> (8 * i));
+        src = (const uint8_t *)&x; /* x86 hosts only: little-endian like gdb's packets */
+        width = 8;
     }
-    memcpy(out, v, size < sizeof(v) ? size : sizeof(v));
-    if (size > sizeof(v))
-        memset(out + sizeof(v), 0, size - sizeof(v));
+    if (size <= width) {
+        memcpy(out, src, size);
+    } else {
+        memcpy(out, src, width);
+        memset(out + width, 0, size - width);
+    }
     return 0;
 }
 

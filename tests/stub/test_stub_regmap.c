@@ -30,6 +30,8 @@ static void test_layouts(void)
     /* Sizes of the 'g' packet: 16*8+8+4+6*4 + 8*10 + 8*4 + 16*16 + 4 + 9*8. */
     CU_ASSERT_EQUAL(stub_regmap_size(STUB_ARCH_AMD64), 16 * 8 + 8 + 4 + 24 + 80 + 32 + 256 + 4 + 72);
     CU_ASSERT_EQUAL(stub_regmap_size(STUB_ARCH_I386), 8 * 4 + 4 + 4 + 24 + 80 + 32 + 128 + 4 + 6 * 4 + 8);
+    CU_ASSERT(stub_regmap_size(STUB_ARCH_AMD64) <= STUB_REGMAP_MAX_BYTES);
+    CU_ASSERT(stub_regmap_size(STUB_ARCH_I386) <= STUB_REGMAP_MAX_BYTES);
     for (size_t i = 0; i < n64; i++)
         for (size_t j = i + 1; j < n64; j++)
             CU_ASSERT(strcmp(a[i].name, a[j].name) != 0);
