@@ -3,6 +3,7 @@
 
 #include "log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,15 +111,81 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
         break;
     case VM_EVENT_STEP:
         break;
+    case VM_EVENT_IO: {
+        const char *dir = ev->u.io.out ? "out" : "in";
+        uint32_t v = ev->u.io.value;
+        char ch[8] = "";
+        if (ev->u.io.size == 1 && isprint((int)v))
+            snprintf(ch, sizeof(ch), " ('%c')", (char)v);
+        snprintf(st->why, sizeof(st->why), "port 0x%x: %s of %u byte%s, value 0x%x%s (catch %u)",
+                 ev->u.io.port, dir, ev->u.io.size, ev->u.io.size > 1 ? "s" : "", v, ch,
+                 ev->u.io.catch_id);
+        snprintf(m->last_catch, sizeof(m->last_catch), "%s, rip 0x%llx", st->why,
+                 (unsigned long long)rip);
+        break;
     }
+    }
+}
+
+#define HELD_MAX (1u << 20)
+
+static void show(struct stub_machine *m, const uint8_t *data, size_t n)
+{
+    stub_console_write(&m->console, data, n);
+    if (m->attached)
+        m->listener.output(m->listener.ctx, data, n);
+}
+
+static void hold(struct stub_machine *m, const uint8_t *data, size_t n)
+{
+    size_t room = HELD_MAX - m->held_len;
+    if (n > room) {
+        m->held_dropped += n - room;
+        n = room;
+    }
+    if (!n)
+        return;
+    if (!m->held && !(m->held = malloc(HELD_MAX))) {
+        m->held_dropped += n;
+        return;
+    }
+    memcpy(m->held + m->held_len, data, n);
+    m->held_len += n;
 }
 
 static void on_output(void *ctx, const uint8_t *data, size_t n)
 {
     struct stub_machine *m = ctx;
-    stub_console_write(&m->console, data, n);
-    if (m->attached)
-        m->listener.output(m->listener.ctx, data, n);
+    if (m->holding) {
+        hold(m, data, n);
+        return;
+    }
+    size_t end;
+    int which = stub_until_feed(&m->until, data, n, &end);
+    if (which < 0) {
+        show(m, data, n);
+        return;
+    }
+    /* What the user sees ends with the text; the guest stops. */
+    show(m, data, end);
+    hold(m, data + end, n - end);
+    m->holding = true;
+    m->until_matched = which;
+    stub_machine_interrupt(m);
+}
+
+/* Output held back since a match goes out when the guest runs on. */
+static void release_held(struct stub_machine *m)
+{
+    m->holding = false;
+    if (m->held_len)
+        show(m, m->held, m->held_len);
+    if (m->held_dropped)
+        stub_log("%llu bytes of console output after the --until match were dropped (more than "
+                 "%u came before the guest stopped)",
+                 (unsigned long long)m->held_dropped, HELD_MAX);
+    m->held_len = 0;
+    m->held_dropped = 0;
 }
 
 /* The stop of a run is known and every vCPU is stopped: tell gdb, or apply
@@ -132,13 +199,25 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
         stub_log("guest stopped: %s", st->why);
     if (m->attached) {
         m->listener.stopped(m->listener.ctx, st);
+    } else if (st->exited && m->timed_out) {
+        stub_log("the guest was ended by --timeout (exit status 124)");
     } else if (st->exited) {
         stub_log("guest exited with status %u", st->status);
+    } else if (m->until_matched >= 0) {
+        /* A runner waiting for a text: it came. */
+        stub_machine_exit(m, 0);
+        return;
+    } else if (m->opts->no_gdb) {
+        /* Nobody can ever look at this stop: end with a status that says
+         * what it was, as a shell does for a process killed by a signal. */
+        stub_log("no gdb can attach (--no-gdb); exiting with status %d", 128 + st->signal);
+        stub_machine_exit(m, 128 + st->signal);
+        return;
     } else if (ms->type == VM_EVENT_HALT && !ms->failed) {
         stub_log("guest halted; connect gdb to look at it");
     }
     if (st->exited)
-        stub_machine_exit(m, (int)(st->status & 0xff));
+        stub_machine_exit(m, m->timed_out ? 124 : (int)(st->status & 0xff));
 }
 
 /* Stops that are no event of the guest's own: ours, or the debugger's. */
@@ -200,13 +279,21 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         }
     }
     if (!m->have_primary) {
-        /* Interrupted (Ctrl-C, or a debugger attaching): reported on the
-         * first vCPU, which is the thread gdb selects. */
+        /* Interrupted (Ctrl-C, a debugger attaching, a text found, the time
+         * up): reported on the first vCPU, which is the thread gdb selects. */
         m->primary.type = VM_EVENT_INTERRUPTED;
         m->primary.failed = false;
         translate(m, 0, &(struct vm_event){.type = VM_EVENT_INTERRUPTED}, 0, &m->primary.st);
         if (attach_stop)
             m->primary.st.signal = STUB_SIGTRAP;
+        if (m->timed_out) {
+            m->primary.st.exited = true;
+            m->primary.st.status = 124;
+        } else if (m->until_matched >= 0) {
+            m->primary.st.signal = STUB_SIGTRAP;
+            snprintf(m->primary.st.why, sizeof(m->primary.st.why), "the guest printed '%.100s'",
+                     m->until.texts[m->until_matched].text);
+        }
     }
     m->have_primary = false;
     report(m, &m->primary);
@@ -222,6 +309,47 @@ static void report_kept(uv_timer_t *t)
             return;
         }
     }
+}
+
+void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap)
+{
+    uint8_t tail[512];
+    size_t n = stub_console_history(&m->console, tail, sizeof(tail)), e = n;
+    while (e && (tail[e - 1] == '\n' || tail[e - 1] == '\r'))
+        e--;
+    size_t b = e;
+    while (b && tail[b - 1] != '\n')
+        b--;
+    size_t k = 0;
+    for (size_t i = b; i < e && k + 1 < cap; i++)
+        out[k++] = isprint(tail[i]) ? (char)tail[i] : '?';
+    out[k] = 0;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct stub_machine *m = t->data;
+    char line[128];
+    stub_machine_last_line(m, line, sizeof(line));
+    stub_log("--timeout: the guest did not end within %g s; its last line was '%s'",
+             m->opts->timeout, line);
+    m->timed_out = true;
+    if (stub_machine_running(m)) {
+        /* The stop becomes an exit with status 124, also for gdb. */
+        stub_machine_interrupt(m);
+        return;
+    }
+    stub_machine_exit(m, 124);
+}
+
+int stub_machine_until(struct stub_machine *m, const char *text)
+{
+    return stub_until_add(&m->until, text);
+}
+
+void stub_machine_until_clear(struct stub_machine *m)
+{
+    stub_until_clear(&m->until);
 }
 
 int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
@@ -271,6 +399,18 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     }
     uv_timer_init(loop, &m->report_timer);
     m->report_timer.data = m;
+    m->until_matched = -1;
+    for (size_t i = 0; i < opts->nuntil; i++) {
+        if ((r = stub_until_add(&m->until, opts->until[i])) && r != -EEXIST) {
+            snprintf(err, errlen, "--until '%s': %s", opts->until[i], strerror(-r));
+            *image_problem = true;
+            return r;
+        }
+    }
+    uv_timer_init(loop, &m->timeout_timer);
+    m->timeout_timer.data = m;
+    if (opts->timeout > 0)
+        uv_timer_start(&m->timeout_timer, on_timeout, (uint64_t)(opts->timeout * 1000 + 0.5), 0);
     if ((r = stub_vcpus_start(&m->vcpus, loop, m->vm, on_output, on_stop, m))) {
         snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
         return r;
@@ -282,8 +422,12 @@ void stub_machine_free(struct stub_machine *m)
 {
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
-    if (m->report_timer.loop && !uv_is_closing((uv_handle_t *)&m->report_timer))
-        uv_close((uv_handle_t *)&m->report_timer, NULL);
+    uv_handle_t *timers[] = {(uv_handle_t *)&m->report_timer, (uv_handle_t *)&m->timeout_timer};
+    for (size_t i = 0; i < 2; i++)
+        if (timers[i]->loop && !uv_is_closing(timers[i]))
+            uv_close(timers[i], NULL);
+    free(m->held);
+    m->held = NULL;
     stub_console_close(&m->console);
     vm_image_free(&m->image);
     vm_destroy(m->vm);
@@ -319,6 +463,9 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
         }
     }
     m->have_primary = false;
+    m->until_matched = -1;
+    if (m->holding)
+        release_held(m);
     for (unsigned i = 0; i < r->count && i < m->ncpus; i++) {
         const struct stub_thread_action *a = &r->threads[i];
         if (a->action == STUB_ACTION_NONE)

@@ -21,6 +21,7 @@
 #include "options.h"
 #include "shutdown.h"
 #include "target.h"
+#include "until.h"
 #include "vcpus.h"
 #include "vm/image.h"
 #include "vm/vm.h"
@@ -54,6 +55,20 @@ struct stub_machine {
     bool resume_at_stop; /* ... and the guest runs on without them */
     bool attach_stop;    /* stopping a running guest for a new gdb */
     struct stub_shutdown *shutdown;
+    /* --until / monitor until: console texts that stop the guest. Once one
+     * matched, output is held back (not shown, not in the --serial file)
+     * until the guest is resumed: what the user sees ends at the match. */
+    struct stub_until until;
+    int until_matched;  /* index of the text, or -1 */
+    bool holding;
+    uint8_t *held;
+    size_t held_len;
+    uint64_t held_dropped;
+    /* --timeout */
+    uv_timer_t timeout_timer;
+    bool timed_out;
+    /* The last port I/O catch that stopped the guest, for monitor info. */
+    char last_catch[200];
     uint64_t stops;
     int port; /* where the server listens, for monitor info */
 };
@@ -84,6 +99,11 @@ void stub_machine_detach(struct stub_machine *m);
 
 /* Back to the image's initial state, as after start-up. */
 int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen);
+/* Adds a text to watch for / forgets them all (monitor until). */
+int stub_machine_until(struct stub_machine *m, const char *text);
+void stub_machine_until_clear(struct stub_machine *m);
+/* The last non-empty line the guest printed, for messages. */
+void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap);
 /* Ends kvmstub with status once pending output is written. */
 void stub_machine_exit(struct stub_machine *m, int status);
 

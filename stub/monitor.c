@@ -18,6 +18,11 @@ static const char help_text[] =
     "  monitor reset         back to the image's initial state\n"
     "  monitor serial        what the guest printed so far (the last 64 KiB)\n"
     "  monitor input TEXT    queue TEXT (and a newline) for the guest's UART to read\n"
+    "  monitor until TEXT    stop when the guest prints TEXT; 'monitor until' alone lists\n"
+    "                        the texts, 'monitor until clear' forgets them\n"
+    "  monitor catch io PORT[-PORT] [in|out|any]\n"
+    "                        stop after the guest's IN or OUT on those ports\n"
+    "  monitor catch         list the catches; 'monitor catch delete N' removes one\n"
     "  monitor quit          end kvmstub\n";
 
 static void bits(struct stub_text *t, uint64_t v, const char *const names[], int count)
@@ -32,6 +37,21 @@ static void bits(struct stub_text *t, uint64_t v, const char *const names[], int
 static const char *gdb_arch_name(enum vm_mode mode)
 {
     return mode == VM_MODE_LONG ? "amd64" : mode == VM_MODE_REAL ? "i8086" : "i386";
+}
+
+/* "an OUT on port 0x3f8, 2 hits" */
+static const char *catch_text(const struct vm_io_catch *c)
+{
+    static char b[96];
+    char ports[32];
+    if (c->lo == c->hi)
+        snprintf(ports, sizeof(ports), "port 0x%x", c->lo);
+    else
+        snprintf(ports, sizeof(ports), "ports 0x%x-0x%x", c->lo, c->hi);
+    snprintf(b, sizeof(b), "%s on %s, %llu hit%s",
+             c->dir == VM_IO_IN ? "an IN" : c->dir == VM_IO_OUT ? "an OUT" : "an IN or OUT", ports,
+             (unsigned long long)c->hits, c->hits == 1 ? "" : "s");
+    return b;
 }
 
 static void info(struct stub_machine *m, unsigned tid, struct stub_text *t)
@@ -71,6 +91,14 @@ static void info(struct stub_machine *m, unsigned tid, struct stub_text *t)
         (unsigned long long)st->watch_hits, (unsigned long long)st->steps,
         (unsigned long long)st->reinjected);
     say(t, "serial:        %llu bytes out\n", (unsigned long long)m->console.total);
+    for (size_t i = 0; i < m->until.n; i++)
+        say(t, "until:         '%s'\n", m->until.texts[i].text);
+    struct vm_io_catch catches[VM_MAX_IO_CATCHES];
+    size_t nc = vm_io_catch_list(m->vm, catches, VM_MAX_IO_CATCHES);
+    for (size_t i = 0; i < nc && i < VM_MAX_IO_CATCHES; i++)
+        say(t, "catch %u:       %s\n", catches[i].id, catch_text(&catches[i]));
+    if (m->last_catch[0])
+        say(t, "last catch:    %s\n", m->last_catch);
     const struct vm_caps *c = vm_caps(vm);
     say(t, "host probe:    int3 %s; DR0-DR3 execution breakpoints %s; data breakpoints %s; "
            "read-only slots %s\n",
@@ -180,6 +208,136 @@ static void serial(struct stub_machine *m, struct stub_text *t)
     free(buf);
 }
 
+static int until(struct stub_machine *m, const char *arg, size_t n, struct stub_text *t)
+{
+    if (n == 0) {
+        if (!m->until.n)
+            say(t, "no texts to stop at; 'monitor until TEXT' adds one\n");
+        for (size_t i = 0; i < m->until.n; i++)
+            say(t, "stops when the guest prints '%s'\n", m->until.texts[i].text);
+        return 0;
+    }
+    if (n == 5 && strncmp(arg, "clear", 5) == 0) {
+        stub_machine_until_clear(m);
+        say(t, "no more texts to stop at\n");
+        return 0;
+    }
+    char text[STUB_UNTIL_MAX_LEN + 1];
+    if (n > STUB_UNTIL_MAX_LEN) {
+        say(t, "that text is longer than %u bytes\n", STUB_UNTIL_MAX_LEN);
+        return -EINVAL;
+    }
+    memcpy(text, arg, n);
+    text[n] = 0;
+    int r = stub_machine_until(m, text);
+    if (r == -ENOSPC)
+        say(t, "%u texts are set already; 'monitor until clear' forgets them\n", STUB_UNTIL_MAX);
+    else if (r == -EEXIST)
+        say(t, "'%s' is set already\n", text);
+    else if (r)
+        say(t, "cannot watch for '%s': %s\n", text, strerror(-r));
+    else
+        say(t, "the guest stops when it prints '%s'\n", text);
+    return r == -EEXIST ? 0 : r;
+}
+
+/* The next word of [*p, end), NUL-terminated into w (cap bytes). */
+static bool word(const char **p, const char *end, char *w, size_t cap)
+{
+    while (*p < end && isspace((unsigned char)**p))
+        (*p)++;
+    size_t k = 0;
+    while (*p < end && !isspace((unsigned char)**p)) {
+        if (k + 1 < cap)
+            w[k++] = **p;
+        (*p)++;
+    }
+    w[k] = 0;
+    return k > 0;
+}
+
+static bool port_number(const char *s, uint16_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 0);
+    if (errno || end == s || *end || v > 0xffff)
+        return false;
+    *out = (uint16_t)v;
+    return true;
+}
+
+static int catch(struct stub_machine *m, const char *arg, size_t n, struct stub_text *t)
+{
+    const char *p = arg, *end = arg + n;
+    char w[64];
+    if (!word(&p, end, w, sizeof(w))) {
+        struct vm_io_catch c[VM_MAX_IO_CATCHES];
+        size_t k = vm_io_catch_list(m->vm, c, VM_MAX_IO_CATCHES);
+        if (!k)
+            say(t, "no catches; 'monitor catch io PORT[-PORT] [in|out|any]' sets one\n");
+        for (size_t i = 0; i < k && i < VM_MAX_IO_CATCHES; i++)
+            say(t, "%u: %s\n", c[i].id, catch_text(&c[i]));
+        return 0;
+    }
+    if (strcmp(w, "delete") == 0) {
+        char num[32];
+        char *e;
+        unsigned long id = word(&p, end, num, sizeof(num)) ? strtoul(num, &e, 0) : 0;
+        if (!id || *e || word(&p, end, w, sizeof(w))) {
+            say(t, "usage: monitor catch delete N (N from 'monitor catch')\n");
+            return -EINVAL;
+        }
+        int r = vm_io_catch_remove(m->vm, (unsigned)id);
+        say(t, r ? "there is no catch %lu\n" : "catch %lu deleted\n", id);
+        return r;
+    }
+    if (strcmp(w, "io") != 0) {
+        say(t, "unknown catch '%s': use 'monitor catch io PORT[-PORT] [in|out|any]', 'monitor "
+               "catch delete N' or 'monitor catch'\n",
+            w);
+        return -EINVAL;
+    }
+    char range[64], dirw[16] = "any";
+    uint16_t lo, hi;
+    if (!word(&p, end, range, sizeof(range))) {
+        say(t, "usage: monitor catch io PORT[-PORT] [in|out|any], e.g. monitor catch io 0x3f8 out\n");
+        return -EINVAL;
+    }
+    char *dash = strchr(range, '-');
+    if (dash)
+        *dash = 0;
+    if (!port_number(range, &lo) || (dash ? !port_number(dash + 1, &hi) : !(hi = lo, 1)) ||
+        lo > hi) {
+        say(t, "'%s' is not a port or a range of ports (0 to 0xffff, like 0x3f8 or 0x60-0x64)\n",
+            range);
+        return -EINVAL;
+    }
+    char given[16];
+    if (word(&p, end, given, sizeof(given)))
+        memcpy(dirw, given, sizeof(dirw));
+    enum vm_io_dir dir = strcmp(dirw, "in") == 0    ? VM_IO_IN
+                         : strcmp(dirw, "out") == 0 ? VM_IO_OUT
+                         : strcmp(dirw, "any") == 0 ? VM_IO_ANY
+                                                    : 0;
+    if (!dir || word(&p, end, w, sizeof(w))) {
+        say(t, "the direction is in, out or any (not '%s')\n", dirw);
+        return -EINVAL;
+    }
+    unsigned id;
+    int r = vm_io_catch_add(m->vm, lo, hi, dir, &id);
+    if (r == -ENOSPC) {
+        say(t, "%u catches are set already; delete one first\n", VM_MAX_IO_CATCHES);
+        return r;
+    }
+    if (r && r != -ENOTTY)
+        say(t, "note: KVM kept batching writes to these ports (%s): some may be seen late\n",
+            strerror(-r));
+    struct vm_io_catch shown = {.id = id, .lo = lo, .hi = hi, .dir = dir};
+    say(t, "catch %u: the guest stops after %s\n", id, catch_text(&shown));
+    return 0;
+}
+
 int stub_monitor_run(struct stub_machine *m, unsigned tid, const char *cmd, struct stub_text *t)
 {
     while (isspace((unsigned char)*cmd))
@@ -218,6 +376,10 @@ int stub_monitor_run(struct stub_machine *m, unsigned tid, const char *cmd, stru
         q += vm_console_input(m->vm, "\n", 1);
         say(t, "queued %zu bytes for the guest's UART%s\n", q,
             q < n + 1 ? " (its input queue is full)" : "");
+    } else if (IS("until")) {
+        return until(m, arg, (size_t)(cmd + len - arg), t);
+    } else if (IS("catch")) {
+        return catch(m, arg, (size_t)(cmd + len - arg), t);
     } else if (IS("quit")) {
         say(t, "kvmstub exits\n");
         stub_machine_exit(m, 0);

@@ -20,6 +20,7 @@ static const char usage[] =
     "  --port N             TCP port (default 1234; 0 picks a free one)\n"
     "  --stdio              speak the protocol on stdin/stdout instead, for\n"
     "                       gdb -ex 'target remote | kvmstub --stdio IMAGE'\n"
+    "  --no-gdb             listen nowhere: run the guest to its end (implies --run)\n"
     "Guest:\n"
     "  --memory SIZE        guest RAM, with K, M or G (default 64M, at most 3G)\n"
     "  --format FMT         auto, bin, elf or multiboot (default auto)\n"
@@ -31,7 +32,11 @@ static const char usage[] =
     "  --reg NAME=VALUE     set a register before the guest starts (repeatable),\n"
     "                       e.g. --reg rax=2\n"
     "Running:\n"
-    "  --run                start the guest at once instead of waiting for gdb\n"
+    "  --run                start the guest at once instead of waiting for gdb (on a\n"
+    "                       free port unless --port, --listen or --stdio is given)\n"
+    "  --until TEXT         stop when the guest's console output contains TEXT\n"
+    "                       (repeatable); without gdb, exit with status 0 there\n"
+    "  --timeout SECONDS    end a guest that has not exited by then: status 124\n"
     "  --on-hlt stop|exit   report hlt to gdb as a stop (default), or end the guest\n"
     "                       with exit status 0\n"
     "  --serial FILE|-      also copy the guest's serial output to FILE (- is stdout)\n"
@@ -41,8 +46,10 @@ static const char usage[] =
     "  --trace              log every packet and every unhandled port on stderr\n"
     "  --help, --version\n"
     "\n"
-    "With --run --serial - --on-hlt exit, kvmstub is a small KVM runner whose exit\n"
-    "status is the guest's (the value written to port 0xf4, or 0 on hlt).\n";
+    "With --no-gdb --serial - (and --on-hlt exit, --until, --timeout), kvmstub is\n"
+    "a small KVM runner whose exit status is the guest's (the value written to\n"
+    "port 0xf4), 0 (--on-hlt exit, --until matched), 124 (--timeout) or 128+N\n"
+    "for a fault with gdb's signal N; see README for the table.\n";
 
 const char *stub_usage(void)
 {
@@ -100,13 +107,16 @@ int stub_parse_size(const char *s, uint64_t *out)
 enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
-    OPT_HELP, OPT_VERSION,
+    OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT,
 };
 
 static const struct option longopts[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"port", required_argument, NULL, OPT_PORT},
     {"stdio", no_argument, NULL, OPT_STDIO},
+    {"no-gdb", no_argument, NULL, OPT_NO_GDB},
+    {"until", required_argument, NULL, OPT_UNTIL},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"mode", required_argument, NULL, OPT_MODE},
@@ -162,20 +172,43 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     opterr = 0;
     int c;
     uint64_t v;
+    bool where_given = false;
     while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         const char *a = optarg;
         switch (c) {
         case OPT_LISTEN:
             o->listen = a;
+            where_given = true;
             break;
         case OPT_PORT:
             if (stub_parse_u64(a, &v) || v > 65535)
                 return fail(err, errlen, "--port: '%s' is not a port number (0-65535)", a);
             o->port = (int)v;
+            where_given = true;
             break;
         case OPT_STDIO:
             o->stdio = true;
+            where_given = true;
             break;
+        case OPT_NO_GDB:
+            o->no_gdb = true;
+            break;
+        case OPT_UNTIL:
+            if (!*a || strlen(a) > 256)
+                return fail(err, errlen, "--until: give a text of 1 to 256 bytes");
+            if (o->nuntil >= STUB_MAX_UNTIL)
+                return fail(err, errlen, "--until given more than %d times", STUB_MAX_UNTIL);
+            o->until[o->nuntil++] = a;
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            errno = 0;
+            double t = strtod(a, &end);
+            if (errno || end == a || *end || !(t > 0 && t <= 1e7))
+                return fail(err, errlen, "--timeout: '%s' is not a number of seconds above 0", a);
+            o->timeout = t;
+            break;
+        }
         case OPT_MEMORY:
             if (stub_parse_size(a, &v))
                 return fail(err, errlen, "--memory: '%s' is not a size (like 64M or 1G)", a);
@@ -280,5 +313,12 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     if (o->stdio && o->serial && strcmp(o->serial, "-") == 0)
         return fail(err, errlen,
                     "--serial - and --stdio both want stdout; give --serial a file instead");
+    if (o->no_gdb && where_given)
+        return fail(err, errlen, "--no-gdb listens nowhere: drop --port, --listen and --stdio");
+    if (o->no_gdb)
+        o->run = true;
+    /* A runner needs no fixed port: many of them start at once in CI. */
+    if (o->run && !where_given)
+        o->port = 0;
     return STUB_OPTIONS_RUN;
 }

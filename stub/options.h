@@ -15,6 +15,7 @@
 
 #define STUB_DEFAULT_PORT 1234
 #define STUB_MAX_INITIAL_REGS 32
+#define STUB_MAX_UNTIL 16
 
 enum stub_on_hlt {
     STUB_HLT_STOP, /* report a stop to gdb */
@@ -31,6 +32,7 @@ struct stub_options {
     const char *listen;     /* address to bind */
     int port;               /* 0 picks a free one */
     bool stdio;
+    bool no_gdb;            /* listen nowhere (implies run) */
     uint64_t memory;
     struct vm_image_options image_opts;
     const char *serial;     /* copy serial output here; "-" for stdout */
@@ -41,6 +43,9 @@ struct stub_options {
     bool force_hlt_breakpoints; /* use planted hlt even where int3 works */
     struct stub_initial_reg regs[STUB_MAX_INITIAL_REGS];
     size_t nregs;
+    const char *until[STUB_MAX_UNTIL]; /* stop when the console prints one */
+    size_t nuntil;
+    double timeout;                    /* seconds; 0 for none */
 };
 
 enum {

@@ -787,8 +787,10 @@ static void on_stopped(void *ctx, const struct stub_stop *stop)
     if (s->waiting_stop) {
         if (stop->why[0]) {
             char line[200];
-            int n = snprintf(line, sizeof(line), "kvmstub: %s\n", stop->why);
+            int n = snprintf(line, sizeof(line), "%skvmstub: %s\n", s->midline ? "\n" : "",
+                             stop->why);
             rsp_send_console(&s->conn, line, (size_t)n, 0);
+            s->midline = false;
         }
         s->waiting_stop = false;
         send_stop(s, stop);
@@ -804,5 +806,7 @@ static void on_output(void *ctx, const uint8_t *data, size_t n)
     if (!s->waiting_stop)
         return;
     rsp_send_console(&s->conn, data, n, 0);
+    if (n)
+        s->midline = data[n - 1] != '\n';
     flush(s);
 }

@@ -40,6 +40,7 @@ struct stub_session {
     unsigned g_tid;      /* Hg: whose registers and memory gdb sees */
     unsigned c_tid;      /* Hc: who steps with the legacy 's'; 0 for any */
     bool waiting_stop;   /* gdb waits for a stop reply */
+    bool midline;        /* the guest's console output so far ends mid-line */
     bool closing;
     bool killed;
     /* Packets received while the target ran, each stored as a 4-byte

@@ -44,6 +44,8 @@ struct vm_bus_range {
      * exit). The run loop hands them to write() in order, before the exit
      * that follows them. */
     uint64_t coalesce_len;
+    /* Whether the zone is registered with KVM now (vm_coalesce_refresh). */
+    bool coalesced;
 };
 
 struct vm_bus {

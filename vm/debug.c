@@ -318,3 +318,40 @@ int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method
     d->generation++;
     return 0;
 }
+
+int vm_io_catch_add(struct vm *vm, uint16_t lo, uint16_t hi, enum vm_io_dir dir, unsigned *id)
+{
+    struct vm_debug *d = &vm->debug;
+    if (lo > hi || dir < VM_IO_IN || dir > VM_IO_ANY)
+        return -EINVAL;
+    if (d->ncatches >= VM_MAX_IO_CATCHES)
+        return -ENOSPC;
+    struct vm_io_catch *c = &d->catches[d->ncatches++];
+    *c = (struct vm_io_catch){.id = ++d->next_catch_id, .lo = lo, .hi = hi, .dir = dir};
+    if (id)
+        *id = c->id;
+    /* A refusal leaves the ring on: writes to it are then seen late. */
+    return vm_coalesce_refresh(vm);
+}
+
+int vm_io_catch_remove(struct vm *vm, unsigned id)
+{
+    struct vm_debug *d = &vm->debug;
+    for (size_t i = 0; i < d->ncatches; i++) {
+        if (d->catches[i].id == id) {
+            memmove(&d->catches[i], &d->catches[i + 1], (d->ncatches - i - 1) * sizeof(d->catches[0]));
+            d->ncatches--;
+            vm_coalesce_refresh(vm);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+size_t vm_io_catch_list(const struct vm *vm, struct vm_io_catch *out, size_t max)
+{
+    const struct vm_debug *d = &vm->debug;
+    for (size_t i = 0; i < d->ncatches && i < max; i++)
+        out[i] = d->catches[i];
+    return d->ncatches;
+}

@@ -67,6 +67,9 @@ struct vm_debug {
     struct vm_watchpoint *watches;
     size_t nwatches;
     uint64_t xlate_cr0; /* CR0.PG when the watch pages were last translated */
+    struct vm_io_catch catches[VM_MAX_IO_CATCHES];
+    size_t ncatches;
+    unsigned next_catch_id;
 };
 
 /* A trapped page lifted for one single-step, with its bytes before it. */
@@ -101,6 +104,10 @@ struct vm_cpu {
     struct vm_regcache rc;
     struct vm_cpu_step step;
     bool halted;           /* executed hlt; stays halted until rip is set */
+    /* A device's stop that a catch on the same access went before: the
+     * next run reports it. */
+    bool has_pending;
+    struct vm_event pending;
     bool needs_completion; /* KVM holds a PIO/MMIO instruction to finish */
     /* KVM_SET_GUEST_DEBUG as last applied. */
     bool guest_debug_dirty;
@@ -177,6 +184,10 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step);
  * with *ev filled, 0 when the guest would just continue, or a negative
  * errno. Exposed so tests can feed it exits a host cannot produce. */
 int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev);
+
+/* Registers or unregisters KVM's coalesced zone of a bus range, as its
+ * device and the I/O catches allow (vm/machine.c). */
+int vm_coalesce_refresh(struct vm *vm);
 
 /* Raises or lowers an interrupt line of the board; no-op without one. */
 int vm_irq_set(struct vm *vm, unsigned line, bool level);

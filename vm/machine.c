@@ -234,22 +234,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
             fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
         goto out;
     }
-    if (vm->caps.coalesced_pio && vm->coalesced_page) {
-        /* Write-only device registers (a UART's transmit register): guest
-         * writes land in a ring instead of exiting one by one; the run loop
-         * hands them to their device in order. */
-        for (size_t i = 0; i < vm->bus.n; i++) {
-            const struct vm_bus_range *b = &vm->bus.ranges[i];
-            if (!b->coalesce_len)
-                continue;
-            struct kvm_coalesced_mmio_zone z = {.addr = b->base, .size = (uint32_t)b->coalesce_len,
-                                                .pio = b->space == VM_BUS_PIO};
-            if (ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0) {
-                vm->coalesced_page = 0;
-                break;
-            }
-        }
-    }
+    if (vm_coalesce_refresh(vm))
+        vm->coalesced_page = 0; /* every write exits; slower, never wrong */
 
     vm->ncpus = ncpus;
     vm->cpus = calloc(vm->ncpus, sizeof(*vm->cpus));
@@ -329,6 +315,7 @@ int vm_reset(struct vm *vm)
         struct kvm_vcpu_events ev = {0};
         ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &ev);
         cpu->halted = false;
+        cpu->has_pending = false;
         cpu->needs_completion = false;
         cpu->step.stepping_over = false;
         cpu->guest_debug_dirty = true;
@@ -348,6 +335,45 @@ bool vm_output_pending(struct vm *vm)
             return true;
     }
     return false;
+}
+
+/* An OUT catch covering part of a range the guest may write through the
+ * coalesced ring: those writes must exit one by one to be seen. */
+static bool caught_writes(const struct vm *vm, const struct vm_bus_range *b)
+{
+    for (size_t i = 0; i < vm->debug.ncatches; i++) {
+        const struct vm_io_catch *c = &vm->debug.catches[i];
+        if (b->space == VM_BUS_PIO && (c->dir & VM_IO_OUT) && c->lo < b->base + b->coalesce_len &&
+            c->hi >= b->base)
+            return true;
+    }
+    return false;
+}
+
+int vm_coalesce_refresh(struct vm *vm)
+{
+    if (!vm->caps.coalesced_pio || !vm->coalesced_page)
+        return 0;
+    /* Write-only device registers (a UART's transmit register): guest
+     * writes land in a ring instead of exiting one by one; the run loop
+     * hands them to their device in order. */
+    int err = 0;
+    for (size_t i = 0; i < vm->bus.n; i++) {
+        struct vm_bus_range *b = &vm->bus.ranges[i];
+        bool want = b->coalesce_len && !caught_writes(vm, b);
+        if (want == b->coalesced)
+            continue;
+        struct kvm_coalesced_mmio_zone z = {.addr = b->base, .size = (uint32_t)b->coalesce_len,
+                                            .pio = b->space == VM_BUS_PIO};
+        if (ioctl(vm->vm_fd, want ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO,
+                  &z) < 0) {
+            if (!err)
+                err = -errno;
+            continue;
+        }
+        b->coalesced = want;
+    }
+    return err;
 }
 
 size_t vm_console_take(struct vm *vm, uint8_t *out, size_t max)

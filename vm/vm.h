@@ -52,6 +52,7 @@ enum vm_event_type {
     VM_EVENT_SHUTDOWN,       /* triple fault */
     VM_EVENT_ENTRY_FAILED,   /* KVM could not enter the guest: u.entry */
     VM_EVENT_INTERNAL_ERROR, /* KVM gave up (e.g. emulation failure): u.internal */
+    VM_EVENT_IO,             /* a catch on port I/O (vm/debug.h): u.io; the access is done */
 };
 
 struct vm_event {
@@ -71,6 +72,13 @@ struct vm_event {
         struct {
             uint64_t reason;
         } entry;
+        struct {
+            uint16_t port;
+            bool out;
+            uint8_t size;
+            uint32_t value;
+            unsigned catch_id;
+        } io;
         struct {
             uint32_t exit_reason; /* KVM_EXIT_* */
             uint32_t suberror;
