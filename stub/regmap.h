@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "target.h"
 #include "vm/regs.h"
 
 enum stub_arch {
@@ -30,13 +31,15 @@ struct stub_reg {
     const char *feature; /* target-description feature */
 };
 
-/* The table for arch; *count receives its length. */
-const struct stub_reg *stub_regmap(enum stub_arch arch, size_t *count);
-/* Bytes of a whole 'g' packet for arch. */
-size_t stub_regmap_size(enum stub_arch arch);
+/* The layout for arch with the register sets (STUB_REGSET_*, from the
+ * target) the host has; *count receives its length. */
+const struct stub_reg *stub_regmap(enum stub_arch arch, unsigned sets, size_t *count);
+/* Bytes of a whole 'g' packet for it. */
+size_t stub_regmap_size(enum stub_arch arch, unsigned sets);
 /* The entry of register number regno, or NULL. */
-const struct stub_reg *stub_regmap_reg(enum stub_arch arch, size_t regno);
-/* A register name of either layout ("rax", "eip", "cr3") to its id. */
+const struct stub_reg *stub_regmap_reg(enum stub_arch arch, unsigned sets, size_t regno);
+/* A register name of either layout, with every set ("rax", "eip", "cr3",
+ * "ymm3h") to its id. */
 int stub_regmap_find(const char *name, enum vm_reg_id *id);
 /* The layout gdb is given for a CPU mode, and whether it is described as
  * i8086 (real mode). */

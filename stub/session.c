@@ -92,6 +92,7 @@ static enum stub_arch arch(struct stub_session *s)
         struct stub_thread_info ti = {.mode = VM_MODE_LONG};
         CALL(s, thread_info, s->g_tid, &ti);
         s->arch = stub_regmap_arch(ti.mode, &s->real_mode);
+        s->regsets = CALL0(s, regsets);
         s->arch_known = true;
     }
     return s->arch;
@@ -138,7 +139,7 @@ static void send_stop(struct stub_session *s, const struct stub_stop *st)
     enum stub_arch a = arch(s);
     static const enum vm_reg_id expedite[] = {VM_REG_RIP, VM_REG_RSP, VM_REG_RBP};
     size_t n;
-    const struct stub_reg *d = stub_regmap(a, &n);
+    const struct stub_reg *d = stub_regmap(a, s->regsets, &n);
     for (size_t k = 0; k < sizeof(expedite) / sizeof(expedite[0]); k++) {
         for (size_t i = 0; i < n; i++) {
             uint8_t v[16];
@@ -180,7 +181,7 @@ static void h_read_regs(struct stub_session *s, struct rsp_cmd *c)
 {
     (void)c;
     size_t n, len = 0;
-    const struct stub_reg *d = stub_regmap(arch(s), &n);
+    const struct stub_reg *d = stub_regmap(arch(s), s->regsets, &n);
     uint8_t all[STUB_REGMAP_MAX_BYTES];
     for (size_t i = 0; i < n; i++) {
         int err = reg_get(s, &d[i], all + len);
@@ -201,12 +202,12 @@ static void h_write_regs(struct stub_session *s, struct rsp_cmd *c)
 {
     enum stub_arch a = arch(s);
     const uint8_t *data = c->u.regs.data;
-    if (c->u.regs.len != stub_regmap_size(a)) {
+    if (c->u.regs.len != stub_regmap_size(a, s->regsets)) {
         reply_error(s, EINVAL);
         return;
     }
     size_t n;
-    const struct stub_reg *d = stub_regmap(a, &n);
+    const struct stub_reg *d = stub_regmap(a, s->regsets, &n);
     for (size_t i = 0; i < n; data += d[i].size, i++) {
         int err = reg_put(s, &d[i], data);
         if (err) {
@@ -221,7 +222,7 @@ static void h_write_regs(struct stub_session *s, struct rsp_cmd *c)
 static void h_read_reg(struct stub_session *s, struct rsp_cmd *c)
 {
     const struct stub_reg *d =
-        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), (size_t)c->u.reg.regno) : NULL;
+        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), s->regsets, (size_t)c->u.reg.regno) : NULL;
     uint8_t v[16];
     if (!d) {
         reply_error(s, EINVAL);
@@ -241,7 +242,7 @@ static void h_read_reg(struct stub_session *s, struct rsp_cmd *c)
 static void h_write_reg(struct stub_session *s, struct rsp_cmd *c)
 {
     const struct stub_reg *d =
-        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), (size_t)c->u.reg.regno) : NULL;
+        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), s->regsets, (size_t)c->u.reg.regno) : NULL;
     if (!d || c->u.reg.len != d->size) {
         reply_error(s, EINVAL);
         return;
@@ -550,7 +551,7 @@ static void h_xfer_features(struct stub_session *s, struct rsp_cmd *c)
         s->arch_known = false;
     enum stub_arch a = arch(s);
     size_t len;
-    const char *xml = stub_tdesc(a, s->real_mode, &len);
+    const char *xml = stub_tdesc(a, s->regsets, s->real_mode, &len);
     uint64_t off = c->u.xfer.offset, want = c->u.xfer.length;
     if (off > len) {
         reply_error(s, EINVAL);

@@ -35,6 +35,7 @@ struct stub_session {
     struct rsp_conn conn;
     uint32_t features;   /* what gdb announced in qSupported */
     enum stub_arch arch; /* register layout gdb was given */
+    unsigned regsets;    /* ... with these STUB_REGSET_* */
     bool real_mode;      /* described as i8086 */
     bool arch_known;
     unsigned g_tid;      /* Hg: whose registers and memory gdb sees */

@@ -25,6 +25,12 @@
 
 #define STUB_MAX_THREADS 64u
 
+/* Register sets a target may have beyond the x87/SSE and system ones. */
+enum {
+    STUB_REGSET_AVX = 1u << 0,    /* ymm upper halves */
+    STUB_REGSET_AVX512 = 1u << 1, /* xmm16-31, ymm16-31 upper halves, k0-7, zmm upper halves */
+};
+
 /* Signal numbers gdb knows (its own numbering equals Linux's for these). */
 #define STUB_SIGINT 2
 #define STUB_SIGILL 4
@@ -92,6 +98,8 @@ struct stub_target_listener {
 
 struct stub_target_ops {
     unsigned (*threads)(void *ctx);
+    /* STUB_REGSET_* the registers have; the same for every thread. */
+    unsigned (*regsets)(void *ctx);
     int (*thread_info)(void *ctx, unsigned tid, struct stub_thread_info *out);
 
     int (*reg_read)(void *ctx, unsigned tid, enum vm_reg_id id, uint8_t *out, size_t size);

@@ -21,6 +21,18 @@ static unsigned threads(void *ctx)
     return m->ncpus;
 }
 
+static unsigned regsets(void *ctx)
+{
+    struct stub_machine *m = ctx;
+    uint64_t x = vm_xsave_features(m->vm);
+    unsigned sets = 0;
+    if (x & (1u << 2))
+        sets |= STUB_REGSET_AVX;
+    if ((x & 0xe0) == 0xe0)
+        sets |= STUB_REGSET_AVX512;
+    return sets;
+}
+
 static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
 {
     struct vm_cpu *cpu;
@@ -142,6 +154,7 @@ static void kill_target(void *ctx)
 
 static const struct stub_target_ops ops = {
     .threads = threads,
+    .regsets = regsets,
     .thread_info = thread_info,
     .reg_read = reg_read,
     .reg_write = reg_write,

@@ -153,6 +153,7 @@ struct vm {
     struct vm_cpu *cpus;
     unsigned ncpus;
     struct kvm_cpuid2 *cpuid;
+    struct vm_xsave_layout xlayout;
     const struct vm_board *board;
     void *board_data;
     struct vm_bus bus;

@@ -81,6 +81,35 @@ static int setup_cpuid(struct vm *vm, char *err, size_t errlen)
     return fail(err, errlen, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many CPUID entries");
 }
 
+/* Where the AVX and AVX-512 registers lie in KVM's XSAVE image, from the
+ * CPUID KVM supports (leaf 0xD: sub-leaf 0 the XCR0 bits, sub-leaf n the
+ * size and offset of component n). Components past the image are left out. */
+static void xsave_layout(struct vm *vm, size_t image)
+{
+    struct vm_xsave_layout *x = &vm->xlayout;
+    memset(x, 0, sizeof(*x));
+    if (!vm->cpuid)
+        return;
+    uint64_t supported = 0;
+    for (uint32_t i = 0; i < vm->cpuid->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &vm->cpuid->entries[i];
+        if (e->function != 0xd)
+            continue;
+        if (e->index == 0)
+            supported = e->eax | ((uint64_t)e->edx << 32);
+        else if (e->index >= 2 && e->index < 8) {
+            x->size[e->index] = e->eax;
+            x->offset[e->index] = e->ebx;
+        }
+    }
+    for (unsigned c = 2; c < 8; c++) {
+        bool fits = x->size[c] && x->offset[c] >= 576 &&
+                    (uint64_t)x->offset[c] + x->size[c] <= image;
+        if ((supported & (1ull << c)) && fits)
+            x->features |= 1ull << c;
+    }
+}
+
 static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
 {
     struct vm_cpu *cpu = &vm->cpus[index];
@@ -111,6 +140,9 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
         cpu->rc.xsave = calloc(1, cpu->rc.xsave_size);
         if (!cpu->rc.xsave)
             return fail(err, errlen, -ENOMEM, "out of memory");
+        if (index == 0)
+            xsave_layout(vm, cpu->rc.xsave_size);
+        cpu->rc.xlayout = &vm->xlayout;
     }
     cpu->guest_debug_dirty = true;
     /* Remember the power-on segment state; vm_reset() returns to it. */
@@ -414,6 +446,11 @@ const struct vm_caps *vm_caps(const struct vm *vm)
 const struct vm_stats *vm_stats(const struct vm *vm)
 {
     return &vm->stats;
+}
+
+uint64_t vm_xsave_features(const struct vm *vm)
+{
+    return vm->xlayout.features;
 }
 
 uint64_t vm_ram_size(const struct vm *vm)

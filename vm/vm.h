@@ -149,6 +149,9 @@ unsigned vm_cpu_index(const struct vm_cpu *cpu);
 const struct vm_caps *vm_caps(const struct vm *vm);
 const struct vm_stats *vm_stats(const struct vm *vm);
 uint64_t vm_ram_size(const struct vm *vm);
+/* The XSAVE components whose registers vm_reg_read() can give (XCR0 bits:
+ * 1 << 2 AVX, 0xe0 AVX-512). */
+uint64_t vm_xsave_features(const struct vm *vm);
 const char *vm_board_name(const struct vm *vm);
 
 /* Runs the guest until something a debugger cares about happens. Device

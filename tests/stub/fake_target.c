@@ -48,6 +48,12 @@ static unsigned threads(void *ctx)
     return f->nthreads;
 }
 
+static unsigned regsets(void *ctx)
+{
+    struct fake *f = ctx;
+    return f->regsets;
+}
+
 static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
 {
     struct fake *f = ctx;
@@ -221,6 +227,7 @@ static void kill_target(void *ctx)
 
 static const struct stub_target_ops ops = {
     .threads = threads,
+    .regsets = regsets,
     .thread_info = thread_info,
     .reg_read = reg_read,
     .reg_write = reg_write,

@@ -20,6 +20,7 @@ struct fake_bp {
 
 struct fake {
     unsigned nthreads;
+    unsigned regsets; /* STUB_REGSET_* */
     enum vm_mode mode[FAKE_THREADS];
     bool halted[FAKE_THREADS];
     uint8_t regs[FAKE_THREADS][VM_REG_COUNT][16];
