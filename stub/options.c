@@ -21,6 +21,14 @@ static const char usage[] =
     "  --stdio              speak the protocol on stdin/stdout instead, for\n"
     "                       gdb -ex 'target remote | kvmstub --stdio IMAGE'\n"
     "  --no-gdb             listen nowhere: run the guest to its end (implies --run)\n"
+    "  -s, -S, -gdb tcp:[ADDR]:PORT, -gdb unix:PATH\n"
+    "                       QEMU's spellings: -s is --port 1234, -S stays stopped at\n"
+    "                       start (the default), -gdb unix:PATH listens on a Unix socket\n"
+    "  --gdb-arch A         auto, i8086, i386 or amd64: the register layout gdb gets\n"
+    "                       (auto: from the CPU mode when gdb connects; amd64 follows a\n"
+    "                       guest through every mode switch, as QEMU does)\n"
+    "  --on-detach run|stop what the guest does when gdb detaches or goes away:\n"
+    "                       run on without gdb's breakpoints (default), or stay\n"
     "Guest:\n"
     "  --memory SIZE        guest RAM, with K, M or G (default 64M, at most 3G)\n"
     "  --format FMT         auto, bin, elf or multiboot (default auto)\n"
@@ -107,7 +115,8 @@ int stub_parse_size(const char *s, uint64_t *out)
 enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
-    OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT,
+    OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
+    OPT_ON_DETACH,
 };
 
 static const struct option longopts[] = {
@@ -115,6 +124,9 @@ static const struct option longopts[] = {
     {"port", required_argument, NULL, OPT_PORT},
     {"stdio", no_argument, NULL, OPT_STDIO},
     {"no-gdb", no_argument, NULL, OPT_NO_GDB},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-arch", required_argument, NULL, OPT_GDB_ARCH},
+    {"on-detach", required_argument, NULL, OPT_ON_DETACH},
     {"until", required_argument, NULL, OPT_UNTIL},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"memory", required_argument, NULL, OPT_MEMORY},
@@ -160,8 +172,47 @@ static int parse_reg(struct stub_options *o, const char *arg, char *err, size_t 
     return 0;
 }
 
+/* QEMU's -gdb DEV: tcp:[HOST]:PORT (an empty host is loopback here: QEMU
+ * listens everywhere, which gives the guest to anyone on the network) or
+ * unix:PATH, either maybe followed by ",server,nowait"-style options. */
+static int parse_gdb_dev(struct stub_options *o, const char *dev, char *err, size_t errlen)
+{
+    static char copy[512];
+    if (strlen(dev) >= sizeof(copy))
+        return fail(err, errlen, "-gdb: '%s' is too long", dev);
+    strcpy(copy, dev);
+    char *comma = strchr(copy, ',');
+    if (comma)
+        *comma = 0; /* server, nowait, wait=off...: kvmstub always serves and never waits */
+    if (strncmp(copy, "unix:", 5) == 0) {
+        if (!copy[5])
+            return fail(err, errlen, "-gdb unix: needs a path, e.g. -gdb unix:/tmp/kvmstub.sock");
+        o->unix_path = copy + 5;
+        return 0;
+    }
+    char *p = strncmp(copy, "tcp:", 4) == 0 ? copy + 4 : copy;
+    char *colon = strrchr(p, ':');
+    uint64_t port;
+    if (!colon || stub_parse_u64(colon + 1, &port) || port > 65535)
+        return fail(err, errlen,
+                    "-gdb: '%s' is not tcp:[ADDR]:PORT or unix:PATH (e.g. -gdb tcp::1234)", dev);
+    *colon = 0;
+    if (*p)
+        o->listen = p;
+    o->port = (int)port;
+    return 0;
+}
+
 int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err, size_t errlen)
 {
+    /* getopt would read -gdb as -g -d -b. */
+    static char *args[256];
+    if (argc > (int)(sizeof(args) / sizeof(args[0])) - 1)
+        return fail(err, errlen, "too many arguments (%d)", argc);
+    for (int i = 0; i < argc; i++)
+        args[i] = strcmp(argv[i], "-gdb") == 0 ? "--gdb" : argv[i];
+    args[argc] = NULL;
+    argv = args;
     memset(o, 0, sizeof(*o));
     o->listen = "127.0.0.1";
     o->port = STUB_DEFAULT_PORT;
@@ -172,8 +223,8 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     opterr = 0;
     int c;
     uint64_t v;
-    bool where_given = false;
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    bool where_given = false, stopped_given = false;
+    while ((c = getopt_long(argc, argv, "+:hsS", longopts, NULL)) != -1) {
         const char *a = optarg;
         switch (c) {
         case OPT_LISTEN:
@@ -192,6 +243,40 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             break;
         case OPT_NO_GDB:
             o->no_gdb = true;
+            break;
+        case 's':
+            o->port = STUB_DEFAULT_PORT;
+            where_given = true;
+            break;
+        case 'S':
+            stopped_given = true;
+            break;
+        case OPT_GDB: {
+            int r = parse_gdb_dev(o, a, err, errlen);
+            if (r)
+                return r;
+            where_given = true;
+            break;
+        }
+        case OPT_GDB_ARCH:
+            if (strcmp(a, "auto") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_AUTO;
+            else if (strcmp(a, "i8086") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_I8086;
+            else if (strcmp(a, "i386") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_I386;
+            else if (strcmp(a, "amd64") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_AMD64;
+            else
+                return fail(err, errlen, "--gdb-arch: '%s' is not auto, i8086, i386 or amd64", a);
+            break;
+        case OPT_ON_DETACH:
+            if (strcmp(a, "run") == 0)
+                o->on_detach = STUB_DETACH_RUN;
+            else if (strcmp(a, "stop") == 0)
+                o->on_detach = STUB_DETACH_STOP;
+            else
+                return fail(err, errlen, "--on-detach: '%s' is not run or stop", a);
             break;
         case OPT_UNTIL:
             if (!*a || strlen(a) > 256)
@@ -313,6 +398,10 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     if (o->stdio && o->serial && strcmp(o->serial, "-") == 0)
         return fail(err, errlen,
                     "--serial - and --stdio both want stdout; give --serial a file instead");
+    if (stopped_given && o->run)
+        return fail(err, errlen, "-S (stay stopped) and --run contradict each other; drop one");
+    if (o->unix_path && o->stdio)
+        return fail(err, errlen, "-gdb unix:PATH and --stdio are two places; give one");
     if (o->no_gdb && where_given)
         return fail(err, errlen, "--no-gdb listens nowhere: drop --port, --listen and --stdio");
     if (o->no_gdb)

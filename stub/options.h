@@ -17,6 +17,20 @@
 #define STUB_MAX_INITIAL_REGS 32
 #define STUB_MAX_UNTIL 16
 
+enum stub_on_detach {
+    STUB_DETACH_RUN,  /* the guest runs on without gdb's breakpoints (QEMU, gdbserver) */
+    STUB_DETACH_STOP, /* it stays as gdb left it */
+};
+
+/* The register layout gdb is given: chosen from the CPU mode when gdb
+ * connects, or one for the whole connection. */
+enum stub_gdb_arch {
+    STUB_GDB_ARCH_AUTO,
+    STUB_GDB_ARCH_I8086,
+    STUB_GDB_ARCH_I386,
+    STUB_GDB_ARCH_AMD64,
+};
+
 enum stub_on_hlt {
     STUB_HLT_STOP, /* report a stop to gdb */
     STUB_HLT_EXIT, /* end the guest with exit status 0 */
@@ -31,12 +45,15 @@ struct stub_options {
     const char *image;
     const char *listen;     /* address to bind */
     int port;               /* 0 picks a free one */
+    const char *unix_path;  /* listen on this Unix socket instead (-gdb unix:PATH) */
     bool stdio;
     bool no_gdb;            /* listen nowhere (implies run) */
     uint64_t memory;
     struct vm_image_options image_opts;
     const char *serial;     /* copy serial output here; "-" for stdout */
     enum stub_on_hlt on_hlt;
+    enum stub_on_detach on_detach;
+    enum stub_gdb_arch gdb_arch;
     bool run;               /* start the guest without waiting for gdb */
     bool trace;
     enum vm_watch_method watch_method;
@@ -57,6 +74,9 @@ enum {
 int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err, size_t errlen);
 /* The --help text. */
 const char *stub_usage(void);
+/* QEMU's spellings are taken too (-s, -S, -gdb tcp::PORT, -gdb unix:PATH), so
+ * commands from tutorials and IDE launch configurations work as they are. */
+
 /* Parses sizes like 64M, 512K, 1G or a plain byte count. */
 int stub_parse_size(const char *s, uint64_t *out);
 /* Parses 0x-prefixed hex or decimal. */
