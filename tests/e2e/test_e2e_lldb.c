@@ -311,6 +311,44 @@ static void test_gdb_13_reads_memory_with_m(void)
     e2e_stub_kill(&s);
 }
 
+/* examples/ckernel.lldb, run the way examples/README.md shows. */
+static void test_ckernel_example_script(void)
+{
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(start_ckernel(&s));
+    char remote[64];
+    snprintf(remote, sizeof(remote), "gdb-remote %d", s.port);
+    const char *argv[] = {"lldb", "--no-lldbinit", "--batch", "-o", remote,
+                          "-s", EXAMPLES_SRC "/ckernel.lldb", CKERNEL, NULL};
+    struct e2e_out o;
+    e2e_run(&o, argv, E2E_TIMEOUT_S);
+    E2E_MATCHES(o.text, "stop reason = breakpoint 1.1\n +frame #0: 0x[0-9a-f]+ "
+                        "ckernel.elf`main at main.c:43");
+    E2E_MATCHES(o.text, "stop reason = step in\n +frame #0: 0x[0-9a-f]+ "
+                        "ckernel.elf`factorial\\(n=5\\) at main.c:22");
+    E2E_MATCHES(o.text, "frame #4: 0x[0-9a-f]+ ckernel.elf`factorial\\(n=5\\) at main.c:24");
+    E2E_MATCHES(o.text, "frame #6: 0x[0-9a-f]+ ckernel.elf`_start at start.S:25");
+    E2E_HAS(o.text, "Return value: (unsigned long) $0 = 1");
+    E2E_HAS(o.text, "(unsigned int) n = 2\n");
+    E2E_HAS(o.text, "(unsigned int) n = 3\n");
+    E2E_HAS(o.text, "(unsigned int) n = 5\n(unsigned long) result = 120\n");
+    E2E_HAS(o.text, "(unsigned long) counter = 0\n");
+    E2E_HAS(o.text, "old value: 0\nnew value: 1");
+    E2E_HAS(o.text, "old value: 1\nnew value: 2");
+    E2E_HAS(o.text, "old value: 2\nnew value: 3");
+    E2E_HAS(o.text, "(unsigned int) i = 2\n");
+    E2E_HAS(o.text, "5! = 120\n");
+    E2E_HAS(o.text, "counter = 100\n");
+    E2E_HAS(o.text, "(unsigned long) counter = 100\n");
+    E2E_MATCHES(o.text, "cr0 = 0x0000000080010033");
+    E2E_MATCHES(o.text, "0x100000 <\\+0>: +cld");
+    E2E_HAS(o.text, "Process 1 exited with status = 9 (0x00000009)");
+    E2E_LACKS(o.text, "error:");
+    CU_ASSERT_EQUAL(e2e_stub_wait(&s, E2E_TIMEOUT_S * 1000), 0);
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("e2e_lldb", NULL, NULL);
@@ -319,6 +357,7 @@ static void register_suites(void)
     CU_add_test(s, "lldb: breakpoint, backtrace, step, next, watchpoint",
                 test_step_breakpoint_watchpoint);
     CU_add_test(s, "lldb: Ctrl-C, detach, attach again, kill", test_ctrl_c_detach_and_attach_again);
+    CU_add_test(s, "lldb: examples/ckernel.lldb", test_ckernel_example_script);
     CU_add_test(s, "raw RSP: x reply in the client's form, LLDB's queries, k",
                 test_x_reply_form_follows_the_client);
     CU_add_test(s, "gdb 13 reads memory with m, not x", test_gdb_13_reads_memory_with_m);
