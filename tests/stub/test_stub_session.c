@@ -77,7 +77,8 @@ static void test_registers_g_and_p(void)
     t.f.refuse_reg = VM_REG_RBX;
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P1=0100000000000000"), "E16");
     char G[4096];
-    snprintf(G, sizeof(G), "G%s", g);
+    int glen = snprintf(G, sizeof(G), "G%s", g);
+    CU_ASSERT_FATAL(glen > 0 && (size_t)glen < sizeof(G));
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "E16");
     t.f.refuse_reg = -1;
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "OK");
