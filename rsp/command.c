@@ -254,6 +254,7 @@ static const struct feature features[] = {
     {"vfork-events+", RSP_FEAT_VFORK_EVENTS},
     {"exec-events+", RSP_FEAT_EXEC_EVENTS},
     {"QThreadEvents+", RSP_FEAT_THREAD_EVENTS},
+    {"binary-upload+", RSP_FEAT_BINARY_UPLOAD},
 };
 
 static bool word_is(const char *p, size_t n, const char *word)
@@ -417,6 +418,18 @@ static void parse_q(struct cur *c, struct rsp_cmd *cmd)
         c->p = c->end;
     } else if (word_is(name, n, "QStartNoAckMode"))
         bare(c, cmd, RSP_CMD_START_NOACK);
+    else if (word_is(name, n, "qHostInfo"))
+        bare(c, cmd, RSP_CMD_QHOSTINFO);
+    else if (word_is(name, n, "qProcessInfo"))
+        bare(c, cmd, RSP_CMD_QPROCESSINFO);
+    else if (word_is(name, n, "QListThreadsInStopReply"))
+        bare(c, cmd, RSP_CMD_LIST_THREADS_STOP);
+    else if (word_is(name, n, "qSupportsDetachAndStayStopped")) {
+        /* LLDB sends it with a colon and nothing after. */
+        cmd->type = RSP_CMD_QDETACH_STOPPED;
+        eat(c, ':');
+        expect_end(c);
+    }
 }
 
 static void parse_v(struct cur *c, struct rsp_cmd *cmd)
@@ -522,6 +535,12 @@ static void parse_one(struct cur *c, struct rsp_cmd *cmd)
         break;
     case 'D':
         cmd->type = RSP_CMD_DETACH;
+        /* LLDB's "detach and stay stopped"; gdb never sends a bare digit. */
+        if (c->end - c->p == 1 && *c->p == '1') {
+            cmd->u.process.keep_stopped = true;
+            c->p++;
+            break;
+        }
         optional_pid(c, cmd, ';');
         break;
     default:
@@ -583,6 +602,10 @@ const char *rsp_cmd_name(enum rsp_cmd_type type)
         [RSP_CMD_START_NOACK] = "QStartNoAckMode",
         [RSP_CMD_KILL] = "k",
         [RSP_CMD_DETACH] = "D",
+        [RSP_CMD_QHOSTINFO] = "qHostInfo",
+        [RSP_CMD_QPROCESSINFO] = "qProcessInfo",
+        [RSP_CMD_LIST_THREADS_STOP] = "QListThreadsInStopReply",
+        [RSP_CMD_QDETACH_STOPPED] = "qSupportsDetachAndStayStopped",
     };
     if ((unsigned)type >= sizeof(names) / sizeof(names[0]) || !names[type])
         return "?unknown";

@@ -49,7 +49,12 @@ enum rsp_cmd_type {
     RSP_CMD_QSYMBOL,         /* qSymbol:... */
     RSP_CMD_START_NOACK,     /* QStartNoAckMode */
     RSP_CMD_KILL,            /* k */
-    RSP_CMD_DETACH,          /* D[;pid] */
+    RSP_CMD_DETACH,          /* D[;pid], and LLDB's D1 (keep the target stopped) */
+    /* LLDB's extensions (lldb/docs/resources/lldbgdbremote.md) */
+    RSP_CMD_QHOSTINFO,          /* qHostInfo */
+    RSP_CMD_QPROCESSINFO,       /* qProcessInfo */
+    RSP_CMD_LIST_THREADS_STOP,  /* QListThreadsInStopReply */
+    RSP_CMD_QDETACH_STOPPED,    /* qSupportsDetachAndStayStopped[:] */
 };
 
 /* One part of a thread id: a number, or the special values gdb uses. */
@@ -96,6 +101,7 @@ enum {
     RSP_FEAT_VFORK_EVENTS = 1u << 8,
     RSP_FEAT_EXEC_EVENTS = 1u << 9,
     RSP_FEAT_THREAD_EVENTS = 1u << 10,
+    RSP_FEAT_BINARY_UPLOAD = 1u << 11, /* speaks the 'b'-prefixed x reply */
 };
 
 enum rsp_bp_type {
@@ -161,6 +167,7 @@ struct rsp_cmd {
         struct { /* D, vKill, qAttached */
             bool has_pid;
             uint64_t pid;
+            bool keep_stopped; /* LLDB's D1 */
         } process;
     } u;
 };

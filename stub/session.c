@@ -100,6 +100,32 @@ static enum stub_arch arch(struct stub_session *s)
 
 /* ---- stop replies ---- */
 
+/* LLDB (after QListThreadsInStopReply): every thread and its pc in the stop
+ * reply spare it qfThreadInfo/qsThreadInfo and a 'p' per thread at each
+ * stop. */
+static void lldb_stop_threads(struct stub_session *s, struct rsp_reply *r)
+{
+    unsigned n = CALL0(s, threads);
+    rsp_reply_str(r, "threads:");
+    for (unsigned t = 1; t <= n; t++) {
+        if (t > 1)
+            rsp_reply_str(r, ",");
+        rsp_reply_u64(r, t);
+    }
+    rsp_reply_str(r, ";thread-pcs:");
+    for (unsigned t = 1; t <= n; t++) {
+        uint8_t v[8] = {0};
+        uint64_t pc = 0;
+        CALL(s, reg_read, t, VM_REG_RIP, v, sizeof(v));
+        for (int i = 7; i >= 0; i--)
+            pc = pc << 8 | v[i];
+        if (t > 1)
+            rsp_reply_str(r, ",");
+        rsp_reply_u64(r, pc);
+    }
+    rsp_reply_str(r, ";");
+}
+
 static void send_stop(struct stub_session *s, const struct stub_stop *st)
 {
     struct rsp_reply r;
@@ -134,6 +160,8 @@ static void send_stop(struct stub_session *s, const struct stub_stop *st)
     case STUB_REASON_NONE:
         break;
     }
+    if (s->list_threads)
+        lldb_stop_threads(s, &r);
     /* pc, sp and fp travel with the stop, so gdb needs no 'g' to show
      * where the guest is (as gdbserver does). */
     enum stub_arch a = arch(s);
@@ -256,10 +284,18 @@ static void h_write_reg(struct stub_session *s, struct rsp_cmd *c)
 
 /* ---- memory ---- */
 
+/* The x reply comes in two forms. gdb (16 on) uses x only when the stub
+ * advertises binary-upload, and wants 'b' before the data (so that no data
+ * differs from the empty "unsupported" reply); newer LLDBs do the same. LLDB
+ * before that (Debian 12's LLDB 14 among them) ignores binary-upload,
+ * probes with x0,0, takes OK as "supported" and wants the bare data. So the
+ * probe decides: a client that sends it, and did not itself announce
+ * binary-upload, gets bare data for the rest of the connection. */
 static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool binary)
 {
     if (len == 0) {
-        /* x with no length is how clients probe for it. */
+        if (binary && addr == 0 && !(s->features & RSP_FEAT_BINARY_UPLOAD))
+            s->x_raw = true;
         if (binary)
             reply(s, "OK");
         else
@@ -285,7 +321,8 @@ static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool b
         struct rsp_reply r;
         rsp_reply_begin(&r, &s->conn);
         if (binary) {
-            rsp_reply_put(&r, "b", 1);
+            if (!s->x_raw)
+                rsp_reply_put(&r, "b", 1);
             rsp_reply_put(&r, buf, done);
         } else {
             rsp_reply_hex(&r, buf, done);
@@ -534,7 +571,7 @@ static void h_supported(struct stub_session *s, struct rsp_cmd *c)
     char b[256];
     snprintf(b, sizeof(b),
              "PacketSize=%x;qXfer:features:read+;swbreak+;hwbreak+;QStartNoAckMode+;"
-             "vContSupported+",
+             "vContSupported+;binary-upload+",
              RSP_PACKET_SIZE);
     reply(s, b);
 }
@@ -631,10 +668,12 @@ static void h_noack(struct stub_session *s, struct rsp_cmd *c)
     rsp_conn_set_no_ack(&s->conn, true);
 }
 
+/* vKill wants OK. After k gdb reads nothing (so a reply does no harm);
+ * LLDB waits for the exit status, and reports "failed to send the k
+ * packet" without one: X09 says "ended by SIGKILL", as lldb-server says. */
 static void h_kill(struct stub_session *s, struct rsp_cmd *c)
 {
-    if (c->type == RSP_CMD_VKILL)
-        reply(s, "OK");
+    reply(s, c->type == RSP_CMD_VKILL ? "OK" : "X09");
     s->killed = true;
     CALL0(s, kill);
 }
@@ -645,6 +684,53 @@ static void h_detach(struct stub_session *s, struct rsp_cmd *c)
     reply(s, "OK");
     s->closing = true;
     stub_log("gdb detached; the guest stays %s", CALL0(s, last_stop)->exited ? "ended" : "stopped");
+}
+
+/* ---- LLDB's queries (lldb/docs/resources/lldbgdbremote.md) ---- */
+
+/* LLDB's target triple for the guest, hex-encoded as qHostInfo and
+ * qProcessInfo carry it: a bare-metal x86, no OS, no vendor. */
+static void lldb_triple(struct stub_session *s, struct rsp_reply *r)
+{
+    bool wide = arch(s) == STUB_ARCH_AMD64;
+    const char *triple = wide ? "x86_64-unknown-none" : "i386-unknown-none";
+    rsp_reply_str(r, "triple:");
+    rsp_reply_hex(r, triple, strlen(triple));
+    rsp_reply_str(r, wide ? ";ptrsize:8;" : ";ptrsize:4;");
+    rsp_reply_str(r, "endian:little;");
+}
+
+/* qHostInfo (LLDB): what the "host" is, here the guest's machine. x86
+ * reports watchpoints after the access, which LLDB must know so as not to
+ * run the instruction again. */
+static void h_lldb_host_info(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    lldb_triple(s, &r);
+    rsp_reply_str(&r, "watchpoint_exceptions_received:after;");
+    rsp_reply_end(&r);
+}
+
+/* qProcessInfo (LLDB): the one "process", the guest. Without it LLDB asks
+ * again at every turn and keeps the executable's triple. */
+static void h_lldb_process_info(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_str(&r, "pid:1;parent-pid:1;");
+    lldb_triple(s, &r);
+    rsp_reply_end(&r);
+}
+
+/* QListThreadsInStopReply (LLDB): see lldb_stop_threads(). */
+static void h_lldb_list_threads(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    s->list_threads = true;
+    reply(s, "OK");
 }
 
 typedef void (*handler_fn)(struct stub_session *s, struct rsp_cmd *c);
@@ -682,7 +768,11 @@ static const handler_fn handlers[] = {
     [RSP_CMD_QSYMBOL] = h_ok,
     [RSP_CMD_START_NOACK] = h_noack,
     [RSP_CMD_KILL] = h_kill,
-    [RSP_CMD_DETACH] = h_detach,
+    [RSP_CMD_DETACH] = h_detach, /* LLDB's D1 too: kvmstub always keeps the guest stopped */
+    [RSP_CMD_QHOSTINFO] = h_lldb_host_info,
+    [RSP_CMD_QPROCESSINFO] = h_lldb_process_info,
+    [RSP_CMD_LIST_THREADS_STOP] = h_lldb_list_threads,
+    [RSP_CMD_QDETACH_STOPPED] = h_ok, /* LLDB asks before D1; see h_detach */
 };
 
 static void handle(struct stub_session *s, uint8_t *payload, size_t len)

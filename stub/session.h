@@ -42,6 +42,8 @@ struct stub_session {
     unsigned c_tid;      /* Hc: who steps with the legacy 's'; 0 for any */
     bool waiting_stop;   /* gdb waits for a stop reply */
     bool midline;        /* the guest's console output so far ends mid-line */
+    bool x_raw;          /* LLDB's 'x' reply: bare data, no 'b' (see read_mem) */
+    bool list_threads;   /* LLDB's QListThreadsInStopReply: threads in stop replies */
     bool closing;
     bool killed;
     /* Packets received while the target ran, each stored as a 4-byte

@@ -89,6 +89,11 @@ static void test_bare_packets(void)
         {"vMustReplyEmpty", RSP_CMD_VMUSTREPLYEMPTY},
         {"QStartNoAckMode", RSP_CMD_START_NOACK},
         {"vCont?", RSP_CMD_VCONT_QUERY},
+        {"qHostInfo", RSP_CMD_QHOSTINFO},
+        {"qProcessInfo", RSP_CMD_QPROCESSINFO},
+        {"QListThreadsInStopReply", RSP_CMD_LIST_THREADS_STOP},
+        {"qSupportsDetachAndStayStopped:", RSP_CMD_QDETACH_STOPPED},
+        {"qSupportsDetachAndStayStopped", RSP_CMD_QDETACH_STOPPED},
     };
     for (size_t i = 0; i < COUNT(good); i++)
         check_type(&good[i].s, 1, good[i].type);
@@ -97,6 +102,8 @@ static void test_bare_packets(void)
         "?x",         "g0",         "kk",        "k;1",           "qC:1",
         "qC,1",       "qC;",        "qfThreadInfo;", "qsThreadInfo:x", "qOffsets:",
         "vMustReplyEmpty;1", "QStartNoAckMode:1", "vCont?c", "vCont??", "g ",
+        "qHostInfo:", "qProcessInfo;1", "QListThreadsInStopReply:1",
+        "qSupportsDetachAndStayStopped:1", "qSupportsDetachAndStayStopped::",
     };
     check_malformed(bad, COUNT(bad));
 
@@ -480,6 +487,10 @@ static void test_qsupported(void)
         {"qSupported:;;swbreak+;;", RSP_FEAT_SWBREAK},
         {"qSupported:SWBREAK+", 0},
         {"qSupported:swbreak+x", 0},
+        {"qSupported:binary-upload+", RSP_FEAT_BINARY_UPLOAD},
+        {"qSupported:binary-upload-", 0},
+        {"qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;fork-events+;vfork-events+",
+         RSP_FEAT_XML_I386 | RSP_FEAT_MULTIPROCESS | RSP_FEAT_FORK_EVENTS | RSP_FEAT_VFORK_EVENTS},
     };
     for (size_t i = 0; i < COUNT(cases); i++) {
         int rc = parse(cases[i].s);
@@ -576,16 +587,24 @@ static void test_detach_kill(void)
     CU_ASSERT_EQUAL(parse("D"), 0);
     CU_ASSERT_EQUAL(cmd.type, RSP_CMD_DETACH);
     CU_ASSERT_FALSE(cmd.u.process.has_pid);
+    CU_ASSERT_FALSE(cmd.u.process.keep_stopped);
     CU_ASSERT_EQUAL(parse("D;1"), 0);
     CU_ASSERT(cmd.u.process.has_pid);
     CU_ASSERT_EQUAL(cmd.u.process.pid, 1);
+    CU_ASSERT_FALSE(cmd.u.process.keep_stopped);
+    /* LLDB's "detach and stay stopped". */
+    CU_ASSERT_EQUAL(parse("D1"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_DETACH);
+    CU_ASSERT(cmd.u.process.keep_stopped);
+    CU_ASSERT_FALSE(cmd.u.process.has_pid);
     CU_ASSERT_EQUAL(parse("vKill;a"), 0);
     CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VKILL);
     CU_ASSERT(cmd.u.process.has_pid);
     CU_ASSERT_EQUAL(cmd.u.process.pid, 0xa);
 
     static const char *const bad[] = {
-        "D;", "Dx", "D;zz", "D;1x", "D1", "D:1", "vKill", "vKill;", "vKill;zz", "vKill;1x", "vKill:1",
+        "D;", "Dx", "D;zz", "D;1x", "D11", "D0", "D1;1", "D:1", "vKill", "vKill;", "vKill;zz",
+        "vKill;1x", "vKill:1",
     };
     check_malformed(bad, COUNT(bad));
 }
@@ -602,6 +621,10 @@ static void test_unsupported(void)
         "qP0000001f0000000000000001", "vContc",       "vCont_",    "vMustReplyEmptyX",
         "vKillX", "QStartNoAckModeX", "q",            "Q",          "v",          "qc",
         "t1000:0,0", "F-1,4,0",       "\x03",         "+",          "$",
+        /* LLDB's other queries, answered "unsupported" on purpose */
+        "QThreadSuffixSupported", "qVAttachOrWaitSupported", "QEnableErrorStrings",
+        "qStructuredDataPlugins", "jThreadsInfo", "jThreadExtendedInfo:", "qMemoryRegionInfo:0",
+        "qWatchpointSupportInfo:", "qHostInfoX", "qProcessInfoPID:1", "QListThreadsInStopReplyX",
     };
     check_type(cases, COUNT(cases), RSP_CMD_UNSUPPORTED);
 
@@ -639,7 +662,7 @@ static void test_decoded_payload(void)
 
 static void test_cmd_names(void)
 {
-    for (int t = RSP_CMD_UNSUPPORTED; t <= RSP_CMD_DETACH; t++) {
+    for (int t = RSP_CMD_UNSUPPORTED; t <= RSP_CMD_QDETACH_STOPPED; t++) {
         const char *name = rsp_cmd_name((enum rsp_cmd_type)t);
         CHECKF(name && name[0] && strcmp(name, "?unknown") != 0, "no name for type %d", t);
         for (int u = RSP_CMD_UNSUPPORTED; u < t; u++)

@@ -77,7 +77,8 @@ static void test_registers_g_and_p(void)
     t.f.refuse_reg = VM_REG_RBX;
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P1=0100000000000000"), "E16");
     char G[4096];
-    snprintf(G, sizeof(G), "G%s", g);
+    int glen = snprintf(G, sizeof(G), "G%s", g);
+    CU_ASSERT_FATAL(glen > 0 && (size_t)glen < sizeof(G));
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "E16");
     t.f.refuse_reg = -1;
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "OK");
@@ -486,7 +487,8 @@ static void test_kill(void)
 {
     struct st t;
     st_open(&t, 1, true);
-    st_send(&t, "k");
+    /* gdb reads nothing after k; LLDB waits for an exit status. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "k"), "X09");
     CU_ASSERT(t.f.killed);
     CU_ASSERT_EQUAL(st_unread(&t), 0);
     st_send(&t, "qC"); /* ignored: the target is gone */
@@ -495,6 +497,53 @@ static void test_kill(void)
     st_open(&t, 1, true);
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "vKill;1"), "OK");
     CU_ASSERT(t.f.killed);
+    st_close(&t);
+}
+
+/* What LLDB (14, Debian 12's) sends and needs, in its order. */
+static void test_lldb_client(void)
+{
+    struct st t;
+    st_open(&t, 2, true);
+    const char *r = st_ask(&t, "qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;"
+                                "fork-events+;vfork-events+");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, ";binary-upload+"));
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "QThreadSuffixSupported"), "");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "QListThreadsInStopReply"), "OK");
+    /* "x86_64-unknown-none", hex-encoded as LLDB reads it. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qHostInfo"),
+                           "triple:7838365f36342d756e6b6e6f776e2d6e6f6e65;ptrsize:8;"
+                           "endian:little;watchpoint_exceptions_received:after;");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qProcessInfo"),
+                           "pid:1;parent-pid:1;triple:7838365f36342d756e6b6e6f776e2d6e6f6e65;"
+                           "ptrsize:8;endian:little;");
+    /* Every thread and its pc, before the expedited registers. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "?"), "T05thread:1;threads:1,2;thread-pcs:1000,1001;"
+                                            "10:0010000000000000;07:0080000000000000;"
+                                            "06:0090000000000000;");
+    /* Before LLDB's probe, gdb's form; after it, the bare data. Both escape
+     * '*', '}' and '#' as '}' and the byte xor 0x20 (as they come here). */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "M100,3:2a7d23"), "OK");
+    const char *x = st_ask(&t, "x100,3");
+    CU_ASSERT(t.pkt_len == 7 && memcmp(x, "b}\x0a}]}\x03", 7) == 0);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "x0,0"), "OK");
+    x = st_ask(&t, "x100,3");
+    CU_ASSERT(t.pkt_len == 6 && memcmp(x, "}\x0a}]}\x03", 6) == 0);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qSupportsDetachAndStayStopped:"), "OK");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "D1"), "OK");
+    CU_ASSERT(t.closed);
+    st_close(&t);
+
+    /* A client that announced binary-upload keeps the 'b' even if it
+     * probes; an i386 guest is described as such. */
+    st_open(&t, 1, true);
+    t.f.mode[0] = VM_MODE_PROTECTED;
+    st_ask(&t, "qSupported:binary-upload+");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "x0,0"), "OK");
+    x = st_ask(&t, "x100,1");
+    CU_ASSERT(t.pkt_len == 2 && x[0] == 'b');
+    r = st_ask(&t, "qHostInfo");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "triple:693338362d756e6b6e6f776e2d6e6f6e65;ptrsize:4;"));
     st_close(&t);
 }
 
@@ -538,6 +587,8 @@ static void register_suites(void)
     CU_add_test(s, "monitor commands", test_monitor);
     CU_add_test(s, "detach, then a new session attaches", test_detach_and_reattach);
     CU_add_test(s, "k and vKill", test_kill);
+    CU_add_test(s, "LLDB: x forms, qHostInfo, qProcessInfo, threads in stops, D1",
+                test_lldb_client);
     CU_add_test(s, "qAttached, qOffsets, qSymbol, vMustReplyEmpty", test_simple_queries);
 }
 
