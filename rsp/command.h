@@ -55,6 +55,13 @@ enum rsp_cmd_type {
     RSP_CMD_QPROCESSINFO,       /* qProcessInfo */
     RSP_CMD_LIST_THREADS_STOP,  /* QListThreadsInStopReply */
     RSP_CMD_QDETACH_STOPPED,    /* qSupportsDetachAndStayStopped[:] */
+    RSP_CMD_EXTENDED,           /* ! */
+    RSP_CMD_RESTART,            /* R[XX] */
+    RSP_CMD_VRUN,               /* vRun;filename[;arg]... (hex) */
+    RSP_CMD_THREAD_EXTRA,       /* qThreadExtraInfo,tid */
+    RSP_CMD_PHYMEM_SET,         /* Qqemu.PhyMemMode:0|1 */
+    RSP_CMD_PHYMEM_GET,         /* qqemu.PhyMemMode */
+    RSP_CMD_QXFER_THREADS,      /* qXfer:threads:read::off,len */
 };
 
 /* One part of a thread id: a number, or the special values gdb uses. */
@@ -150,7 +157,11 @@ struct rsp_cmd {
             char op; /* 'g' or 'c' (others are malformed) */
             struct rsp_tid tid;
         } thread;
-        struct rsp_tid alive; /* T */
+        struct rsp_tid alive; /* T, qThreadExtraInfo */
+        bool phymem;          /* Qqemu.PhyMemMode */
+        struct {              /* vRun */
+            const char *args; /* as sent after "vRun;", NUL-terminated */
+        } run;
         struct { /* qSupported */
             uint32_t features; /* RSP_FEAT_* */
             const char *raw;   /* feature list as sent, NUL-terminated, or "" */

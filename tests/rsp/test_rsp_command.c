@@ -521,7 +521,7 @@ static void test_qxfer_features(void)
     static const char *const other[] = {
         "qXfer:auxv:read::0,100",           "qXfer:features:write:target.xml:0:abc",
         "qXfer:memory-map:read::0,100",     "qXfer:libraries-svr4:read::0,fff",
-        "qXfer:threads:read::0,fff",        "qXfer",
+        "qXfer",
         "qXfer:",                           "qXfer:features",
         "qXfer:featuresread:target.xml:0,1", "qXfer:exec-file:read:1:0,100",
     };
@@ -611,13 +611,53 @@ static void test_detach_kill(void)
 
 /* ---- unknown packets ---- */
 
+static void test_extended_and_qemu_packets(void)
+{
+    CU_ASSERT_EQUAL(parse("!"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_EXTENDED);
+    CU_ASSERT_EQUAL(parse("R00"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_RESTART);
+    CU_ASSERT_EQUAL(parse("R"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_RESTART);
+    CU_ASSERT_EQUAL(parse("vRun;"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VRUN);
+    CU_ASSERT_STRING_EQUAL(cmd.u.run.args, "");
+    CU_ASSERT_EQUAL(parse("vRun;2f746d702f61;6172670a"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VRUN);
+    CU_ASSERT_STRING_EQUAL(cmd.u.run.args, "2f746d702f61;6172670a");
+    CU_ASSERT_EQUAL(parse("qThreadExtraInfo,2"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_THREAD_EXTRA);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.num, 2);
+    CU_ASSERT_EQUAL(parse("qThreadExtraInfo,p1.3"), 0);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.num, 3);
+    CU_ASSERT_EQUAL(parse("Qqemu.PhyMemMode:1"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_PHYMEM_SET);
+    CU_ASSERT(cmd.u.phymem);
+    CU_ASSERT_EQUAL(parse("Qqemu.PhyMemMode:0"), 0);
+    CU_ASSERT_FALSE(cmd.u.phymem);
+    CU_ASSERT_EQUAL(parse("qqemu.PhyMemMode"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_PHYMEM_GET);
+    CU_ASSERT_EQUAL(parse("qXfer:threads:read::0,fff"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QXFER_THREADS);
+    CU_ASSERT_EQUAL(cmd.u.xfer.length, 0xfff);
+    static const char *const bad[] = {"!x", "Rzz", "qThreadExtraInfo", "qThreadExtraInfo,",
+                                      "Qqemu.PhyMemMode:2", "Qqemu.PhyMemMode", "vRun",
+                                      "qqemu.PhyMemModeX:1"};
+    for (size_t i = 0; i < COUNT(bad); i++) {
+        parse(bad[i]);
+        if (cmd.type != RSP_CMD_MALFORMED && cmd.type != RSP_CMD_UNSUPPORTED)
+            fprintf(stderr, "'%s' parsed as %s\n", bad[i], rsp_cmd_name(cmd.type));
+        CU_ASSERT(cmd.type == RSP_CMD_MALFORMED || cmd.type == RSP_CMD_UNSUPPORTED);
+    }
+}
+
 static void test_unsupported(void)
 {
     static const char *const cases[] = {
         "qTStatus",       "vFile:open:6a7573742070726f6273,0,1c0", "QNonStop:0",
-        "qL1200000000000000000", "!",   "qXfer:auxv:read::0,100", "vAttach;1",
-        "vRun;",          "vStopped",   "vCtrlC",     "qThreadExtraInfo,1",  "QPassSignals:e;10",
-        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "bc",    "i",          "R00",        "A",
+        "qL1200000000000000000", "qXfer:auxv:read::0,100", "vAttach;1",
+        "vStopped",   "vCtrlC",     "QPassSignals:e;10",
+        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "bc",    "i",          "A",
         "qP0000001f0000000000000001", "vContc",       "vCont_",    "vMustReplyEmptyX",
         "vKillX", "QStartNoAckModeX", "q",            "Q",          "v",          "qc",
         "t1000:0,0", "F-1,4,0",       "\x03",         "+",          "$",
@@ -694,6 +734,7 @@ static void register_suites(void)
         {"qRcmd", test_qrcmd},
         {"qSymbol", test_qsymbol},
         {"D and vKill", test_detach_kill},
+        {"extended-remote and QEMU's packets", test_extended_and_qemu_packets},
         {"unsupported", test_unsupported},
         {"decoded payload", test_decoded_payload},
         {"command names", test_cmd_names},
