@@ -73,9 +73,11 @@ fetch() { # fetch PACKAGE: unpack a Debian package into $cache/root
 }
 
 find_kernel() { # the newest bzImage in the cache
-    local k
-    k=$(ls "$cache"/root/boot/vmlinuz-* 2>/dev/null | sort -V | tail -n1)
-    [ -n "$k" ] && echo "$k"
+    local k newest=""
+    for k in "$cache"/root/boot/vmlinuz-*; do
+        [ -f "$k" ] && newest=$(printf '%s\n%s\n' "$newest" "$k" | sort -V | tail -n1)
+    done
+    [ -n "$newest" ] && echo "$newest"
 }
 
 kernel=$(find_kernel || true)

@@ -29,7 +29,10 @@ here=$(dirname "$0")
 eval "$("$here/assets.sh" "${cache_args[@]}" paths)"
 
 start=$(date +%s%N)
-elapsed() { echo "$(( ($(date +%s%N) - start) / 1000000 ))" | sed 's/\(...\)$/.\1/'; }
+elapsed() {
+    local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
 # -nic none: no network card, hence no iPXE ROM delaying the BIOS. One
 # socket per CPU: the BIOS's MP table, which acpi=off makes the kernel read,
 # lists only the first CPU of each socket, and kvmstub's lists every CPU.
@@ -67,6 +70,7 @@ if [ "$matched" != "kvmstub-linux: cpus=$cpus" ]; then
     exit 1
 fi
 # The shell's prompt may arrive without a newline: answer lines are what count.
+# shellcheck disable=SC2016 # the guest's shell expands it
 send 'echo answer=$((6*7))'
 expect '^answer=42' 30
 echo "qemu-check: shell answered after $(elapsed) s"
