@@ -4,21 +4,23 @@
 # kernel, the initramfs and the command line are known to be good apart from
 # kvmstub.
 #
-#   examples/linux/qemu-check.sh [--cpus N] [--cache DIR] [--append WORDS]
+#   examples/linux/qemu-check.sh [--cpus N] [--accel tcg|kvm] [--cache DIR] [--append WORDS]
 #
-# Boots with -smp N (default 1), waits for the init's marker, checks that the
-# init counts N CPUs, types a command on the serial console and waits for its
-# answer, then types 'reboot -f' and checks that QEMU ends (-no-reboot) with
-# status 0. Prints the seconds from QEMU's start to the marker and to each
+# Boots with -smp N (default 1) under TCG (or KVM: --accel kvm), waits for
+# the init's marker, checks that the init counts N CPUs, types a command on
+# the serial console and waits for its answer, then types 'reboot -f' and
+# checks that QEMU ends (-no-reboot) with status 0. Prints the seconds from QEMU's start to the marker and to each
 # answer. Exit status 0 when all of it worked, 1 otherwise.
 set -euo pipefail
 
 cpus=1
+accel=tcg
 cache_args=()
 extra=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --cpus) cpus="$2"; shift 2 ;;
+    --accel) accel="$2"; shift 2 ;;
     --cache) cache_args=(--cache "$2"); shift 2 ;;
     --append) extra="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 here=$(dirname "$0")
-eval "$("$here/assets.sh" "${cache_args[@]}" paths)"
+paths=$("$here/assets.sh" "${cache_args[@]}" paths)
+eval "$paths"
 
 start=$(date +%s%N)
 elapsed() {
@@ -36,7 +39,7 @@ elapsed() {
 # -nic none: no network card, hence no iPXE ROM delaying the BIOS. One
 # socket per CPU: the BIOS's MP table, which acpi=off makes the kernel read,
 # lists only the first CPU of each socket, and kvmstub's lists every CPU.
-coproc QEMU { exec qemu-system-x86_64 -accel tcg -m 256 -smp "$cpus,sockets=$cpus" -nographic -no-reboot \
+coproc QEMU { exec qemu-system-x86_64 -accel "$accel" -m 256 -smp "$cpus,sockets=$cpus" -nographic -no-reboot \
     -nic none -monitor none -serial stdio -kernel "$KERNEL" -initrd "$INITRD" \
     -append "$CMDLINE $extra" 2>&1; }
 qemu_pid=$QEMU_PID

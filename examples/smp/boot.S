@@ -27,6 +27,8 @@ _start:
     mov $bsp_stack_top, %esp
     xor %ebp, %ebp
     cld
+    push %ebx                   /* bsp_main(magic, multiboot information) */
+    push %eax
     call bsp_main               /* ends the guest itself */
 1:  cli
     hlt

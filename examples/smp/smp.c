@@ -1,25 +1,31 @@
 /* smp: several processors at once. The boot processor (BSP) finds the other
  * processors in the MP table, starts each with INIT and startup IPIs
  * through its local APIC, and then every CPU increments its own counter
- * and, under a spinlock, a shared one, ROUNDS times. The BSP waits for all,
- * checks that the shared counter equals the sum of the per-CPU ones,
- * prints the result and ends the guest through the debug-exit port: status
- * 0 when the counts agree, 1 when they do not, 2 when a CPU did not start.
+ * and, under a spinlock, a shared one, `rounds` times (10000, or N with
+ * "rounds=N" on the command line). The BSP waits for all, checks that the
+ * shared counter equals the sum of the per-CPU ones, prints the result and
+ * ends the guest through the debug-exit port: status 0 when the counts
+ * agree, 1 when they do not, 2 when a CPU did not start.
  *
  *     kvmstub --machine pc --cpus 2 build/examples/smp.elf
+ *     kvmstub --machine pc --cpus 4 --cmdline rounds=1000000 build/examples/smp.elf
  *
  * A third counter is incremented by every CPU without the lock, to show
  * what the lock prevents: with CPUs really running at once, some of its
  * increments get lost (how many varies from run to run). */
+#include "multiboot.h"
 #include "pc.h"
 #include "uart.h"
 
 #define MAX_CPUS 16
-#define ROUNDS 100000
+/* Few enough for a host that emulates every instruction (a few seconds),
+ * enough for CPUs that really run at once to lose unlocked increments. */
+#define DEFAULT_ROUNDS 10000
 /* The APs start at physical TRAMPOLINE_PAGE * 4096, in real mode. */
 #define TRAMPOLINE_PAGE 0x08
 #define AP_STACK_SIZE 4096
 
+unsigned int rounds = DEFAULT_ROUNDS;
 /* The processors: index 0 is the BSP, the others in MP table order. */
 unsigned int ncpus = 1;
 unsigned int apic_ids[MAX_CPUS];
@@ -76,7 +82,7 @@ static void work(unsigned int cpu)
 {
     while (!go)
         cpu_pause();
-    for (unsigned int i = 0; i < ROUNDS; i++)
+    for (unsigned int i = 0; i < rounds; i++)
         count_once(cpu);
     __atomic_fetch_add(&cpus_done, 1, __ATOMIC_RELEASE);
 }
@@ -246,14 +252,41 @@ static int report(void)
     uart_puts(" (");
     uart_put_dec(sum - unlocked_count);
     uart_puts(" increments lost)\n");
-    int ok = shared_count == sum && sum == ncpus * ROUNDS;
+    int ok = shared_count == sum && sum == ncpus * rounds;
     uart_puts(ok ? "smp: PASS\n" : "smp: FAIL\n");
     return ok;
 }
 
-void bsp_main(void);
-void bsp_main(void)
+/* The number in a "rounds=N" word of the command line, or 0. */
+static unsigned int rounds_option(const char *s)
 {
+    static const char key[] = "rounds=";
+    while (*s) {
+        unsigned int i = 0;
+        while (key[i] && s[i] == key[i])
+            i++;
+        if (!key[i]) {
+            unsigned int n = 0;
+            for (s += i; *s >= '0' && *s <= '9' && n < 100000000; s++)
+                n = n * 10 + (unsigned int)(*s - '0');
+            return n;
+        }
+        while (*s && *s != ' ') /* the next word */
+            s++;
+        while (*s == ' ')
+            s++;
+    }
+    return 0;
+}
+
+void bsp_main(uint32_t magic, const struct multiboot_info *mbi);
+void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
+{
+    if (magic == MULTIBOOT_BOOTLOADER_MAGIC && (mbi->flags & MULTIBOOT_INFO_CMDLINE)) {
+        unsigned int n = rounds_option((const char *)(uintptr_t)mbi->cmdline);
+        if (n)
+            rounds = n;
+    }
     uart_init();
     pc_descriptors_init();
     pc_pic_init(0x20); /* masked: this example takes no interrupts */
