@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,12 @@ struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid)
     return tid >= 1 && tid <= m->ncpus ? vm_cpu(m->vm, tid - 1) : NULL;
 }
 
+static void end_state(struct stub_machine *m);
+
 static void initial_stop(struct stub_machine *m)
 {
+    m->last_benign = true; /* a guest at its entry may be left to run */
+    m->end_at_stop = false;
     memset(&m->last, 0, sizeof(m->last));
     m->last.tid = tid_of(0);
     m->last.signal = STUB_SIGTRAP;
@@ -190,10 +195,18 @@ static void release_held(struct stub_machine *m)
 
 /* The stop of a run is known and every vCPU is stopped: tell gdb, or apply
  * the policy for a guest nobody watches. */
+static bool benign(const struct stub_machine_stop *ms);
+
 static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
 {
     const struct stub_stop *st = &ms->st;
+    if (m->end_at_stop) {
+        m->end_at_stop = false;
+        end_state(m);
+        return;
+    }
     m->last = *st;
+    m->last_benign = benign(ms);
     m->stops++;
     if (st->why[0])
         stub_log("guest stopped: %s", st->why);
@@ -210,14 +223,21 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
     } else if (m->opts->no_gdb) {
         /* Nobody can ever look at this stop: end with a status that says
          * what it was, as a shell does for a process killed by a signal. */
-        stub_log("no gdb can attach (--no-gdb); exiting with status %d", 128 + st->signal);
-        stub_machine_exit(m, 128 + st->signal);
+        /* The shell's convention: 128 + the host's number of that signal. */
+        int host = st->signal == STUB_SIGBUS ? SIGBUS : st->signal;
+        stub_log("no gdb can attach (--no-gdb); exiting with status %d", 128 + host);
+        stub_machine_exit(m, 128 + host);
         return;
     } else if (ms->type == VM_EVENT_HALT && !ms->failed) {
         stub_log("guest halted; connect gdb to look at it");
     }
-    if (st->exited)
+    if (st->exited && (m->timed_out || !m->extended))
         stub_machine_exit(m, m->timed_out ? 124 : (int)(st->status & 0xff));
+}
+
+void stub_machine_set_extended(struct stub_machine *m)
+{
+    m->extended = true;
 }
 
 /* Stops that are no event of the guest's own: ours, or the debugger's. */
@@ -498,6 +518,7 @@ void stub_machine_attach(struct stub_machine *m, const struct stub_target_listen
 {
     m->listener = *listener;
     m->attached = true;
+    m->extended = false;
     m->resume_at_stop = false; /* the new gdb gets the guest stopped */
     if (stub_machine_running(m)) {
         m->attach_stop = true;
@@ -505,19 +526,49 @@ void stub_machine_attach(struct stub_machine *m, const struct stub_target_listen
     }
 }
 
-void stub_machine_detach(struct stub_machine *m)
+void stub_machine_detach(struct stub_machine *m, bool keep_stopped)
 {
     if (!m->attached)
         return;
     m->attached = false;
+    bool run = !keep_stopped && m->opts->on_detach == STUB_DETACH_RUN;
     if (stub_machine_running(m)) {
         m->clear_at_stop = true;
         m->resume_at_stop = true;
         m->attach_stop = true; /* our stop, not the guest's */
         stub_machine_interrupt(m);
-    } else {
-        vm_debug_clear(m->vm);
+        return;
     }
+    vm_debug_clear(m->vm);
+    /* As QEMU and gdbserver do: the guest goes on without the debugger. A
+     * guest that ended or sits on a stop of its own (a halt, a fault) stays
+     * for the next gdb to look at. */
+    if (run && !m->last.exited && m->last_benign) {
+        stub_log("gdb detached; the guest runs on");
+        stub_machine_resume_all(m, STUB_ACTION_CONTINUE);
+    } else {
+        stub_log("gdb detached; the guest stays %s", m->last.exited ? "ended" : "stopped");
+    }
+}
+
+static void end_state(struct stub_machine *m)
+{
+    memset(&m->last, 0, sizeof(m->last));
+    m->last.tid = tid_of(0);
+    m->last.exited = true;
+    m->last_benign = false;
+}
+
+void stub_machine_end_guest(struct stub_machine *m)
+{
+    stub_log("gdb killed the guest; 'run' starts it again");
+    if (stub_machine_running(m)) {
+        /* Its stop, when it comes, is the end. */
+        m->end_at_stop = true;
+        stub_machine_interrupt(m);
+        return;
+    }
+    end_state(m);
 }
 
 int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)

@@ -42,6 +42,8 @@ struct stub_machine {
     unsigned ncpus;
     struct stub_console console;
     struct stub_stop last; /* valid while stopped */
+    bool last_benign;      /* ... and the guest may simply run on from it */
+    bool end_at_stop;      /* extended-remote kill of a running guest */
     /* All-stop bookkeeping for the run in progress. */
     bool have_primary;         /* the stop this run will report */
     struct stub_machine_stop primary;
@@ -51,6 +53,7 @@ struct stub_machine {
     /* The attached debugger. */
     struct stub_target_listener listener;
     bool attached;
+    bool extended;       /* set by the attached gdb; see stub_machine_set_extended */
     bool clear_at_stop;  /* gdb left a running guest: its breakpoints go */
     bool resume_at_stop; /* ... and the guest runs on without them */
     bool attach_stop;    /* stopping a running guest for a new gdb */
@@ -95,7 +98,12 @@ void stub_machine_interrupt(struct stub_machine *m);
 
 /* A debugger connected / went away (see stub/target.h). */
 void stub_machine_attach(struct stub_machine *m, const struct stub_target_listener *listener);
-void stub_machine_detach(struct stub_machine *m);
+void stub_machine_detach(struct stub_machine *m, bool keep_stopped);
+/* extended-remote's kill: the guest is over (gdb sees it exited) but
+ * kvmstub stays for the next run. */
+void stub_machine_end_guest(struct stub_machine *m);
+/* extended-remote: the guest's end leaves kvmstub waiting for 'run'. */
+void stub_machine_set_extended(struct stub_machine *m);
 
 /* Back to the image's initial state, as after start-up. */
 int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen);

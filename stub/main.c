@@ -68,7 +68,8 @@ int main(int argc, char **argv)
     struct stub_server srv = {0};
     struct stub_target target = stub_target_kvm(&m);
     struct stub_server_config scfg = {
-        .listen = opts.listen, .port = opts.port, .unix_path = opts.unix_path, .stdio = opts.stdio};
+        .listen = opts.listen, .port = opts.port, .unix_path = opts.unix_path, .stdio = opts.stdio,
+        .gdb_arch = opts.gdb_arch};
     if (opts.no_gdb) {
         shutdown.notify = stop_loop;
         shutdown.ctx = loop;

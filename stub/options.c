@@ -57,7 +57,8 @@ static const char usage[] =
     "With --no-gdb --serial - (and --on-hlt exit, --until, --timeout), kvmstub is\n"
     "a small KVM runner whose exit status is the guest's (the value written to\n"
     "port 0xf4), 0 (--on-hlt exit, --until matched), 124 (--timeout) or 128+N\n"
-    "for a fault with gdb's signal N; see README for the table.\n";
+    "for a stop only a debugger could go on from (N: the host's number of the\n"
+    "signal gdb would show, as a shell reports it); see README for the table.\n";
 
 const char *stub_usage(void)
 {

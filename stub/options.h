@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "regmap.h"
 #include "vm/image.h"
 
 #define STUB_DEFAULT_PORT 1234
@@ -20,15 +21,6 @@
 enum stub_on_detach {
     STUB_DETACH_RUN,  /* the guest runs on without gdb's breakpoints (QEMU, gdbserver) */
     STUB_DETACH_STOP, /* it stays as gdb left it */
-};
-
-/* The register layout gdb is given: chosen from the CPU mode when gdb
- * connects, or one for the whole connection. */
-enum stub_gdb_arch {
-    STUB_GDB_ARCH_AUTO,
-    STUB_GDB_ARCH_I8086,
-    STUB_GDB_ARCH_I386,
-    STUB_GDB_ARCH_AMD64,
 };
 
 enum stub_on_hlt {

@@ -22,6 +22,15 @@ enum stub_arch {
  * tests). */
 #define STUB_REGMAP_MAX_BYTES 4096u
 
+/* The layout a debugger is given: chosen from the CPU mode when it
+ * connects (auto), or one for the whole connection. */
+enum stub_gdb_arch {
+    STUB_GDB_ARCH_AUTO,
+    STUB_GDB_ARCH_I8086,
+    STUB_GDB_ARCH_I386,
+    STUB_GDB_ARCH_AMD64,
+};
+
 struct stub_reg {
     enum vm_reg_id id;
     const char *name;    /* gdb's name */

@@ -222,6 +222,7 @@ static struct stub_client *new_client(struct stub_server *srv)
         free(c);
         return NULL;
     }
+    stub_session_set_arch(&c->session, srv->gdb_arch);
     return c;
 }
 
@@ -488,6 +489,7 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
     srv->loop = loop;
     srv->target = *target;
     srv->shutdown = shutdown;
+    srv->gdb_arch = o->gdb_arch;
     shutdown->notify = request_exit;
     shutdown->ctx = srv;
     if (o->stdio) {

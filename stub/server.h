@@ -18,6 +18,7 @@ struct stub_server {
     uv_loop_t *loop;
     struct stub_target target;
     struct stub_shutdown *shutdown;
+    enum stub_gdb_arch gdb_arch;
     union {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
@@ -37,6 +38,7 @@ struct stub_server_config {
     const char *listen; /* address to bind */
     int port;           /* 0 picks a free one */
     const char *unix_path; /* a Unix socket instead of TCP, or NULL */
+    enum stub_gdb_arch gdb_arch; /* the layout sessions give gdb */
     bool stdio;         /* stdin/stdout instead */
 };
 

@@ -69,20 +69,53 @@ void stub_session_free(struct stub_session *s)
     s->queue = NULL;
 }
 
+void stub_session_set_arch(struct stub_session *s, enum stub_gdb_arch arch)
+{
+    s->gdb_arch = arch;
+}
+
 void stub_session_attach(struct stub_session *s)
 {
+    s->attach_pending = true;
+}
+
+/* The attach itself waits for gdb's first byte: a connection that only
+ * probes the port (a CI script waiting for kvmstub) must not stop a running
+ * guest, nor start a stopped one when it hangs up. */
+static void attach_now(struct stub_session *s)
+{
+    if (!s->attach_pending)
+        return;
+    s->attach_pending = false;
+    s->attached = true;
     struct stub_target_listener l = {.output = on_output, .stopped = on_stopped, .ctx = s};
     CALL(s, attach, &l);
 }
 
 void stub_session_detach(struct stub_session *s)
 {
-    CALL0(s, detach);
+    s->attach_pending = false;
+    if (!s->attached)
+        return;
+    s->attached = false;
+    /* A kill that ends kvmstub leaves nothing to detach from. */
+    if (s->killed && !s->extended)
+        return;
+    CALL(s, detach, s->keep_stopped);
+}
+
+/* An ended guest has no threads left: gdb, after the exit, must not find
+ * one to show or to detach from. */
+static unsigned live_threads(struct stub_session *s)
+{
+    if (!CALL0(s, running) && CALL0(s, last_stop)->exited)
+        return 0;
+    return CALL0(s, threads);
 }
 
 static bool thread_exists(struct stub_session *s, unsigned tid)
 {
-    return tid >= 1 && tid <= CALL0(s, threads);
+    return tid >= 1 && tid <= live_threads(s);
 }
 
 /* The register layout this gdb uses, fixed the first time it matters. */
@@ -91,6 +124,11 @@ static enum stub_arch arch(struct stub_session *s)
     if (!s->arch_known) {
         struct stub_thread_info ti = {.mode = VM_MODE_LONG};
         CALL(s, thread_info, s->g_tid, &ti);
+        static const enum vm_mode forced[] = {[STUB_GDB_ARCH_I8086] = VM_MODE_REAL,
+                                              [STUB_GDB_ARCH_I386] = VM_MODE_PROTECTED,
+                                              [STUB_GDB_ARCH_AMD64] = VM_MODE_LONG};
+        if (s->gdb_arch != STUB_GDB_ARCH_AUTO)
+            ti.mode = forced[s->gdb_arch];
         s->arch = stub_regmap_arch(ti.mode, &s->real_mode);
         s->regsets = CALL0(s, regsets);
         s->arch_known = true;
@@ -314,7 +352,7 @@ static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool b
         return;
     }
     size_t done = 0;
-    int err = CALL(s, mem_read, s->g_tid, addr, buf, n, &done);
+    int err = CALL(s, mem_read, s->g_tid, s->phys, addr, buf, n, &done);
     if (done == 0) {
         reply_error(s, err ? err : EFAULT);
     } else {
@@ -349,7 +387,7 @@ static void h_write_mem(struct stub_session *s, struct rsp_cmd *c)
         reply_error(s, EFAULT);
         return;
     }
-    int err = CALL(s, mem_write, s->g_tid, addr, c->u.mem.data, (size_t)len);
+    int err = CALL(s, mem_write, s->g_tid, s->phys, addr, c->u.mem.data, (size_t)len);
     if (err)
         reply_error(s, err);
     else
@@ -407,9 +445,40 @@ static void resume(struct stub_session *s, const struct stub_resume *r)
 
 /* Legacy c, s, C, S: continue resumes every thread, step steps the Hc
  * thread (or the Hg one) while the others stay stopped. */
+/* A bare-metal guest has no signals to be given: gdb's "signal N" and a
+ * continue that passes one get an error that says so, instead of the signal
+ * quietly going nowhere. */
+static const char *gdb_signal_name(unsigned sig)
+{
+    /* gdb's own numbering (include/gdb/signals.def). */
+    static const char *const names[] = {
+        NULL,      "SIGHUP",  "SIGINT",  "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
+        "SIGEMT",  "SIGFPE",  "SIGKILL", "SIGBUS",  "SIGSEGV",   "SIGSYS",  "SIGPIPE",
+        "SIGALRM", "SIGTERM", "SIGURG",  "SIGSTOP", "SIGTSTP",   "SIGCONT", "SIGCHLD",
+        "SIGTTIN", "SIGTTOU", "SIGIO",   "SIGXCPU", "SIGXFSZ",   "SIGVTALRM", "SIGPROF",
+        "SIGWINCH", "SIGLOST", "SIGUSR1", "SIGUSR2", "SIGPWR"};
+    return sig < sizeof(names) / sizeof(names[0]) && names[sig] ? names[sig] : "signal";
+}
+
+static bool refuse_signal(struct stub_session *s, unsigned sig)
+{
+    if (!sig)
+        return false;
+    char text[200];
+    snprintf(text, sizeof(text),
+             "kvmstub cannot deliver %s (gdb's signal %u) to the guest: a bare-metal guest has "
+             "no signals; continue without it ('signal 0', or 'handle %s nopass')\n",
+             gdb_signal_name(sig), sig, gdb_signal_name(sig));
+    rsp_send_console(&s->conn, text, strlen(text), 0);
+    reply_error(s, EINVAL);
+    return true;
+}
+
 static void h_resume(struct stub_session *s, struct rsp_cmd *c)
 {
     bool step = c->type == RSP_CMD_STEP;
+    if (c->u.resume.has_signal && refuse_signal(s, c->u.resume.signal))
+        return;
     unsigned tid = s->c_tid ? s->c_tid : s->g_tid;
     if (c->u.resume.has_addr) {
         uint8_t v[8];
@@ -420,6 +489,10 @@ static void h_resume(struct stub_session *s, struct rsp_cmd *c)
             reply_error(s, err);
             return;
         }
+    }
+    if (!live_threads(s)) {
+        send_stop(s, CALL0(s, last_stop)); /* how it ended, again */
+        return;
     }
     struct stub_resume r = {.count = CALL0(s, threads)};
     if (r.count > STUB_MAX_THREADS)
@@ -441,6 +514,10 @@ static bool tid_matches(const struct rsp_tid *t, unsigned tid)
  * thread); threads no action names stay stopped. */
 static void h_vcont(struct stub_session *s, struct rsp_cmd *c)
 {
+    if (!live_threads(s)) {
+        send_stop(s, CALL0(s, last_stop)); /* how it ended, again */
+        return;
+    }
     struct stub_resume r = {.count = CALL0(s, threads)};
     if (r.count > STUB_MAX_THREADS)
         r.count = STUB_MAX_THREADS;
@@ -452,6 +529,8 @@ static void h_vcont(struct stub_session *s, struct rsp_cmd *c)
             return;
         }
         only_stops &= a->action == 't';
+        if ((a->action == 'C' || a->action == 'S') && refuse_signal(s, a->signal))
+            return;
     }
     if (only_stops) {
         /* Stop threads that are stopped already. */
@@ -547,8 +626,8 @@ static void h_thread_info_first(struct stub_session *s, struct rsp_cmd *c)
     (void)c;
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
-    rsp_reply_str(&r, "m");
-    unsigned n = CALL0(s, threads);
+    unsigned n = live_threads(s);
+    rsp_reply_str(&r, n ? "m" : "l");
     for (unsigned t = 1; t <= n; t++) {
         if (t > 1)
             rsp_reply_str(&r, ",");
@@ -570,7 +649,7 @@ static void h_supported(struct stub_session *s, struct rsp_cmd *c)
     s->features = c->u.supported.features;
     char b[256];
     snprintf(b, sizeof(b),
-             "PacketSize=%x;qXfer:features:read+;swbreak+;hwbreak+;QStartNoAckMode+;"
+             "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;swbreak+;hwbreak+;QStartNoAckMode+;"
              "vContSupported+;binary-upload+",
              RSP_PACKET_SIZE);
     reply(s, b);
@@ -674,16 +753,107 @@ static void h_noack(struct stub_session *s, struct rsp_cmd *c)
 static void h_kill(struct stub_session *s, struct rsp_cmd *c)
 {
     reply(s, c->type == RSP_CMD_VKILL ? "OK" : "X09");
+    if (s->extended) {
+        /* extended-remote: the guest ends, kvmstub stays for 'run'. */
+        CALL0(s, end_guest);
+        return;
+    }
     s->killed = true;
     CALL0(s, kill);
 }
 
-static void h_detach(struct stub_session *s, struct rsp_cmd *c)
+static void h_extended(struct stub_session *s, struct rsp_cmd *c)
 {
     (void)c;
+    s->extended = true;
+    CALL0(s, extended);
     reply(s, "OK");
+}
+
+/* vRun: the image again from its start (the program gdb names is its own
+ * business; kvmstub runs the image it was given), stopped at its entry. */
+static void h_run(struct stub_session *s, struct rsp_cmd *c)
+{
+    int err = CALL0(s, restart);
+    if (err) {
+        reply_error(s, err);
+        return;
+    }
+    s->arch_known = false;
+    if (c->type == RSP_CMD_VRUN)
+        send_stop(s, CALL0(s, last_stop));
+    /* R has no reply. */
+}
+
+static void h_thread_extra(struct stub_session *s, struct rsp_cmd *c)
+{
+    const struct rsp_tid *t = &c->u.alive;
+    unsigned tid = t->tid.kind == RSP_ID_NUM && t->tid.num <= UINT32_MAX ? (unsigned)t->tid.num : 0;
+    struct stub_thread_info ti;
+    if (!thread_exists(s, tid) || CALL(s, thread_info, tid, &ti)) {
+        reply_error(s, ESRCH);
+        return;
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "CPU#%u [%s mode%s]", tid - 1, vm_mode_name(ti.mode),
+             ti.halted ? ", halted" : "");
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_hex(&r, text, strlen(text));
+    rsp_reply_end(&r);
+}
+
+/* QEMU's physical-memory mode: m, M, x and X then take guest-physical
+ * addresses (page tables, DMA buffers). gdb users type
+ * "maintenance packet Qqemu.PhyMemMode:1". */
+static void h_phymem(struct stub_session *s, struct rsp_cmd *c)
+{
+    if (c->type == RSP_CMD_PHYMEM_GET) {
+        reply(s, s->phys ? "1" : "0");
+        return;
+    }
+    s->phys = c->u.phymem;
+    reply(s, "OK");
+}
+
+/* The thread list as XML (qXfer:threads:read), with the same names as
+ * qThreadExtraInfo, for gdb's "info threads". */
+static void h_xfer_threads(struct stub_session *s, struct rsp_cmd *c)
+{
+    struct stub_text x = {0};
+    stub_text_add(&x, "<?xml version=\"1.0\"?>\n<threads>\n");
+    unsigned n = live_threads(s);
+    for (unsigned t = 1; t <= n; t++) {
+        struct stub_thread_info ti = {.mode = VM_MODE_REAL};
+        CALL(s, thread_info, t, &ti);
+        stub_text_add(&x, "  <thread id=\"%x\" core=\"%u\" name=\"CPU#%u\">%s mode%s</thread>\n", t,
+                      t - 1, t - 1, vm_mode_name(ti.mode), ti.halted ? ", halted" : "");
+    }
+    stub_text_add(&x, "</threads>\n");
+    uint64_t off = c->u.xfer.offset, want = c->u.xfer.length;
+    if (x.oom || off > x.len) {
+        reply_error(s, x.oom ? ENOMEM : EINVAL);
+        stub_text_free(&x);
+        return;
+    }
+    size_t k = x.len - (size_t)off;
+    if (want < k)
+        k = (size_t)want;
+    if (k > MEM_MAX)
+        k = MEM_MAX;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_put(&r, off + k < x.len ? "m" : "l", 1);
+    rsp_reply_put(&r, x.p + off, k);
+    rsp_reply_end(&r);
+    stub_text_free(&x);
+}
+
+static void h_detach(struct stub_session *s, struct rsp_cmd *c)
+{
+    reply(s, "OK");
+    s->keep_stopped = c->u.process.keep_stopped;
     s->closing = true;
-    stub_log("gdb detached; the guest stays %s", CALL0(s, last_stop)->exited ? "ended" : "stopped");
 }
 
 /* ---- LLDB's queries (lldb/docs/resources/lldbgdbremote.md) ---- */
@@ -768,7 +938,14 @@ static const handler_fn handlers[] = {
     [RSP_CMD_QSYMBOL] = h_ok,
     [RSP_CMD_START_NOACK] = h_noack,
     [RSP_CMD_KILL] = h_kill,
-    [RSP_CMD_DETACH] = h_detach, /* LLDB's D1 too: kvmstub always keeps the guest stopped */
+    [RSP_CMD_DETACH] = h_detach,
+    [RSP_CMD_EXTENDED] = h_extended,
+    [RSP_CMD_RESTART] = h_run,
+    [RSP_CMD_VRUN] = h_run,
+    [RSP_CMD_THREAD_EXTRA] = h_thread_extra,
+    [RSP_CMD_PHYMEM_SET] = h_phymem,
+    [RSP_CMD_PHYMEM_GET] = h_phymem,
+    [RSP_CMD_QXFER_THREADS] = h_xfer_threads, /* LLDB's D1 too: kvmstub always keeps the guest stopped */
     [RSP_CMD_QHOSTINFO] = h_lldb_host_info,
     [RSP_CMD_QPROCESSINFO] = h_lldb_process_info,
     [RSP_CMD_LIST_THREADS_STOP] = h_lldb_list_threads,
@@ -836,6 +1013,8 @@ static void finish_input(struct stub_session *s)
 
 void stub_session_input(struct stub_session *s, const uint8_t *data, size_t n)
 {
+    if (n)
+        attach_now(s);
     while (n && !s->closing && !s->killed) {
         struct rsp_event ev;
         size_t used = rsp_conn_feed(&s->conn, data, n, &ev);

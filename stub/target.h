@@ -31,11 +31,12 @@ enum {
     STUB_REGSET_AVX512 = 1u << 1, /* xmm16-31, ymm16-31 upper halves, k0-7, zmm upper halves */
 };
 
-/* Signal numbers gdb knows (its own numbering equals Linux's for these). */
+/* Signal numbers as the protocol carries them (gdb's own numbering, which
+ * is Linux's for these except SIGBUS: 7 is gdb's SIGEMT). */
 #define STUB_SIGINT 2
 #define STUB_SIGILL 4
 #define STUB_SIGTRAP 5
-#define STUB_SIGBUS 7
+#define STUB_SIGBUS 10
 #define STUB_SIGSEGV 11
 
 enum stub_stop_reason {
@@ -104,9 +105,12 @@ struct stub_target_ops {
 
     int (*reg_read)(void *ctx, unsigned tid, enum vm_reg_id id, uint8_t *out, size_t size);
     int (*reg_write)(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *in, size_t size);
-    /* *done receives the bytes read before a fault. */
-    int (*mem_read)(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done);
-    int (*mem_write)(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len);
+    /* Linear addresses through tid's page tables, or guest-physical ones
+     * when phys; *done receives the bytes read before a fault. */
+    int (*mem_read)(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
+                    size_t *done);
+    int (*mem_write)(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
+                     size_t len);
 
     /* len is the watched length (1 for breakpoints); -ENOSPC when out of
      * resources, -ENOTSUP when this kind cannot be had here, -ENOENT when
@@ -126,16 +130,24 @@ struct stub_target_ops {
      * listener from now on. */
     void (*attach)(void *ctx, const struct stub_target_listener *listener);
     /* It goes away: its breakpoints and watchpoints go with it, and the
-     * target goes on as it was (stopped or running). */
-    void (*detach)(void *ctx);
+     * target runs on (as QEMU's and gdbserver's do), unless keep_stopped or
+     * the target's own policy (kvmstub's --on-detach stop) says otherwise. */
+    void (*detach)(void *ctx, bool keep_stopped);
     /* Output waits in the target while paused (a slow client). */
     void (*pause_output)(void *ctx, bool paused);
 
     /* A monitor command: text for the user in *out, 0 or a negative errno
      * for an unknown or failed command. */
     int (*monitor)(void *ctx, unsigned tid, const char *cmd, struct stub_text *out);
-    /* The debugger asked to end it all (k, vKill). */
+    /* The debugger asked to end it all (k, vKill outside extended mode). */
     void (*kill)(void *ctx);
+    /* extended-remote: the guest is gone (k, vKill), kvmstub stays; and
+     * the guest starts afresh, stopped at its entry (run, R). */
+    void (*end_guest)(void *ctx);
+    int (*restart)(void *ctx);
+    /* The debugger asked for extended mode ('!'): until the next attach,
+     * the guest's end does not end the target. */
+    void (*extended)(void *ctx);
 };
 
 struct stub_target {

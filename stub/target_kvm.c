@@ -58,19 +58,29 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
     return err ? err : vm_reg_write(cpu, id, buf, size);
 }
 
-static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done)
+static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
+                    size_t *done)
 {
+    struct stub_machine *m = ctx;
     struct vm_cpu *cpu;
     *done = 0;
-    int err = stopped_cpu(ctx, tid, &cpu);
-    return err ? err : vm_read_linear(cpu, addr, buf, len, done);
+    int err = stopped_cpu(m, tid, &cpu);
+    if (err)
+        return err;
+    return phys ? vm_read_physical(m->vm, addr, buf, len, done)
+                : vm_read_linear(cpu, addr, buf, len, done);
 }
 
-static int mem_write(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len)
+static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
+                     size_t len)
 {
+    struct stub_machine *m = ctx;
     struct vm_cpu *cpu;
-    int err = stopped_cpu(ctx, tid, &cpu);
-    return err ? err : vm_write_linear(cpu, addr, buf, len, NULL);
+    int err = stopped_cpu(m, tid, &cpu);
+    if (err)
+        return err;
+    return phys ? vm_write_physical(m->vm, addr, buf, len, NULL)
+                : vm_write_linear(cpu, addr, buf, len, NULL);
 }
 
 static enum vm_watch_type watch_type(enum stub_bp_kind kind)
@@ -128,9 +138,9 @@ static void attach(void *ctx, const struct stub_target_listener *listener)
     stub_machine_attach(ctx, listener);
 }
 
-static void detach(void *ctx)
+static void detach(void *ctx, bool keep_stopped)
 {
-    stub_machine_detach(ctx);
+    stub_machine_detach(ctx, keep_stopped);
 }
 
 static void pause_output(void *ctx, bool paused)
@@ -152,6 +162,26 @@ static void kill_target(void *ctx)
     stub_machine_exit(ctx, 0);
 }
 
+static void end_guest(void *ctx)
+{
+    stub_machine_end_guest(ctx);
+}
+
+static void extended(void *ctx)
+{
+    stub_machine_set_extended(ctx);
+}
+
+static int restart(void *ctx)
+{
+    struct stub_machine *m = ctx;
+    char err[256];
+    int r = stub_machine_reset(m, err, sizeof(err));
+    if (r)
+        stub_log("cannot start the guest again: %s", err);
+    return r;
+}
+
 static const struct stub_target_ops ops = {
     .threads = threads,
     .regsets = regsets,
@@ -171,6 +201,9 @@ static const struct stub_target_ops ops = {
     .pause_output = pause_output,
     .monitor = monitor,
     .kill = kill_target,
+    .end_guest = end_guest,
+    .restart = restart,
+    .extended = extended,
 };
 
 struct stub_target stub_target_kvm(struct stub_machine *m)

@@ -208,6 +208,9 @@ uint64_t vm_boot_area(const struct vm *vm);
 int vm_read_linear(struct vm_cpu *cpu, uint64_t addr, void *buf, size_t len, size_t *done);
 int vm_write_linear(struct vm_cpu *cpu, uint64_t addr, const void *buf, size_t len, size_t *done);
 int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa);
+/* Guest-physical addresses, the same way (page tables, DMA buffers). */
+int vm_read_physical(struct vm *vm, uint64_t gpa, void *buf, size_t len, size_t *done);
+int vm_write_physical(struct vm *vm, uint64_t gpa, const void *buf, size_t len, size_t *done);
 
 /* Back to power-on: RAM cleared, devices reset, breakpoints and watchpoints
  * removed. The caller loads the image again. */

@@ -259,7 +259,7 @@ static void test_exit_statuses(void)
     } cases[] = {
         {"2", 42, "the guest's value on the debug-exit port"},
         {"6", 128 + 11, "a triple fault (SIGSEGV) with no gdb to look"},
-        {"7", 128 + 7, "an internal error (SIGBUS) with no gdb to look"},
+        {"7", 128 + SIGBUS, "an internal error (SIGBUS) with no gdb to look"},
         {"0", 128 + 5, "a halt (SIGTRAP) with no gdb to look and --on-hlt stop"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

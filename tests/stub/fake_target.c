@@ -89,9 +89,11 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
     return 0;
 }
 
-static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done)
+static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
+                    size_t *done)
 {
     struct fake *f = ctx;
+    f->last_phys = phys;
     *done = 0;
     if (f->running)
         return -EBUSY;
@@ -105,9 +107,11 @@ static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t le
     return n < len ? -EFAULT : 0;
 }
 
-static int mem_write(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len)
+static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
+                     size_t len)
 {
     struct fake *f = ctx;
+    f->last_phys = phys;
     if (f->running)
         return -EBUSY;
     if (!valid(f, tid))
@@ -191,9 +195,10 @@ static void attach(void *ctx, const struct stub_target_listener *l)
     f->attaches++;
 }
 
-static void detach(void *ctx)
+static void detach(void *ctx, bool keep_stopped)
 {
     struct fake *f = ctx;
+    f->detach_kept_stopped = keep_stopped;
     f->attached = false;
     f->detaches++;
     f->nbps = 0;
@@ -225,6 +230,28 @@ static void kill_target(void *ctx)
     f->killed = true;
 }
 
+static void end_guest(void *ctx)
+{
+    struct fake *f = ctx;
+    f->ended++;
+    f->running = false;
+    f->last = (struct stub_stop){.tid = 1, .exited = true};
+}
+
+static void extended(void *ctx)
+{
+    struct fake *f = ctx;
+    f->extended = true;
+}
+
+static int restart(void *ctx)
+{
+    struct fake *f = ctx;
+    f->restarts++;
+    f->last = (struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP};
+    return 0;
+}
+
 static const struct stub_target_ops ops = {
     .threads = threads,
     .regsets = regsets,
@@ -244,6 +271,9 @@ static const struct stub_target_ops ops = {
     .pause_output = pause_output,
     .monitor = monitor,
     .kill = kill_target,
+    .end_guest = end_guest,
+    .restart = restart,
+    .extended = extended,
 };
 
 struct stub_target fake_target(struct fake *f)

@@ -43,6 +43,10 @@ struct fake {
     bool paused;
     unsigned pause_calls;
     bool killed;
+    unsigned ended, restarts;  /* extended-remote kill and run */
+    bool extended;             /* the session asked for extended mode */
+    bool detach_kept_stopped;
+    bool last_phys;            /* the last memory access was physical */
     /* monitor */
     char monitor_cmd[256];
     unsigned monitor_tid;

@@ -324,13 +324,25 @@ static void test_vcont_actions_per_thread(void)
     CU_ASSERT_EQUAL(t.f.last_resume.threads[0].action, STUB_ACTION_CONTINUE);
     st_stop(&t, 3, STUB_REASON_NONE, 0);
     CU_ASSERT_EQUAL(strncmp(st_next(&t), "T05thread:3;", 12), 0);
-    /* C and S carry a signal; the target gets the action. */
-    st_send(&t, "vCont;C05:1;S02:3");
+    /* C and S with signal 0 are c and s. */
+    st_send(&t, "vCont;C00:1;S00:3");
     CU_ASSERT_EQUAL(t.f.last_resume.threads[0].action, STUB_ACTION_CONTINUE);
     CU_ASSERT_EQUAL(t.f.last_resume.threads[1].action, STUB_ACTION_NONE);
     CU_ASSERT_EQUAL(t.f.last_resume.threads[2].action, STUB_ACTION_STEP);
     st_stop(&t, 1, STUB_REASON_NONE, 0);
     st_next(&t);
+    /* A real signal cannot be given to a bare-metal guest: refused, with
+     * the reason on gdb's console, and nothing runs. */
+    unsigned resumes = t.f.resumes;
+    char text[256] = "";
+    st_send(&t, "vCont;C05:1;S02:3");
+    CU_ASSERT_STRING_EQUAL(st_next_skip_console(&t, text, sizeof(text)), "E16");
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "cannot deliver SIGTRAP (gdb's signal 5)"));
+    text[0] = 0;
+    st_send(&t, "C0a");
+    CU_ASSERT_STRING_EQUAL(st_next_skip_console(&t, text, sizeof(text)), "E16");
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "cannot deliver SIGBUS (gdb's signal 10)"));
+    CU_ASSERT_EQUAL(t.f.resumes, resumes);
     /* Nonexistent thread, or nothing to run. */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "vCont;s:7"), "E03");
     CU_ASSERT_EQUAL(strncmp(st_ask(&t, "vCont;t:1"), "T05", 3), 0);
@@ -559,6 +571,105 @@ static void test_simple_queries(void)
     st_close(&t);
 }
 
+static void test_extended_remote(void)
+{
+    struct st t;
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "!"), "OK");
+    CU_ASSERT(t.f.extended);
+    /* run: the image afresh, stopped at its entry, with a stop reply. */
+    CU_ASSERT_EQUAL(strncmp(st_ask(&t, "vRun;"), "T05thread:1;", 12), 0);
+    CU_ASSERT_EQUAL(t.f.restarts, 1);
+    /* kill ends the guest, not kvmstub; run again works. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "vKill;1"), "OK");
+    CU_ASSERT_FALSE(t.f.killed);
+    CU_ASSERT_EQUAL(t.f.ended, 1);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "?"), "W00");
+    CU_ASSERT_EQUAL(strncmp(st_ask(&t, "vRun;2f612f62;"), "T05", 3), 0);
+    CU_ASSERT_EQUAL(t.f.restarts, 2);
+    /* R restarts with no reply at all (a reply would desynchronise gdb). */
+    st_send(&t, "R00");
+    CU_ASSERT_EQUAL(st_unread(&t), 0);
+    CU_ASSERT_EQUAL(t.f.restarts, 3);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qC"), "QC1");
+    st_close(&t);
+    /* Without '!', k ends it all. */
+    st_open(&t, 1, true);
+    st_send(&t, "k");
+    CU_ASSERT(t.f.killed);
+    st_close(&t);
+}
+
+static void test_physical_memory_mode(void)
+{
+    struct st t;
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qqemu.PhyMemMode"), "0");
+    st_ask(&t, "m100,1");
+    CU_ASSERT_FALSE(t.f.last_phys);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "Qqemu.PhyMemMode:1"), "OK");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qqemu.PhyMemMode"), "1");
+    st_ask(&t, "m100,1");
+    CU_ASSERT(t.f.last_phys);
+    st_ask(&t, "M100,1:00");
+    CU_ASSERT(t.f.last_phys);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "Qqemu.PhyMemMode:0"), "OK");
+    st_ask(&t, "x100,1");
+    CU_ASSERT_FALSE(t.f.last_phys);
+    st_close(&t);
+}
+
+static void test_thread_names(void)
+{
+    struct st t;
+    st_open(&t, 2, true);
+    t.f.mode[1] = VM_MODE_REAL;
+    t.f.halted[1] = true;
+    /* "CPU#1 [real mode, halted]" in hex */
+    const char *r = st_ask(&t, "qThreadExtraInfo,2");
+    static const char want[] = "CPU#1 [real mode, halted]";
+    char hex[128] = "";
+    for (size_t i = 0; i < sizeof(want) - 1; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)want[i]);
+    CU_ASSERT_STRING_EQUAL(r, hex);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qThreadExtraInfo,3"), "E03");
+    const char *x = st_ask(&t, "qXfer:threads:read::0,fff");
+    CU_ASSERT_EQUAL(x[0], 'l');
+    /* (binary replies escape '#' as "}\x03") */
+    CU_ASSERT_PTR_NOT_NULL(strstr(x, "<thread id=\"1\" core=\"0\" name=\"CPU}\x03" "0\">long mode</thread>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(x, "<thread id=\"2\" core=\"1\" name=\"CPU}\x03" "1\">real mode, halted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_ask(&t, "qSupported"), "qXfer:threads:read+"));
+    st_close(&t);
+}
+
+static void test_detach_keep_stopped(void)
+{
+    struct st t;
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "D1"), "OK");
+    stub_session_detach(&t.s);
+    CU_ASSERT(t.f.detach_kept_stopped);
+    st_close(&t);
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "D"), "OK");
+    stub_session_detach(&t.s);
+    CU_ASSERT_FALSE(t.f.detach_kept_stopped);
+    st_close(&t);
+}
+
+static void test_forced_layout(void)
+{
+    /* --gdb-arch amd64: a real-mode guest gets the amd64 layout, which
+     * every later mode fits. */
+    struct st t;
+    st_open(&t, 1, true);
+    t.f.mode[0] = VM_MODE_REAL;
+    stub_session_set_arch(&t.s, STUB_GDB_ARCH_AMD64);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_ask(&t, "qXfer:features:read:target.xml:0,3fff"), "i386:x86-64"));
+    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_size(STUB_ARCH_AMD64, 0));
+    st_close(&t);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("stub_session", NULL, NULL);
@@ -590,6 +701,12 @@ static void register_suites(void)
     CU_add_test(s, "LLDB: x forms, qHostInfo, qProcessInfo, threads in stops, D1",
                 test_lldb_client);
     CU_add_test(s, "qAttached, qOffsets, qSymbol, vMustReplyEmpty", test_simple_queries);
+    CU_add_test(s, "extended-remote: !, vRun, vKill, R", test_extended_remote);
+    CU_add_test(s, "QEMU's physical memory mode", test_physical_memory_mode);
+    CU_add_test(s, "qThreadExtraInfo and qXfer:threads:read", test_thread_names);
+    CU_add_test(s, "detach, and LLDB's detach that keeps the guest stopped",
+                test_detach_keep_stopped);
+    CU_add_test(s, "--gdb-arch amd64 in real mode", test_forced_layout);
 }
 
 int main(void)
