@@ -48,16 +48,18 @@ size_t vm_mem_bitmap_words(const struct vm_mem *m)
     return (size_t)((npages(m) + 63) / 64);
 }
 
+/* Atomic, so that vCPU threads running at once (each owning its vCPU) may
+ * mark pages; collecting happens with every vCPU stopped. */
 static void set_bits(uint64_t *bits, uint64_t first, uint64_t count)
 {
     while (count && first % 64) {
-        bits[first / 64] |= 1ull << (first % 64);
+        __atomic_fetch_or(&bits[first / 64], 1ull << (first % 64), __ATOMIC_RELAXED);
         first++, count--;
     }
     for (; count >= 64; first += 64, count -= 64)
-        bits[first / 64] = ~0ull;
+        __atomic_store_n(&bits[first / 64], ~0ull, __ATOMIC_RELAXED);
     for (; count; first++, count--)
-        bits[first / 64] |= 1ull << (first % 64);
+        __atomic_fetch_or(&bits[first / 64], 1ull << (first % 64), __ATOMIC_RELAXED);
 }
 
 void vm_mem_mark_dirty(struct vm_mem *m, uint64_t gpa, uint64_t len)
@@ -151,7 +153,7 @@ static int harvest(struct vm_mem *m, const struct vm_slot *s)
 {
     uint64_t first = s->gpa / VM_PAGE_SIZE, n = s->size / VM_PAGE_SIZE;
     size_t words = (size_t)((n + 63) / 64);
-    memset(m->log, 0, words * sizeof(uint64_t));
+    /* KVM writes all of the slot's bitmap (rounded up to 64 bits). */
     struct kvm_dirty_log d = {.slot = s->id, .dirty_bitmap = m->log};
     if (ioctl(m->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0)
         return -errno;
@@ -337,9 +339,10 @@ int vm_mem_dirty_collect(struct vm_mem *m, uint64_t *out)
         mark_backed(m, m->dirty);
         m->rescan = false;
     }
-    for (size_t w = 0; w < words; w++)
+    for (size_t w = 0; w < words; w++) {
         out[w] |= m->dirty[w];
-    memset(m->dirty, 0, words * sizeof(uint64_t));
+        m->dirty[w] = 0;
+    }
     return 0;
 }
 

@@ -20,8 +20,8 @@
  * handler, which KVM does not log). Writes through vm_mem_ptr() are not
  * seen: whoever writes RAM that way calls vm_mem_mark_dirty().
  * Tracking state belongs to whoever holds the stopped VM, like the slots;
- * vm_mem_mark_dirty() may also be called by the vCPU thread while it owns the
- * running VM. */
+ * vm_mem_mark_dirty() may also be called by vCPU threads while they run
+ * (it is atomic). vm_mem_dirty_collect() has one consumer: snapshots. */
 #ifndef VM_MEMORY_H
 #define VM_MEMORY_H
 

@@ -15,6 +15,7 @@
 #define PAGE 4096u
 #define FAN_BITS 6u
 #define FAN (1u << FAN_BITS)
+#define POOL_MAX 4096u /* pages kept for reuse: 16 MiB */
 
 struct page {
     uint64_t refs;
@@ -45,6 +46,7 @@ struct vm_pagestore {
     uint64_t limit;
     struct vm_pagestore_snap *first, *last;
     struct page *spare; /* a copy that turned out shared or zero, for reuse */
+    struct page *pool;  /* freed pages, linked through their data */
     /* The save in progress. */
     const uint8_t *ram;
     vm_pagestore_fixup_fn fixup;
@@ -76,11 +78,20 @@ static struct node *node_new(struct vm_pagestore *ps)
     return n;
 }
 
+/* Freed pages are kept for the next saves, up to POOL_MAX: fresh heap
+ * memory costs a page fault per page on first touch, which would double the
+ * cost of a save after a delete. */
 static void page_put(struct vm_pagestore *ps, struct page *p)
 {
-    if (p && --p->refs == 0) {
-        ps->use.pages--;
-        ps->use.bytes -= PAGE_BYTES;
+    if (!p || --p->refs)
+        return;
+    ps->use.pages--;
+    ps->use.bytes -= PAGE_BYTES;
+    if (ps->use.pooled < POOL_MAX) {
+        *(struct page **)(void *)p->data = ps->pool;
+        ps->pool = p;
+        ps->use.pooled++;
+    } else {
         free(p);
     }
 }
@@ -135,13 +146,25 @@ static bool is_changed(const struct vm_pagestore *ps, uint64_t page)
     return ps->changed[page / 64] >> (page % 64) & 1;
 }
 
+/* 64 bytes at a time, stopping at the first that is not zero. */
+/* Counts the changed pages (for the cost) and clears the set, in one pass. */
+static uint64_t take_changed(struct vm_pagestore *ps)
+{
+    uint64_t n = 0;
+    for (size_t w = 0; w < ps->words; w++) {
+        n += (uint64_t)__builtin_popcountll(ps->changed[w]);
+        ps->changed[w] = 0;
+    }
+    return n;
+}
+
 static bool all_zero(const uint8_t *p)
 {
     const uint64_t *w = (const uint64_t *)(const void *)p;
-    uint64_t acc = 0;
     for (unsigned i = 0; i < PAGE / 8; i += 8)
-        acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
-    return acc == 0;
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7])
+            return false;
+    return true;
 }
 
 /* --- creation ------------------------------------------------------------ */
@@ -176,6 +199,11 @@ void vm_pagestore_destroy(struct vm_pagestore *ps)
         vm_pagestore_delete(ps, ps->first);
     node_put(ps, ps->base, ps->levels - 1);
     free(ps->spare);
+    while (ps->pool) {
+        struct page *p = ps->pool;
+        ps->pool = *(struct page **)(void *)p->data;
+        free(p);
+    }
     free(ps->changed);
     free(ps);
 }
@@ -226,35 +254,50 @@ const struct vm_pagestore_usage *vm_pagestore_usage(const struct vm_pagestore *p
 
 /* --- save ---------------------------------------------------------------- */
 
+static struct page *page_alloc(struct vm_pagestore *ps)
+{
+    struct page *p = ps->pool;
+    if (p) {
+        ps->pool = *(struct page **)(void *)p->data;
+        ps->use.pooled--;
+        return p;
+    }
+    return malloc(sizeof(*p));
+}
+
 /* The page to keep for page p, given the base's copy: NULL when all zero,
- * old (another reference) when equal, else a new copy. */
+ * old (another reference) when equal, else a new copy. Compare before
+ * copying: most pages differ from the base early on, or equal it, and a
+ * page's copy is the only full pass then. */
 static int capture(struct vm_pagestore *ps, uint64_t p, struct page *old, struct page **out)
 {
-    if (!ps->spare) {
-        if (ps->limit && ps->use.bytes + PAGE_BYTES > ps->limit)
-            return -ENOSPC;
-        ps->spare = malloc(sizeof(*ps->spare));
-        if (!ps->spare)
-            return -ENOMEM;
-    }
-    struct page *c = ps->spare;
-    memcpy(c->data, ps->ram + p * PAGE, PAGE);
-    if (ps->fixup)
-        ps->fixup(ps->fixup_ctx, p * PAGE, c->data);
+    const uint8_t *src = ps->ram + p * PAGE;
     ps->cost->visited++;
-    if (all_zero(c->data)) {
-        *out = NULL;
-        ps->delta_pages -= old != NULL;
-        return 0;
+    if (ps->fixup) {
+        if (!ps->spare && !(ps->spare = page_alloc(ps)))
+            return -ENOMEM;
+        memcpy(ps->spare->data, src, PAGE);
+        ps->fixup(ps->fixup_ctx, p * PAGE, ps->spare->data);
+        src = ps->spare->data;
     }
-    if (old && memcmp(old->data, c->data, PAGE) == 0) {
+    if (old && memcmp(old->data, src, PAGE) == 0) {
         ps->cost->shared++;
         *out = page_get(old);
         return 0;
     }
+    if (all_zero(src)) {
+        *out = NULL;
+        ps->delta_pages -= old != NULL;
+        return 0;
+    }
     if (ps->limit && ps->use.bytes + PAGE_BYTES > ps->limit)
         return -ENOSPC;
+    struct page *c = ps->spare;
+    if (!c && !(c = page_alloc(ps)))
+        return -ENOMEM;
     ps->spare = NULL;
+    if (src != c->data) /* not already there (fixed up) */
+        memcpy(c->data, src, PAGE);
     c->refs = 1;
     ps->use.pages++;
     ps->use.bytes += PAGE_BYTES;
@@ -321,8 +364,6 @@ int vm_pagestore_save(struct vm_pagestore *ps, const uint8_t *ram, vm_pagestore_
     if (!cost)
         cost = &scratch;
     memset(cost, 0, sizeof(*cost));
-    for (size_t w = 0; w < ps->words; w++)
-        cost->changed += (uint64_t)__builtin_popcountll(ps->changed[w]);
     struct vm_pagestore_snap *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -352,7 +393,7 @@ int vm_pagestore_save(struct vm_pagestore *ps, const uint8_t *ram, vm_pagestore_
     node_put(ps, ps->base, ps->levels - 1);
     ps->base = node_get(root);
     ps->base_pages = s->pages;
-    memset(ps->changed, 0, ps->words * sizeof(uint64_t));
+    cost->changed = take_changed(ps);
     *out = s;
     return 0;
 }
@@ -397,13 +438,11 @@ void vm_pagestore_load(struct vm_pagestore *ps, const struct vm_pagestore_snap *
     if (!cost)
         cost = &scratch;
     memset(cost, 0, sizeof(*cost));
-    for (size_t w = 0; w < ps->words; w++)
-        cost->changed += (uint64_t)__builtin_popcountll(ps->changed[w]);
     load_node(ps, ps->base, s->root, ps->levels - 1, 0, ram, cost);
     node_put(ps, ps->base, ps->levels - 1);
     ps->base = node_get(s->root);
     ps->base_pages = s->pages;
-    memset(ps->changed, 0, ps->words * sizeof(uint64_t));
+    cost->changed = take_changed(ps);
 }
 
 /* --- delete and inspection ----------------------------------------------- */
@@ -530,7 +569,7 @@ int vm_pagestore_import_page(struct vm_pagestore_import *im, uint64_t page, cons
             return -ENOMEM;
         n = n->slot[i];
     }
-    struct page *p = malloc(sizeof(*p));
+    struct page *p = page_alloc(ps);
     if (!p)
         return -ENOMEM;
     p->refs = 1;

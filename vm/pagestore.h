@@ -40,6 +40,7 @@ struct vm_pagestore_usage {
     uint64_t pages;
     uint64_t nodes;
     uint64_t snaps;
+    uint64_t pooled; /* freed pages kept for reuse (at most 4096), not in bytes */
 };
 
 /* What one save or load did. */

@@ -137,9 +137,45 @@ static int count_bits(const uint64_t *b, size_t words)
     return n;
 }
 
+/* The pages set, for a failure message. */
+static void show(const char *what, const uint64_t *b, size_t words)
+{
+    fprintf(stderr, "\n    %s:", what);
+    for (uint64_t p = 0; p < words * 64; p++)
+        if (b[p / 64] >> (p % 64) & 1)
+            fprintf(stderr, " %#llx", (unsigned long long)p);
+    fprintf(stderr, "\n");
+}
+
 static bool bit(const uint64_t *b, uint64_t page)
 {
     return b[page / 64] >> (page % 64) & 1;
+}
+
+/* The collected set holds every page in want and nothing else but pages the
+ * guest's CPU reads: its code and its page tables. KVM may report those
+ * without a store: AMD's nested paging walks guest page tables as writes,
+ * and a re-made slot can log the code page; their content is unchanged,
+ * so snapshots share them. Clears b. */
+static void expect_pages(struct vm *vm, uint64_t *b, const uint64_t *want, int nwant)
+{
+    size_t words = vm_mem_bitmap_words(&vm->mem);
+    uint64_t tables = vm_boot_area(vm) / PAGE;
+    bool ok = true;
+    for (int i = 0; i < nwant; i++)
+        ok &= bit(b, want[i]);
+    for (uint64_t p = 0; p < words * 64; p++) {
+        bool wanted = false;
+        for (int i = 0; i < nwant; i++)
+            wanted |= want[i] == p;
+        bool read_by_cpu = p == 0x100 || (p > tables && p <= tables + 6);
+        if (bit(b, p) && !wanted && !read_by_cpu)
+            ok = false;
+    }
+    if (!ok)
+        show("dirty pages", b, words);
+    CU_ASSERT(ok);
+    memset(b, 0, words * 8);
 }
 
 static void test_dirty_log_sees_guest_and_stub_writes(void)
@@ -153,7 +189,8 @@ static void test_dirty_log_sees_guest_and_stub_writes(void)
     /* The first collect reports what the loader wrote before tracking. */
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
     CU_ASSERT(bit(b, 0x100)); /* the fixture's code */
-    CU_ASSERT(count_bits(b, words) < 40);
+    /* Not all of RAM: what the host backed (whole huge pages with THP). */
+    CU_ASSERT(count_bits(b, words) < (int)(m->size / PAGE / 2));
     /* The first batch also sets accessed bits in the page tables. */
     batch(vm); /* page 0x400 */
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
@@ -165,9 +202,7 @@ static void test_dirty_log_sees_guest_and_stub_writes(void)
     vm_mem_mark_dirty(m, 0x900ffe, 4); /* straddles 0x900 and 0x901 */
     *(uint8_t *)vm_mem_ptr(m, 0xa00000, 1) = 1; /* not reported: no mark */
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
-    CU_ASSERT_EQUAL(count_bits(b, words), 4);
-    CU_ASSERT(bit(b, 0x401) && bit(b, 0x800) && bit(b, 0x900) && bit(b, 0x901));
-    memset(b, 0, words * 8);
+    expect_pages(vm, b, (const uint64_t[]){0x401, 0x800, 0x900, 0x901}, 4);
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
     CU_ASSERT_EQUAL(count_bits(b, words), 0); /* collecting cleared it */
 
@@ -175,28 +210,23 @@ static void test_dirty_log_sees_guest_and_stub_writes(void)
     batch(vm); /* page 0x402 */
     CU_ASSERT_EQUAL(vm_mem_set_trap(m, 0x403000, VM_TRAP_WRITE), 0);
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
-    CU_ASSERT(bit(b, 0x402));
-    CU_ASSERT(bit(b, 0x403)); /* trapped pages always count */
-    CU_ASSERT_EQUAL(count_bits(b, words), 2);
-    memset(b, 0, words * 8);
-    /* Guest writes to a trapped page go through the MMIO exit; counted. */
+    /* 0x403: trapped pages always count */
+    expect_pages(vm, b, (const uint64_t[]){0x402, 0x403}, 2);
+    /* Guest writes to a trapped page go through the MMIO exit; counted,
+     * also once the trap is gone. */
     batch(vm); /* page 0x403, every store an MMIO exit */
     uint64_t got;
     CU_ASSERT_EQUAL(vm_mem_read(m, 0x403000, &got, 8), 0);
     CU_ASSERT_NOT_EQUAL(got, 0);
     CU_ASSERT_EQUAL(vm_mem_set_trap(m, 0x403000, VM_TRAP_NONE), 0);
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
-    CU_ASSERT(bit(b, 0x403));
-    CU_ASSERT_EQUAL(count_bits(b, words), 1);
-    memset(b, 0, words * 8);
+    expect_pages(vm, b, (const uint64_t[]){0x403}, 1);
     batch(vm); /* page 0x404 through the re-merged slot */
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 0);
-    CU_ASSERT(bit(b, 0x404));
-    CU_ASSERT_EQUAL(count_bits(b, words), 1);
+    expect_pages(vm, b, (const uint64_t[]){0x404}, 1);
 
     /* Without tracking, every page counts. */
     CU_ASSERT_EQUAL(vm_mem_track_dirty(m, false), 0);
-    memset(b, 0, words * 8);
     CU_ASSERT_EQUAL(vm_mem_dirty_collect(m, b), 1);
     CU_ASSERT_EQUAL(count_bits(b, words), (int)(m->size / PAGE));
     free(b);
@@ -236,8 +266,9 @@ static void test_load_restores_registers_and_ram(void)
     CU_ASSERT_EQUAL_FATAL(lr, 0);
     look(vm, &now);
     same_view(&now, &saved);
-    /* 4 batches = 4 pages, and the page gdb wrote. */
-    CU_ASSERT_EQUAL(c.copied, 5);
+    /* 4 batches = 4 pages, and the page gdb wrote; KVM may add the code
+     * and page-table pages (see expect_pages). */
+    CU_ASSERT(c.copied >= 5 && c.copied <= 5 + 4);
     CU_ASSERT_EQUAL(memcmp(vm_snapshot_blob(s, "uart")->data, uart, sizeof(uart)), 0);
 
     /* Running again from the snapshot repeats the first run exactly. */
