@@ -15,13 +15,18 @@
  *
  * The caller holds the stopped VM (no vCPU inside KVM_RUN) for every call.
  *
- * What the caller must do around a load (vm_snapshot_load does RAM, the VM
- * state and the vCPUs, and invalidates kvmstub's register cache):
- *  - before: nothing (the pages holding planted breakpoints are restored
- *    like any other; saves hide those bytes through cfg.hide);
- *  - after: plant breakpoints again over the restored RAM (each one's
- *    original byte is what RAM now holds), apply the blobs (devices, the
- *    halted flag), and mark the vCPUs' guest-debug state for re-applying. */
+ * Planted breakpoint bytes: saves keep the guest's bytes (cfg.hide, e.g.
+ * vm_debug_hide() over the page). A load leaves a page alone when it cannot
+ * differ, so a planted byte there survives, while a restored page comes
+ * back with the guest's byte. Hence around a load the caller:
+ *  - before: takes planted bytes out (RAM then holds the guest's view,
+ *    which is what the store compares against);
+ *  - after: plants them again, taking each original byte from RAM (and
+ *    translating its address again: the page tables may have changed),
+ *    applies the blobs (devices, kvmstub's halted flag, the debug-exit
+ *    status) and marks the vCPUs' guest-debug state for re-applying.
+ * vm_snapshot_load invalidates kvmstub's register cache itself; saves write
+ * it back first (vm_regs_flush). */
 #ifndef VM_SNAPSHOT_H
 #define VM_SNAPSHOT_H
 
