@@ -194,7 +194,8 @@ int vm_cpustate_save(const struct vm_cpustate_ctx *ctx, int cpu_fd, struct vm_cp
         if (!out->xsave)
             err = -ENOMEM;
         else
-            err = io(cpu_fd, ctx->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
+            err = io(cpu_fd,
+                     ctx->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
                      out->xsave);
     } else if (!err) {
         err = io(cpu_fd, KVM_GET_FPU, &out->fpu);
@@ -237,7 +238,8 @@ int vm_cpustate_check(const struct vm_cpustate_ctx *ctx, const struct vm_cpustat
     if (s->parts != ctx->parts) {
         snprintf(err, errlen,
                  "the saved vCPU state has parts 0x%x but this KVM and board give 0x%x "
-                 "(sregs2, xsave, xcrs, debugregs, lapic, events): it comes from another host or board",
+                 "(sregs2, xsave, xcrs, debugregs, lapic, events): it comes from another "
+                 "host or board",
                  s->parts, ctx->parts);
         return -EINVAL;
     }

@@ -131,9 +131,11 @@ static int bench(uint64_t ram, const uint64_t *counts, int ncounts, int rounds)
     }
     printf("%-7llu %-6s %9.0f %9s %9s %9s %9s %9s   (open %.0f us; the first save takes what the "
            "loader wrote)\n",
-           (unsigned long long)(ram >> 20), "first", now_us() - t0, "-", "-", "-", "-", "-", t_open);
-    double *save = calloc((size_t)rounds, sizeof(double)), *load = calloc((size_t)rounds, sizeof(double)),
-           *del = calloc((size_t)rounds, sizeof(double));
+           (unsigned long long)(ram >> 20), "first", now_us() - t0, "-", "-", "-", "-", "-",
+           t_open);
+    double *save = calloc((size_t)rounds, sizeof(double));
+    double *load = calloc((size_t)rounds, sizeof(double));
+    double *del = calloc((size_t)rounds, sizeof(double));
     for (int c = 0; c < ncounts; c++) {
         uint64_t pages = counts[c];
         if (BASE + pages * 4096 > ram) {
@@ -176,7 +178,12 @@ static int bench(uint64_t ram, const uint64_t *counts, int ncounts, int rounds)
                 copied += sc.copied;
                 written += lc.copied;
                 if (getenv("SNAPBENCH_DEBUG"))
-                    fprintf(stderr, "round %d: save changed %llu copied %llu shared %llu; load changed %llu written %llu\n", i, (unsigned long long)sc.changed, (unsigned long long)sc.copied, (unsigned long long)sc.shared, (unsigned long long)lc.changed, (unsigned long long)lc.copied);
+                    fprintf(stderr,
+                            "round %d: save changed %llu copied %llu shared %llu; "
+                            "load changed %llu written %llu\n",
+                            i, (unsigned long long)sc.changed, (unsigned long long)sc.copied,
+                            (unsigned long long)sc.shared, (unsigned long long)lc.changed,
+                            (unsigned long long)lc.copied);
             }
         }
         double best = save[0] + load[0];
@@ -184,7 +191,8 @@ static int bench(uint64_t ram, const uint64_t *counts, int ncounts, int rounds)
             if (save[i] + load[i] < best)
                 best = save[i] + load[i];
         double ms = median(save, rounds), ml = median(load, rounds);
-        printf("%-7llu %-6llu %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f   (copied %llu, written back %llu a round)\n",
+        printf("%-7llu %-6llu %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f   "
+               "(copied %llu, written back %llu a round)\n",
                (unsigned long long)(ram >> 20), (unsigned long long)pages, ms, ml, ms + ml, best,
                median(del, rounds), (double)vm_pagestore_usage(ss->ps)->bytes / (1 << 20),
                (unsigned long long)(copied / (uint64_t)rounds),

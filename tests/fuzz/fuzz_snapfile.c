@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct vm_snapshot *s = NULL;
     struct vm_snapfile_info info;
     char err[512] = "";
-    int r = vm_snapfile_read_stream(f, "input", &fuzz_snapfile_host, ps, &info, &s, err, sizeof(err));
+    int r = vm_snapfile_read_stream(f, "input", &fuzz_snapfile_host, ps, &info, &s, err,
+                                    sizeof(err));
     fclose(f);
     if (getenv("FUZZ_SNAPFILE_VERBOSE")) /* to see what an input does */
         fprintf(stderr, "fuzz_snapfile: %s\n", r ? err : "accepted");

@@ -54,7 +54,8 @@ static int seed(const char *dir, const char *name, unsigned ncpus, unsigned pc, 
     char path[4096], err[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     static const uint8_t hash[4] = {1, 2, 3, 4};
-    int r = vm_snapfile_write(path, &s, &fuzz_snapfile_host, "guest.elf", hash, 4, err, sizeof(err));
+    int r = vm_snapfile_write(path, &s, &fuzz_snapfile_host, "guest.elf", hash, 4, err,
+                              sizeof(err));
     if (r)
         fprintf(stderr, "make_snapfile_seeds: %s\n", err);
     /* The harness reads byte 0 as its mode: prepend "checksums count". */

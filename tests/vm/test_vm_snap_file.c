@@ -123,8 +123,9 @@ static void teardown(struct fixture *f)
 }
 
 /* Reads buf as a file; on refusal checks that the store did not change. */
-static int read_buf(struct fixture *f, const uint8_t *buf, size_t n, const struct vm_snapfile_host *host,
-                    struct vm_pagestore *ps, char *err, size_t errlen)
+static int read_buf(struct fixture *f, const uint8_t *buf, size_t n,
+                    const struct vm_snapfile_host *host, struct vm_pagestore *ps, char *err,
+                    size_t errlen)
 {
     FILE *fp = fopen(path, "wb");
     if (n)

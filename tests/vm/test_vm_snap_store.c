@@ -77,7 +77,8 @@ static void run_model(uint64_t npages, unsigned steps)
                 nsnap--;
             }
             struct vm_pagestore_cost cost;
-            CU_ASSERT_EQUAL_FATAL(vm_pagestore_save(ps, r.bytes, NULL, NULL, &snaps[nsnap], &cost), 0);
+            CU_ASSERT_EQUAL_FATAL(
+                vm_pagestore_save(ps, r.bytes, NULL, NULL, &snaps[nsnap], &cost), 0);
             CU_ASSERT(cost.copied + cost.shared <= cost.changed);
             CU_ASSERT(cost.visited <= cost.changed);
             copies[nsnap] = malloc(npages * PAGE);
@@ -356,7 +357,8 @@ static void register_suites(void)
     CU_add_test(s, "random save/modify/load/delete, 5000 pages", test_model_three_levels);
     CU_add_test(s, "save and load cost follows pages changed", test_cost_follows_changes);
     CU_add_test(s, "deleting the base keeps saves incremental", test_delete_base_keeps_increments);
-    CU_add_test(s, "saves hold the guest's bytes, not planted ones", test_fixup_hides_planted_bytes);
+    CU_add_test(s, "saves hold the guest's bytes, not planted ones",
+                test_fixup_hides_planted_bytes);
     CU_add_test(s, "a store at its limit refuses and keeps the changes",
                 test_limit_refuses_and_keeps_changes);
     CU_add_test(s, "import rebuilds a snapshot, checks order", test_import_round_trip);

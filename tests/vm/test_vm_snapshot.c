@@ -43,6 +43,15 @@ static struct vm *guest(uint64_t ram)
     return vm;
 }
 
+static int open_snapshots(struct vm *vm, struct vm_snapshots **ss)
+{
+    char err[256];
+    int r = vm_snapshot_open(vm, &(struct vm_snapshot_config){0}, ss, err, sizeof(err));
+    if (r)
+        fprintf(stderr, "vm_snapshot_open: %s\n", err);
+    return r;
+}
+
 /* One batch of the fixture: 512 quadword writes (one page), then hlt; rip
  * moved past the nop after it, which wakes the vCPU for the next batch. */
 static void batch(struct vm *vm)
@@ -240,7 +249,7 @@ static void test_load_restores_registers_and_ram(void)
     batch(vm);
     struct vm_snapshots *ss;
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(vm_snapshot_open(vm, &(struct vm_snapshot_config){0}, &ss, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(open_snapshots(vm, &ss), 0);
     CU_ASSERT(vm_snapshot_incremental(ss));
     struct vm_snapshot *s;
     struct vm_pagestore_cost c;
@@ -297,7 +306,7 @@ static void test_many_checkpoints(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
     struct vm_snapshots *ss;
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(vm_snapshot_open(vm, &(struct vm_snapshot_config){0}, &ss, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(open_snapshots(vm, &ss), 0);
     struct vm_snapshot *cp[N];
     static struct view v[N];
     for (int i = 0; i < N; i++) {
@@ -335,7 +344,7 @@ static void test_untracked_still_exact(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
     struct vm_snapshots *ss;
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(vm_snapshot_open(vm, &(struct vm_snapshot_config){0}, &ss, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(open_snapshots(vm, &ss), 0);
     CU_ASSERT_EQUAL(vm_mem_track_dirty(&vm->mem, false), 0);
     batch(vm);
     struct vm_snapshot *s;
@@ -390,7 +399,7 @@ static void test_file_restores_or_refuses_untouched(void)
     batch(vm);
     struct vm_snapshots *ss;
     char err[512];
-    CU_ASSERT_EQUAL_FATAL(vm_snapshot_open(vm, &(struct vm_snapshot_config){0}, &ss, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(open_snapshots(vm, &ss), 0);
     struct vm_snapshot *s;
     struct vm_snapshot_blob blob = {.name = "kvmstub", .data = (uint8_t *)"halted=0", .len = 8};
     CU_ASSERT_EQUAL_FATAL(vm_snapshot_save(ss, &blob, 1, &s, NULL, err, sizeof(err)), 0);
@@ -473,7 +482,7 @@ static void test_file_restores_or_refuses_untouched(void)
     struct vm *fresh = vt_create(32u << 20);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fresh);
     struct vm_snapshots *fs;
-    CU_ASSERT_EQUAL_FATAL(vm_snapshot_open(fresh, &(struct vm_snapshot_config){0}, &fs, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(open_snapshots(fresh, &fs), 0);
     struct vm_snapshot *u = NULL;
     CU_ASSERT_EQUAL_FATAL(vm_snapfile_read(good, &host, fs->ps, NULL, &u, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL_FATAL(vm_snapshot_load(fs, u, NULL, err, sizeof(err)), 0);
