@@ -440,23 +440,34 @@ static void test_file_restores_or_refuses_untouched(void)
     struct {
         const char *what;
         size_t cut;
-        size_t flip;
+        size_t flip; /* a byte to flip; VERSION: claim another kvmstub version */
         const struct vm_snapfile_host *host;
     } cases[80];
+    const size_t VERSION = SIZE_MAX - 1;
     size_t nc = 0;
     cases[nc++] = (typeof(cases[0])){"truncated", n / 2, SIZE_MAX, &host};
     cases[nc++] = (typeof(cases[0])){"truncated", n - 1, SIZE_MAX, &host};
     cases[nc++] = (typeof(cases[0])){"foreign CPU", n, SIZE_MAX, &foreign};
+    cases[nc++] = (typeof(cases[0])){"foreign version", n, VERSION, &host};
     for (size_t i = 0; i < k; i++)
         cases[nc++] = (typeof(cases[0])){"corrupt", n, offs[i], &host};
     for (size_t i = 0; i < nc; i++) {
         memcpy(copy, file, n);
-        if (cases[i].flip != SIZE_MAX)
+        if (cases[i].flip == VERSION) {
+            /* what another writer would put there, checksum and all */
+            memcpy(copy + 16, "0.0.1\0", 6);
+            uint32_t crc = vm_checksum_crc32c(0, copy, hlen - 4);
+            for (int b = 0; b < 4; b++)
+                copy[hlen - 4 + b] = (uint8_t)(crc >> (8 * b));
+        } else if (cases[i].flip != SIZE_MAX) {
             copy[cases[i].flip] ^= 1;
+        }
         spill(bad, copy, cases[i].cut);
         struct vm_snapshot *t = NULL;
         r = vm_snapfile_read(bad, cases[i].host, ss->ps, NULL, &t, err, sizeof(err));
         CU_ASSERT_EQUAL(r, -EINVAL);
+        if (cases[i].flip == VERSION)
+            CU_ASSERT_PTR_NOT_NULL(strstr(err, "written by kvmstub 0.0.1"));
         if (!r) {
             fprintf(stderr, "\n    %s case %zu accepted\n", cases[i].what, i);
             vm_snapshot_free(t);
