@@ -279,9 +279,10 @@ static int handle_mmio(struct vm_cpu *cpu, struct vm_event *ev)
     /* A trapped page of RAM: do the access on the real memory, then see
      * whether it touched watched bytes. */
     atomic_fetch_add_explicit(&vm->stats.watch_traps, 1, memory_order_relaxed);
-    if (run->mmio.is_write)
+    if (run->mmio.is_write) {
         memcpy(ram, run->mmio.data, len);
-    else
+        vm_mem_mark_dirty(&vm->mem, gpa, len); /* KVM's log cannot see it */
+    } else
         memcpy(run->mmio.data, ram, len);
     uint64_t addr;
     enum vm_watch_type type;
