@@ -255,9 +255,32 @@ static bool benign(const struct stub_machine_stop *ms)
     }
 }
 
+static bool in_range(struct stub_machine *m, unsigned index, const struct stub_thread_action *a)
+{
+    uint64_t rip;
+    return vm_reg_get(vm_cpu(m->vm, index), VM_REG_RIP, &rip) == 0 && rip >= a->start &&
+           rip < a->end;
+}
+
+/* The private step off a breakpoint is done: the resume gdb asked for goes
+ * on, unless that step was all it asked of this vCPU. */
+static bool private_step_done(struct stub_machine *m, unsigned index, const struct vm_event *ev,
+                              int err)
+{
+    m->private_step = false;
+    const struct stub_thread_action *a = &m->pending.threads[index];
+    if (err || ev->type != VM_EVENT_STEP || m->interrupting || a->action == STUB_ACTION_STEP ||
+        (a->action == STUB_ACTION_RANGE && !in_range(m, index, a)))
+        return false;
+    struct stub_resume r = m->pending;
+    return stub_machine_resume(m, &r) == 0;
+}
+
 static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int err)
 {
     struct stub_machine *m = ctx;
+    if (m->private_step && index == m->private_index && private_step_done(m, index, ev, err))
+        return;
     struct stub_machine_stop ms = {.type = ev->type, .failed = err != 0};
     translate(m, index, ev, err, &ms.st);
     if (err || (ev->type != VM_EVENT_INTERRUPTED && ev->type != VM_EVENT_SERIAL)) {
@@ -484,8 +507,23 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
     }
     m->have_primary = false;
     m->until_matched = -1;
+    m->interrupting = false;
     if (m->holding)
         release_held(m);
+    unsigned acting = 0;
+    for (unsigned i = 0; i < r->count && i < m->ncpus; i++)
+        acting += r->threads[i].action != STUB_ACTION_NONE;
+    for (unsigned i = 0; acting > 1 && i < r->count && i < m->ncpus; i++) {
+        if (r->threads[i].action != STUB_ACTION_NONE &&
+            vm_cpu_on_planted_breakpoint(vm_cpu(m->vm, i))) {
+            /* Off the breakpoint alone first (see machine.h). */
+            m->pending = *r;
+            m->private_step = true;
+            m->private_index = i;
+            stub_vcpus_resume(m->vcpus, i, &(struct stub_run){.mode = VM_RUN_STEP});
+            return 0;
+        }
+    }
     for (unsigned i = 0; i < r->count && i < m->ncpus; i++) {
         const struct stub_thread_action *a = &r->threads[i];
         if (a->action == STUB_ACTION_NONE)
@@ -510,6 +548,7 @@ int stub_machine_resume_all(struct stub_machine *m, enum stub_action action)
 
 void stub_machine_interrupt(struct stub_machine *m)
 {
+    m->interrupting = true;
     for (unsigned i = 0; i < m->ncpus; i++)
         stub_vcpus_interrupt(m->vcpus, i);
 }

@@ -9,7 +9,13 @@
  * running vCPU is interrupted, and the stop is reported once all are
  * stopped. A second vCPU that stopped for a reason of its own meanwhile
  * keeps its stop; the next resume reports it at once instead of running,
- * as gdb expects of an all-stop target. */
+ * as gdb expects of an all-stop target.
+ *
+ * Stepping off a planted breakpoint takes its byte out of shared RAM for one
+ * instruction. When other vCPUs are to run as well, the vCPU on the
+ * breakpoint first steps alone; the others start only once the byte is back,
+ * so none passes the breakpoint unnoticed. (Debug-register breakpoints need
+ * none of this: each vCPU leaves only its own out of its DR7.) */
 #ifndef STUB_MACHINE_H
 #define STUB_MACHINE_H
 
@@ -50,6 +56,12 @@ struct stub_machine {
     struct stub_machine_stop *kept; /* per vCPU: a stop kept for the next resume */
     bool *has_kept;
     uv_timer_t report_timer;   /* reports a kept stop outside the resume call */
+    /* A vCPU stepping alone off a planted breakpoint before the others run
+     * (see stub_machine_resume), and the resume that follows. */
+    bool private_step;
+    unsigned private_index;
+    struct stub_resume pending;
+    bool interrupting; /* Ctrl-C or a stop of ours since the last resume */
     /* The attached debugger. */
     struct stub_target_listener listener;
     bool attached;

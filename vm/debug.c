@@ -355,3 +355,9 @@ size_t vm_io_catch_list(const struct vm *vm, struct vm_io_catch *out, size_t max
         out[i] = d->catches[i];
     return d->ncatches;
 }
+
+bool vm_cpu_on_planted_breakpoint(struct vm_cpu *cpu)
+{
+    uint64_t pc;
+    return cpu->vm->debug.nbps && vm_cpu_linear_pc(cpu, &pc) == 0 && vm_bp_find(cpu->vm, pc);
+}

@@ -175,6 +175,10 @@ int vm_cpu_linear_pc(struct vm_cpu *cpu, uint64_t *pc);
 int vm_cpu_sregs(struct vm_cpu *cpu, struct kvm_sregs *out);
 /* The vCPU executed hlt and nothing has woken it. */
 bool vm_cpu_halted(const struct vm_cpu *cpu);
+/* The vCPU sits on a breakpoint planted in RAM: resuming it takes the byte
+ * out for one step, so no other vCPU may run meanwhile (it would pass the
+ * breakpoint unnoticed). */
+bool vm_cpu_on_planted_breakpoint(struct vm_cpu *cpu);
 
 /* The console (the board's UART): what the guest wrote, and input for it.
  * vm_console_take() is for the thread that owns the vCPUs' output: call it
