@@ -240,18 +240,19 @@ int vm_reg_get(struct vm_cpu *cpu, enum vm_reg_id id, uint64_t *value)
     if (err)
         return err;
     struct vm_regcache *rc = &cpu->rc;
+    /* Cheapest first: gdb's 'g' asks for every register after each stop. */
     __u64 *g = gpr(&rc->regs, id);
-    __u64 *d = debugreg(&rc->dregs, id);
-    struct kvm_segment *seg = segment_of(&rc->sregs, id);
-    const struct kvm_fpu *f = &rc->fpu;
     if (g) {
         *value = *g;
         return 0;
     }
+    __u64 *d = debugreg(&rc->dregs, id);
     if (d) {
         *value = *d;
         return 0;
     }
+    const struct kvm_fpu *f = &rc->fpu;
+    struct kvm_segment *seg = segment_of(&rc->sregs, id);
     if (seg) {
         switch (part_of(id)) {
         case PART_SELECTOR: *value = seg->selector; break;
