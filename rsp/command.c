@@ -565,6 +565,15 @@ static void parse_one(struct cur *c, struct rsp_cmd *cmd)
     case 'k':
         bare(c, cmd, RSP_CMD_KILL);
         break;
+    case 'b':
+        /* bc, bs: reverse execution. Anything else after 'b' is the long
+         * gone baud-rate packet, which stays unsupported. */
+        if (c->end - c->p >= 1 && (*c->p == 'c' || *c->p == 's')) {
+            enum rsp_cmd_type t = *c->p == 'c' ? RSP_CMD_REVERSE_CONTINUE : RSP_CMD_REVERSE_STEP;
+            c->p++;
+            bare(c, cmd, t);
+        }
+        break;
     case '!':
         bare(c, cmd, RSP_CMD_EXTENDED);
         break;
@@ -655,6 +664,8 @@ const char *rsp_cmd_name(enum rsp_cmd_type type)
         [RSP_CMD_PHYMEM_SET] = "Qqemu.PhyMemMode",
         [RSP_CMD_PHYMEM_GET] = "qqemu.PhyMemMode",
         [RSP_CMD_QXFER_THREADS] = "qXfer:threads:read",
+        [RSP_CMD_REVERSE_STEP] = "bs",
+        [RSP_CMD_REVERSE_CONTINUE] = "bc",
     };
     if ((unsigned)type >= sizeof(names) / sizeof(names[0]) || !names[type])
         return "?unknown";

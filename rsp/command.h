@@ -62,6 +62,8 @@ enum rsp_cmd_type {
     RSP_CMD_PHYMEM_SET,         /* Qqemu.PhyMemMode:0|1 */
     RSP_CMD_PHYMEM_GET,         /* qqemu.PhyMemMode */
     RSP_CMD_QXFER_THREADS,      /* qXfer:threads:read::off,len */
+    RSP_CMD_REVERSE_STEP,       /* bs */
+    RSP_CMD_REVERSE_CONTINUE,   /* bc */
 };
 
 /* One part of a thread id: a number, or the special values gdb uses. */

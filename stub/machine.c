@@ -1,7 +1,9 @@
 /* The machine: VM, image, vCPU threads, all-stop run control, policies. */
 #include "machine.h"
 
+#include "history.h"
 #include "log.h"
+#include "snapshots.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The one place that maps vCPUs to gdb's thread ids. */
 static unsigned tid_of(unsigned index)
@@ -161,6 +164,8 @@ static void hold(struct stub_machine *m, const uint8_t *data, size_t n)
 static void on_output(void *ctx, const uint8_t *data, size_t n)
 {
     struct stub_machine *m = ctx;
+    if (stub_history_replaying(m->history))
+        return; /* the guest said it already, when it ran this the first time */
     if (m->holding) {
         hold(m, data, n);
         return;
@@ -208,6 +213,8 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
     m->last = *st;
     m->last_benign = benign(ms);
     m->stops++;
+    if (m->attached && !st->exited)
+        stub_history_live_stop(m->history, st);
     if (st->why[0])
         stub_log("guest stopped: %s", st->why);
     if (m->attached) {
@@ -300,6 +307,19 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         return;
 
     /* Every vCPU is stopped now. */
+    if (stub_history_replaying(m->history)) {
+        struct stub_machine_stop ps = m->primary;
+        if (!m->have_primary) {
+            ps.type = VM_EVENT_INTERRUPTED;
+            ps.failed = false;
+            translate(m, 0, &(struct vm_event){.type = VM_EVENT_INTERRUPTED}, 0, &ps.st);
+        }
+        m->have_primary = false;
+        for (unsigned i = 0; i < m->ncpus; i++)
+            m->has_kept[i] = false;
+        stub_history_replay_stop(m->history, &ps);
+        return;
+    }
     bool attach_stop = m->attach_stop;
     m->attach_stop = false;
     if (m->clear_at_stop) {
@@ -404,12 +424,30 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->shutdown = shutdown;
     m->loop = loop;
     *image_problem = true;
-    int r = vm_image_open(&m->image, opts->image, err, errlen);
-    if (r)
+    uint64_t ram = opts->memory;
+    unsigned ncpus = 1;
+    const char *image = opts->image;
+    int r;
+    if (opts->restore) {
+        /* The file says how big the machine is, and which image it ran. */
+        struct stub_snapshot_file_info info;
+        if ((r = stub_snapshots_peek(opts->restore, &info, err, errlen)))
+            return r;
+        ram = info.ram_size;
+        ncpus = info.ncpus;
+        if (!image && info.image[0] && access(info.image, R_OK) == 0)
+            image = info.image;
+        if (!image)
+            stub_log("--restore: the image the snapshot was taken of (%s) is not there; the "
+                     "guest runs from the snapshot, but 'monitor reset' and 'run' cannot "
+                     "start it afresh",
+                     info.image[0] ? info.image : "none recorded");
+    }
+    if (image && (r = vm_image_open(&m->image, image, err, errlen)))
         return r;
     *image_problem = false;
-    struct vm_config cfg = {.ram_size = opts->memory,
-                            .ncpus = 1,
+    struct vm_config cfg = {.ram_size = ram,
+                            .ncpus = ncpus,
                             .board = VM_BOARD_BARE,
                             .log = stub_vm_log,
                             .trace = opts->trace};
@@ -433,8 +471,10 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
         stub_log("warning: --watchpoints debug-registers, but this host's KVM does not deliver "
                  "data breakpoints: gdb's watch commands will be refused (use --watchpoints "
                  "auto or page-traps)");
-    if ((r = load(m, err, errlen)))
+    if (m->image.data && (r = load(m, err, errlen)))
         return r;
+    if (!m->image.data)
+        initial_stop(m);
     *image_problem = false;
     if ((r = stub_console_open(&m->console, opts->serial))) {
         snprintf(err, errlen, "cannot open --serial file %s: %s", opts->serial, strerror(-r));
@@ -454,6 +494,15 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->timeout_timer.data = m;
     if (opts->timeout > 0)
         uv_timer_start(&m->timeout_timer, on_timeout, (uint64_t)(opts->timeout * 1000 + 0.5), 0);
+    if ((r = stub_snapshots_create(&m->snapshots, m)) ||
+        (r = stub_history_create(&m->history, m, opts->history))) {
+        snprintf(err, errlen, "out of memory");
+        return r;
+    }
+    if (opts->restore && (r = stub_snapshots_restore(m->snapshots, opts->restore, err, errlen))) {
+        *image_problem = true;
+        return r;
+    }
     if ((r = stub_vcpus_start(&m->vcpus, loop, m->vm, on_output, on_stop, m))) {
         snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
         return r;
@@ -465,6 +514,10 @@ void stub_machine_free(struct stub_machine *m)
 {
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
+    stub_history_free(m->history);
+    m->history = NULL;
+    stub_snapshots_free(m->snapshots);
+    m->snapshots = NULL;
     uv_handle_t *timers[] = {(uv_handle_t *)&m->report_timer, (uv_handle_t *)&m->timeout_timer};
     for (size_t i = 0; i < 2; i++)
         if (timers[i]->loop && !uv_is_closing(timers[i]))
@@ -505,6 +558,14 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
             return 0;
         }
     }
+    int h = stub_history_resume(m->history, r);
+    if (h)
+        return h < 0 ? h : 0;
+    return stub_machine_run(m, r);
+}
+
+int stub_machine_run(struct stub_machine *m, const struct stub_resume *r)
+{
     m->have_primary = false;
     m->until_matched = -1;
     m->interrupting = false;
@@ -546,6 +607,18 @@ int stub_machine_resume_all(struct stub_machine *m, enum stub_action action)
     return stub_machine_resume(m, &r);
 }
 
+void stub_machine_deliver(struct stub_machine *m, const struct stub_stop *st)
+{
+    m->last = *st;
+    m->last.refused = false;
+    m->last_benign = !st->exited;
+    m->stops++;
+    if (st->why[0] && !st->refused)
+        stub_log("guest stopped: %s", st->why);
+    if (m->attached)
+        m->listener.stopped(m->listener.ctx, st);
+}
+
 void stub_machine_interrupt(struct stub_machine *m)
 {
     m->interrupting = true;
@@ -562,6 +635,9 @@ void stub_machine_attach(struct stub_machine *m, const struct stub_target_listen
     if (stub_machine_running(m)) {
         m->attach_stop = true;
         stub_machine_interrupt(m);
+    } else {
+        /* History starts with gdb (a running guest: at the stop for it). */
+        stub_history_live_stop(m->history, &m->last);
     }
 }
 
@@ -570,6 +646,7 @@ void stub_machine_detach(struct stub_machine *m, bool keep_stopped)
     if (!m->attached)
         return;
     m->attached = false;
+    stub_history_stop(m->history);
     bool run = !keep_stopped && m->opts->on_detach == STUB_DETACH_RUN;
     if (stub_machine_running(m)) {
         m->clear_at_stop = true;
@@ -614,13 +691,20 @@ int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)
 {
     if (stub_machine_running(m))
         return -EBUSY;
+    if (!m->image.data) {
+        snprintf(err, errlen, "there is no image to start from (the snapshot's image was not "
+                              "found; give it on the command line)");
+        return -ENOENT;
+    }
     int r = vm_reset(m->vm);
     if (r) {
         snprintf(err, errlen, "cannot reset the VM: %s", strerror(-r));
         return r;
     }
     stub_console_clear(&m->console);
-    return load(m, err, errlen);
+    r = load(m, err, errlen);
+    stub_history_restart(m->history);
+    return r;
 }
 
 void stub_machine_exit(struct stub_machine *m, int status)

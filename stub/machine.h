@@ -39,6 +39,9 @@ struct stub_machine_stop {
     bool failed; /* KVM_RUN itself failed */
 };
 
+struct stub_snapshots;
+struct stub_history;
+
 struct stub_machine {
     const struct stub_options *opts;
     uv_loop_t *loop;
@@ -86,6 +89,10 @@ struct stub_machine {
     char last_catch[200];
     uint64_t stops;
     int port; /* where the server listens, for monitor info */
+    /* Snapshots (stub/snapshots.h) and execution history (stub/history.h):
+     * while history replays, the vCPUs' stops and output go to it. */
+    struct stub_snapshots *snapshots;
+    struct stub_history *history;
 };
 
 /* Creates the VM, loads the image, sets the initial registers and starts the
@@ -104,6 +111,11 @@ bool stub_machine_running(const struct stub_machine *m);
 /* Starts the threads the actions name; -ESRCH once the guest ended, -EBUSY
  * while it runs, -EINVAL when no thread was told to run. */
 int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r);
+/* Runs the actions as they are, for reverse execution's replays: no kept
+ * stop, no history. */
+int stub_machine_run(struct stub_machine *m, const struct stub_resume *r);
+/* Reports a stop that history produced (gdb hears of it as of any). */
+void stub_machine_deliver(struct stub_machine *m, const struct stub_stop *st);
 /* Every thread resumes with the same action. */
 int stub_machine_resume_all(struct stub_machine *m, enum stub_action action);
 void stub_machine_interrupt(struct stub_machine *m);

@@ -1,6 +1,8 @@
 /* Monitor commands (monitor.h). */
 #include "monitor.h"
 
+#include "history.h"
+#include "snapshots.h"
 #include "vm/image.h"
 #include "vm/paging.h"
 
@@ -30,6 +32,13 @@ static const char help_text[] =
     "  monitor catch io PORT[-PORT] [in|out|any]\n"
     "                            stop after the guest's IN or OUT on those ports\n"
     "  monitor catch             list the catches; 'monitor catch delete N' removes one\n"
+    "  monitor snapshot save NAME | load NAME | list | delete NAME\n"
+    "                            whole-machine snapshots in memory\n"
+    "  monitor snapshot write FILE\n"
+    "                            the machine into a file, for kvmstub --restore FILE\n"
+    "  monitor record [start|stop|info]\n"
+    "                            execution history for reverse-stepi/-continue (on from\n"
+    "                            when gdb attaches, unless --history 0)\n"
     "  monitor quit              end kvmstub\n";
 
 static void bits(struct stub_text *t, uint64_t v, const char *const names[], int count)
@@ -683,6 +692,8 @@ static int c_input(struct stub_machine *m, unsigned tid, const struct args *a, s
     (void)tid;
     size_t q = vm_console_input(m->vm, a->p, a->n);
     q += vm_console_input(m->vm, "\n", 1);
+    /* Input is part of the machine's state: history records it here. */
+    stub_history_changed(m->history);
     say(t, "queued %zu bytes for the guest's UART%s\n", q,
         q < a->n + 1 ? " (its input queue is full)" : "");
     return 0;
@@ -706,6 +717,40 @@ static int c_xp(struct stub_machine *m, unsigned tid, const struct args *a, stru
     return xp(m, a->p, a->n, t);
 }
 
+/* The argument text, NUL-terminated. */
+static char *arg_copy(const struct args *a)
+{
+    char *s = malloc(a->n + 1);
+    if (s) {
+        memcpy(s, a->p, a->n);
+        s[a->n] = 0;
+    }
+    return s;
+}
+
+static int c_snapshot(struct stub_machine *m, unsigned tid, const struct args *a,
+                      struct stub_text *t)
+{
+    (void)tid;
+    char *s = arg_copy(a);
+    if (!s)
+        return -ENOMEM;
+    int r = stub_snapshots_command(m->snapshots, s, t);
+    free(s);
+    return r;
+}
+
+static int c_record(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+{
+    (void)tid;
+    char *s = arg_copy(a);
+    if (!s)
+        return -ENOMEM;
+    int r = stub_history_command(m->history, s, t);
+    free(s);
+    return r;
+}
+
 static int c_quit(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
@@ -722,7 +767,8 @@ static const struct {
 } commands[] = {
     {"help", c_help},   {"info", c_info},   {"regs", c_regs},   {"reset", c_reset},
     {"system_reset", c_reset}, {"serial", c_serial}, {"input", c_input}, {"until", c_until},
-    {"catch", c_catch}, {"xp", c_xp},       {"quit", c_quit},
+    {"catch", c_catch}, {"xp", c_xp},       {"snapshot", c_snapshot}, {"record", c_record},
+    {"quit", c_quit},
 };
 
 int stub_monitor_run(struct stub_machine *m, unsigned tid, const char *cmd, struct stub_text *t)

@@ -45,6 +45,10 @@ static const char usage[] =
     "  --until TEXT         stop when the guest's console output contains TEXT\n"
     "                       (repeatable); without gdb, exit with status 0 there\n"
     "  --timeout SECONDS    end a guest that has not exited by then: status 124\n"
+    "  --history SIZE       memory for reverse execution's checkpoints (default 256M;\n"
+    "                       the oldest go first; 0 turns history off)\n"
+    "  --restore FILE       start the machine saved by 'monitor snapshot write FILE'\n"
+    "                       (IMAGE may then be left out: the file names it)\n"
     "  --on-hlt stop|exit   report hlt to gdb as a stop (default), or end the guest\n"
     "                       with exit status 0\n"
     "  --serial FILE|-      also copy the guest's serial output to FILE (- is stdout)\n"
@@ -117,7 +121,7 @@ enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
     OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
-    OPT_ON_DETACH,
+    OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE,
 };
 
 static const struct option longopts[] = {
@@ -130,6 +134,8 @@ static const struct option longopts[] = {
     {"on-detach", required_argument, NULL, OPT_ON_DETACH},
     {"until", required_argument, NULL, OPT_UNTIL},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"history", required_argument, NULL, OPT_HISTORY},
+    {"restore", required_argument, NULL, OPT_RESTORE},
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"mode", required_argument, NULL, OPT_MODE},
@@ -218,6 +224,7 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     o->listen = "127.0.0.1";
     o->port = STUB_DEFAULT_PORT;
     o->memory = VM_DEFAULT_RAM;
+    o->history = 256ull << 20;
     o->on_hlt = STUB_HLT_STOP;
     o->watch_method = VM_WATCH_AUTO;
     optind = 1;
@@ -295,6 +302,14 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             o->timeout = t;
             break;
         }
+        case OPT_HISTORY:
+            if (stub_parse_size(a, &o->history))
+                return fail(err, errlen, "--history: '%s' is not a size (like 256M, or 0 for none)",
+                            a);
+            break;
+        case OPT_RESTORE:
+            o->restore = a;
+            break;
         case OPT_MEMORY:
             if (stub_parse_size(a, &v))
                 return fail(err, errlen, "--memory: '%s' is not a size (like 64M or 1G)", a);
@@ -391,11 +406,11 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             return fail(err, errlen, "unknown option %s; see kvmstub --help", argv[optind - 1]);
         }
     }
-    if (optind >= argc)
+    if (optind >= argc && !o->restore)
         return fail(err, errlen, "no image given; usage: kvmstub [OPTIONS] IMAGE (see --help)");
     if (optind + 1 < argc)
         return fail(err, errlen, "one image only; '%s' is extra (see --help)", argv[optind + 1]);
-    o->image = argv[optind];
+    o->image = optind < argc ? argv[optind] : NULL;
     if (o->stdio && o->serial && strcmp(o->serial, "-") == 0)
         return fail(err, errlen,
                     "--serial - and --stdio both want stdout; give --serial a file instead");

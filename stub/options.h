@@ -55,6 +55,8 @@ struct stub_options {
     const char *until[STUB_MAX_UNTIL]; /* stop when the console prints one */
     size_t nuntil;
     double timeout;                    /* seconds; 0 for none */
+    uint64_t history;                  /* bytes for reverse execution; 0: off */
+    const char *restore;               /* a snapshot file to start from, or NULL */
 };
 
 enum {

@@ -195,6 +195,9 @@ static void send_stop(struct stub_session *s, const struct stub_stop *st)
         rsp_reply_u64(&r, st->addr);
         rsp_reply_str(&r, ";");
         break;
+    case STUB_REASON_HISTORY_BEGIN:
+        rsp_reply_str(&r, "replaylog:begin;");
+        break;
     case STUB_REASON_NONE:
         break;
     }
@@ -503,6 +506,27 @@ static void h_resume(struct stub_session *s, struct rsp_cmd *c)
     resume(s, &r);
 }
 
+/* bs, bc: the thread gdb continues or steps (Hc, else Hg). */
+static void h_reverse(struct stub_session *s, struct rsp_cmd *c)
+{
+    if (!s->target.ops->reverse) {
+        reply(s, "");
+        return;
+    }
+    if (!live_threads(s)) {
+        send_stop(s, CALL0(s, last_stop));
+        return;
+    }
+    unsigned tid = s->c_tid ? s->c_tid : s->g_tid;
+    s->waiting_stop = true;
+    int err = CALL(s, reverse, tid,
+                   c->type == RSP_CMD_REVERSE_STEP ? STUB_ACTION_STEP : STUB_ACTION_CONTINUE);
+    if (err) {
+        s->waiting_stop = false;
+        reply_error(s, err);
+    }
+}
+
 static bool tid_matches(const struct rsp_tid *t, unsigned tid)
 {
     if (t->has_pid && t->pid.kind == RSP_ID_NUM && t->pid.num != PID)
@@ -650,8 +674,8 @@ static void h_supported(struct stub_session *s, struct rsp_cmd *c)
     char b[256];
     snprintf(b, sizeof(b),
              "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;swbreak+;hwbreak+;QStartNoAckMode+;"
-             "vContSupported+;binary-upload+",
-             RSP_PACKET_SIZE);
+             "vContSupported+;binary-upload+%s",
+             RSP_PACKET_SIZE, s->target.ops->reverse ? ";ReverseStep+;ReverseContinue+" : "");
     reply(s, b);
 }
 
@@ -950,6 +974,8 @@ static const handler_fn handlers[] = {
     [RSP_CMD_QPROCESSINFO] = h_lldb_process_info,
     [RSP_CMD_LIST_THREADS_STOP] = h_lldb_list_threads,
     [RSP_CMD_QDETACH_STOPPED] = h_ok, /* LLDB asks before D1; see h_detach */
+    [RSP_CMD_REVERSE_STEP] = h_reverse,
+    [RSP_CMD_REVERSE_CONTINUE] = h_reverse,
 };
 
 static void handle(struct stub_session *s, uint8_t *payload, size_t len)
@@ -1063,7 +1089,10 @@ static void on_stopped(void *ctx, const struct stub_stop *stop)
             s->midline = false;
         }
         s->waiting_stop = false;
-        send_stop(s, stop);
+        if (stop->refused)
+            reply(s, "E01"); /* gdb shows the text above, then the error */
+        else
+            send_stop(s, stop);
     }
     run_queue(s);
     finish_input(s);

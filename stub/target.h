@@ -46,6 +46,7 @@ enum stub_stop_reason {
     STUB_REASON_WATCH,
     STUB_REASON_RWATCH,
     STUB_REASON_AWATCH,
+    STUB_REASON_HISTORY_BEGIN, /* executing backwards reached the start of history */
 };
 
 struct stub_stop {
@@ -56,6 +57,9 @@ struct stub_stop {
     enum stub_stop_reason reason;
     uint64_t addr;     /* data address for watchpoints */
     char why[160];     /* for the gdb console and the log; may be empty */
+    /* A reverse command was refused (why says why) and the target is where
+     * it was: gdb gets an error instead of a stop. */
+    bool refused;
 };
 
 enum stub_action {
@@ -120,6 +124,12 @@ struct stub_target_ops {
 
     /* -ESRCH once the target has ended. */
     int (*resume)(void *ctx, const struct stub_resume *r);
+    /* Executes backwards (NULL: the target cannot): action STEP (one
+     * instruction of thread tid) or CONTINUE (to the last breakpoint or
+     * watchpoint hit before here, or the start of history). The stop comes
+     * through the listener as for resume; a target that cannot go back
+     * here and now reports a refused stop saying why. */
+    int (*reverse)(void *ctx, unsigned tid, enum stub_action action);
     /* Stops a running target (SIGINT for gdb); no-op when stopped. */
     void (*interrupt)(void *ctx);
     bool (*running)(void *ctx);

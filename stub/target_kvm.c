@@ -1,6 +1,7 @@
 /* The KVM machine as a target (target_kvm.h). */
 #include "target_kvm.h"
 
+#include "history.h"
 #include "log.h"
 #include "monitor.h"
 
@@ -55,7 +56,9 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
 {
     struct vm_cpu *cpu;
     int err = stopped_cpu(ctx, tid, &cpu);
-    return err ? err : vm_reg_write(cpu, id, buf, size);
+    if (!err && !(err = vm_reg_write(cpu, id, buf, size)))
+        stub_history_changed(((struct stub_machine *)ctx)->history);
+    return err;
 }
 
 static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
@@ -79,8 +82,11 @@ static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const vo
     int err = stopped_cpu(m, tid, &cpu);
     if (err)
         return err;
-    return phys ? vm_write_physical(m->vm, addr, buf, len, NULL)
-                : vm_write_linear(cpu, addr, buf, len, NULL);
+    err = phys ? vm_write_physical(m->vm, addr, buf, len, NULL)
+               : vm_write_linear(cpu, addr, buf, len, NULL);
+    if (!err)
+        stub_history_changed(m->history);
+    return err;
 }
 
 static enum vm_watch_type watch_type(enum stub_bp_kind kind)
@@ -97,8 +103,12 @@ static int bp_insert(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
     if (err)
         return err;
     if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
-        return vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
-    return vm_watch_insert(cpu, watch_type(kind), addr, len);
+        err = vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
+    else
+        err = vm_watch_insert(cpu, watch_type(kind), addr, len);
+    if (!err)
+        stub_history_bp(((struct stub_machine *)ctx)->history, kind, addr, len, true);
+    return err;
 }
 
 static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len)
@@ -107,6 +117,7 @@ static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
     int err = stopped_cpu(ctx, tid, &cpu);
     if (err)
         return err;
+    stub_history_bp(((struct stub_machine *)ctx)->history, kind, addr, len, false);
     if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
         return vm_bp_remove(cpu, addr, kind == STUB_BP_HARDWARE);
     return vm_watch_remove(cpu, watch_type(kind), addr, len);
@@ -117,9 +128,23 @@ static int resume(void *ctx, const struct stub_resume *r)
     return stub_machine_resume(ctx, r);
 }
 
+static int reverse(void *ctx, unsigned tid, enum stub_action action)
+{
+    struct stub_machine *m = ctx;
+    if (stub_machine_running(m))
+        return -EBUSY;
+    if (m->last.exited)
+        return -ESRCH;
+    return stub_history_reverse(m->history, tid, action);
+}
+
 static void interrupt(void *ctx)
 {
-    stub_machine_interrupt(ctx);
+    struct stub_machine *m = ctx;
+    if (stub_history_replaying(m->history))
+        stub_history_interrupt(m->history);
+    else
+        stub_machine_interrupt(m);
 }
 
 static bool running(void *ctx)
@@ -193,6 +218,7 @@ static const struct stub_target_ops ops = {
     .bp_insert = bp_insert,
     .bp_remove = bp_remove,
     .resume = resume,
+    .reverse = reverse,
     .interrupt = interrupt,
     .running = running,
     .last_stop = last_stop,

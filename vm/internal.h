@@ -126,6 +126,10 @@ struct vm_cpu {
 /* A board: what vm_create() builds around the CPUs and RAM (vm/board_*.c). */
 struct vm_board {
     const char *name;
+    /* VM_VMSTATE_* (vm/vmstate.h) the board creates in KVM, which
+     * snapshots save and restore; devices' own state travels through the
+     * bus (vm_bus_add_state). */
+    unsigned vmstate_parts;
     /* Before any vCPU exists: devices on the bus, VM-wide KVM state. */
     int (*create)(struct vm *vm, char *err, size_t errlen);
     /* Each vCPU, right after KVM_CREATE_VCPU. */

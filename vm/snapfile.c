@@ -1,5 +1,7 @@
 #include "snapfile.h"
 
+#include "internal.h"
+
 #include "checksum.h"
 
 #include <cpuid.h>
@@ -88,6 +90,11 @@ static uint64_t get64(const uint8_t *p)
 }
 
 /* --- the host ------------------------------------------------------------ */
+
+int vm_snapfile_host_of(const struct vm *vm, struct vm_snapfile_host *out)
+{
+    return vm_snapfile_host(vm->kvm_fd, out);
+}
 
 int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out)
 {

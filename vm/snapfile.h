@@ -65,6 +65,8 @@ struct vm_snapfile_info {
 /* This host: the CPU from the cpuid instruction, the digest from
  * KVM_GET_SUPPORTED_CPUID on /dev/kvm's descriptor. */
 int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out);
+/* The same for the host vm runs on. */
+int vm_snapfile_host_of(const struct vm *vm, struct vm_snapfile_host *out);
 
 /* Writes s to path (through path.tmp, renamed when complete, so a failed
  * write never leaves a truncated file under the name). image_path and

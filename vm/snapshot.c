@@ -22,6 +22,12 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
+/* The default fixup: the guest's bytes under kvmstub's planted breakpoints. */
+static void hide_planted(void *ctx, uint64_t gpa, uint8_t *page)
+{
+    vm_debug_hide(ctx, gpa, page, VM_PAGE_SIZE);
+}
+
 int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct vm_snapshots **out,
                      char *err, size_t errlen)
 {
@@ -29,9 +35,9 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
     if (!ss)
         return fail(err, errlen, -ENOMEM, "out of memory");
     ss->vm = vm;
-    ss->vm_parts = cfg->vm_parts;
-    ss->hide = cfg->hide;
-    ss->hide_ctx = cfg->hide_ctx;
+    ss->vm_parts = cfg->vm_parts | vm->board->vmstate_parts;
+    ss->hide = cfg->hide ? cfg->hide : hide_planted;
+    ss->hide_ctx = cfg->hide ? cfg->hide_ctx : vm;
     int r = vm_pagestore_create(vm->mem.size, &ss->ps);
     if (r) {
         free(ss);
@@ -148,6 +154,145 @@ static int copy_blobs(struct vm_snapshot *s, const struct vm_snapshot_blob *blob
     return 0;
 }
 
+/* The vm layer's own state that KVM does not hold, as the blob "vm": per
+ * vCPU its halted flag and a device stop waiting behind a catch; the VM's
+ * debug-exit status. Layout: version 1, vCPU count (4), exited (1), status
+ * (4), then per vCPU halted (1), has_pending (1), the pending event. */
+#define SOFT_VERSION 1u
+#define SOFT_FIXED 10u
+#define SOFT_CPU (2u + sizeof(struct vm_event))
+
+static int soft_save(const struct vm *vm, struct vm_snapshot_blob *b)
+{
+    size_t len = SOFT_FIXED + (size_t)vm->ncpus * SOFT_CPU;
+    uint8_t *p = calloc(1, len);
+    if (!p)
+        return -ENOMEM;
+    p[0] = SOFT_VERSION;
+    memcpy(p + 1, &vm->ncpus, 4);
+    p[5] = atomic_load(&vm->exited);
+    memcpy(p + 6, &vm->exit_status, 4);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        uint8_t *c = p + SOFT_FIXED + (size_t)i * SOFT_CPU;
+        c[0] = vm->cpus[i].halted;
+        c[1] = vm->cpus[i].has_pending;
+        if (vm->cpus[i].has_pending)
+            memcpy(c + 2, &vm->cpus[i].pending, sizeof(struct vm_event));
+    }
+    snprintf(b->name, sizeof(b->name), "vm");
+    b->data = p;
+    b->len = len;
+    return 0;
+}
+
+static int soft_load(struct vm *vm, const struct vm_snapshot_blob *b, bool apply)
+{
+    unsigned n;
+    if (!b || b->len < SOFT_FIXED || b->data[0] != SOFT_VERSION)
+        return -EINVAL;
+    memcpy(&n, b->data + 1, 4);
+    if (n != vm->ncpus || b->len != SOFT_FIXED + (size_t)n * SOFT_CPU || b->data[5] > 1)
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t *c = b->data + SOFT_FIXED + (size_t)i * SOFT_CPU;
+        struct vm_event ev;
+        memcpy(&ev, c + 2, sizeof(ev));
+        if (c[0] > 1 || c[1] > 1 || (c[1] && (unsigned)ev.type > VM_EVENT_IO))
+            return -EINVAL;
+    }
+    if (!apply)
+        return 0;
+    atomic_store(&vm->exited, b->data[5] != 0);
+    memcpy(&vm->exit_status, b->data + 6, 4);
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t *c = b->data + SOFT_FIXED + (size_t)i * SOFT_CPU;
+        struct vm_cpu *cpu = &vm->cpus[i];
+        cpu->halted = c[0];
+        cpu->has_pending = c[1];
+        memcpy(&cpu->pending, c + 2, sizeof(cpu->pending));
+    }
+    return 0;
+}
+
+/* The blob names the vm layer uses itself: "vm" and "dev.<device>". */
+static bool reserved_name(const char *name)
+{
+    return strcmp(name, "vm") == 0 || strncmp(name, "dev.", 4) == 0;
+}
+
+static void free_blobs(struct vm_snapshot_blob *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(b[i].data);
+    free(b);
+}
+
+/* The caller's blobs plus the vm layer's own; *out is freed by the caller. */
+static int gather_blobs(struct vm *vm, const struct vm_snapshot_blob *blobs, size_t nblobs,
+                        struct vm_snapshot_blob **out, size_t *nout)
+{
+    size_t total = nblobs + 1 + vm->bus.nstates;
+    if (total > VM_SNAPSHOT_MAX_BLOBS)
+        return -E2BIG;
+    struct vm_snapshot_blob *all = calloc(total, sizeof(*all));
+    if (!all)
+        return -ENOMEM;
+    size_t n = 0;
+    int r = soft_save(vm, &all[n]);
+    if (r)
+        goto fail;
+    n++;
+    for (size_t i = 0; i < vm->bus.nstates; i++) {
+        const struct vm_bus_state *st = &vm->bus.states[i];
+        snprintf(all[n].name, sizeof(all[n].name), "dev.%s", st->name);
+        if ((r = st->save(st->dev, &all[n].data, &all[n].len)))
+            goto fail;
+        n++;
+    }
+    for (size_t i = 0; i < nblobs; i++) {
+        if (!memchr(blobs[i].name, 0, sizeof(blobs[i].name)) || reserved_name(blobs[i].name)) {
+            r = -EINVAL;
+            goto fail;
+        }
+        all[n] = blobs[i];
+        all[n].data = malloc(blobs[i].len ? blobs[i].len : 1);
+        if (!all[n].data) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        if (blobs[i].len)
+            memcpy(all[n].data, blobs[i].data, blobs[i].len);
+        n++;
+    }
+    *out = all;
+    *nout = n;
+    return 0;
+fail:
+    free_blobs(all, n);
+    return r;
+}
+
+/* Checks (apply false) or applies the vm layer's blobs of s. */
+static int load_blobs(struct vm *vm, const struct vm_snapshot *s, bool apply, char *err,
+                      size_t errlen)
+{
+    if (soft_load(vm, vm_snapshot_blob(s, "vm"), apply))
+        return fail(err, errlen, -EINVAL,
+                    "the snapshot's vCPU run state (blob \"vm\") is missing or malformed");
+    for (size_t i = 0; i < vm->bus.nstates; i++) {
+        const struct vm_bus_state *st = &vm->bus.states[i];
+        char name[VM_SNAPSHOT_BLOB_NAME];
+        snprintf(name, sizeof(name), "dev.%s", st->name);
+        const struct vm_snapshot_blob *b = vm_snapshot_blob(s, name);
+        if (!b || st->load(st->dev, b->data, b->len, apply))
+            return fail(err, errlen, -EINVAL,
+                        "the snapshot's state of device %s is missing or malformed (a snapshot "
+                        "of another board?)",
+                        st->name);
+    }
+    return 0;
+}
+
 int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blobs, size_t nblobs,
                      struct vm_snapshot **out, struct vm_pagestore_cost *cost, char *err,
                      size_t errlen)
@@ -181,7 +326,13 @@ int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blo
                  strerror(-r));
         goto out;
     }
-    r = copy_blobs(s, blobs, nblobs);
+    struct vm_snapshot_blob *all = NULL;
+    size_t nall = 0;
+    r = gather_blobs(vm, blobs, nblobs, &all, &nall);
+    if (!r) {
+        r = copy_blobs(s, all, nall);
+        free_blobs(all, nall);
+    }
     if (r) {
         r = fail(err, errlen, r, "bad device state for the snapshot (at most %d blobs of %u "
                  "bytes with names of 1-31 characters)", VM_SNAPSHOT_MAX_BLOBS,
@@ -229,6 +380,40 @@ int vm_snapshot_check(const struct vm_snapshots *ss, const struct vm_snapshot *s
     return vm_vmstate_check(ss->vm_parts, &s->vm, err, errlen);
 }
 
+/* Around a load: RAM holds the guest's bytes while the store compares and
+ * writes pages; afterwards each breakpoint is translated again (the page
+ * tables may differ) and planted over the byte the loaded RAM has. */
+static void unplant_all(struct vm *vm)
+{
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        uint8_t *p = vm_mem_ptr(&vm->mem, vm->debug.bps[i].gpa, 1);
+        if (p)
+            *p = vm->debug.bps[i].orig;
+    }
+}
+
+static void replant_all(struct vm *vm)
+{
+    struct vm_debug *d = &vm->debug;
+    for (size_t i = 0; i < d->nbps; i++) {
+        struct vm_breakpoint *bp = &d->bps[i];
+        uint64_t gpa;
+        if (vm->ncpus && vm_translate(&vm->cpus[0], bp->addr, &gpa) == 0 &&
+            vm_mem_ptr(&vm->mem, gpa, 1))
+            bp->gpa = gpa;
+        uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+        if (!p)
+            continue;
+        bp->orig = *p;
+        /* Two linear addresses on one byte: the first took the guest's. */
+        for (size_t j = 0; j < i; j++)
+            if (d->bps[j].gpa == bp->gpa)
+                bp->orig = d->bps[j].orig;
+        *p = vm_bp_trap_byte(vm);
+    }
+    d->generation++;
+}
+
 int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
                      struct vm_pagestore_cost *cost, char *err, size_t errlen)
 {
@@ -242,6 +427,9 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
                         "vCPU %u is in the middle of an I/O instruction: let it complete "
                         "(run with immediate_exit) before loading a snapshot",
                         i);
+    if ((r = load_blobs(vm, s, false, err, errlen)))
+        return r;
+    unplant_all(vm);
     /* What the guest changed since the last save or load: those pages are
      * restored too. A failure here leaves everything as it was. */
     r = vm_mem_dirty_collect(&vm->mem, vm_pagestore_changed(ss->ps));
@@ -258,6 +446,14 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
         vm_regcache_invalidate(&cpu->rc);
         if (c && !r)
             r = fail(err, errlen, c, "vCPU %u: %s", i, e);
+        /* Guest-debug state (breakpoints, single-step) goes in again at
+         * the next entry; nothing of a step in progress survives. */
+        cpu->guest_debug_dirty = true;
+        cpu->needs_completion = false;
     }
+    load_blobs(vm, s, true, NULL, 0);
+    replant_all(vm);
+    if (vm->ncpus)
+        vm_watch_refresh(&vm->cpus[0]);
     return r;
 }

@@ -192,7 +192,7 @@ static void test_monitor_commands_qemu_users_type(void)
     E2E_HAS(o.text, "unknown 'monitor info nonsense'; there are: info, info version, "
                     "info registers, info mem, info tlb");
     E2E_HAS(o.text, "unknown monitor command 'frobnicate'; the commands are: help info regs "
-                    "reset system_reset serial input until catch xp quit");
+                    "reset system_reset serial input until catch xp snapshot record quit");
     E2E_HAS(o.text, "'monitor reset' takes no arguments (got 'now')");
     e2e_out_free(&o);
     e2e_stub_kill(&s);

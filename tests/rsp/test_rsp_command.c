@@ -94,6 +94,8 @@ static void test_bare_packets(void)
         {"QListThreadsInStopReply", RSP_CMD_LIST_THREADS_STOP},
         {"qSupportsDetachAndStayStopped:", RSP_CMD_QDETACH_STOPPED},
         {"qSupportsDetachAndStayStopped", RSP_CMD_QDETACH_STOPPED},
+        {"bs", RSP_CMD_REVERSE_STEP},
+        {"bc", RSP_CMD_REVERSE_CONTINUE},
     };
     for (size_t i = 0; i < COUNT(good); i++)
         check_type(&good[i].s, 1, good[i].type);
@@ -104,6 +106,7 @@ static void test_bare_packets(void)
         "vMustReplyEmpty;1", "QStartNoAckMode:1", "vCont?c", "vCont??", "g ",
         "qHostInfo:", "qProcessInfo;1", "QListThreadsInStopReply:1",
         "qSupportsDetachAndStayStopped:1", "qSupportsDetachAndStayStopped::",
+        "bc0", "bs;", "bss", "bc1000",
     };
     check_malformed(bad, COUNT(bad));
 
@@ -657,7 +660,7 @@ static void test_unsupported(void)
         "qTStatus",       "vFile:open:6a7573742070726f6273,0,1c0", "QNonStop:0",
         "qL1200000000000000000", "qXfer:auxv:read::0,100", "vAttach;1",
         "vStopped",   "vCtrlC",     "QPassSignals:e;10",
-        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "bc",    "i",          "A",
+        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "b9600", "i",          "A",
         "qP0000001f0000000000000001", "vContc",       "vCont_",    "vMustReplyEmptyX",
         "vKillX", "QStartNoAckModeX", "q",            "Q",          "v",          "qc",
         "t1000:0,0", "F-1,4,0",       "\x03",         "+",          "$",

@@ -252,6 +252,18 @@ static int restart(void *ctx)
     return 0;
 }
 
+static int reverse(void *ctx, unsigned tid, enum stub_action action)
+{
+    struct fake *f = ctx;
+    if (f->running)
+        return -EBUSY;
+    f->reverses++;
+    f->last_reverse = action;
+    f->reverse_tid = tid;
+    f->running = true;
+    return 0;
+}
+
 static const struct stub_target_ops ops = {
     .threads = threads,
     .regsets = regsets,
@@ -263,6 +275,7 @@ static const struct stub_target_ops ops = {
     .bp_insert = bp_insert,
     .bp_remove = bp_remove,
     .resume = resume,
+    .reverse = reverse,
     .interrupt = interrupt,
     .running = running,
     .last_stop = last_stop,
@@ -278,7 +291,10 @@ static const struct stub_target_ops ops = {
 
 struct stub_target fake_target(struct fake *f)
 {
-    return (struct stub_target){.ops = &ops, .ctx = f};
+    static struct stub_target_ops forward_only;
+    forward_only = ops;
+    forward_only.reverse = NULL;
+    return (struct stub_target){.ops = f->no_reverse ? &forward_only : &ops, .ctx = f};
 }
 
 void fake_stop(struct fake *f, const struct stub_stop *stop)

@@ -35,6 +35,11 @@ struct fake {
     unsigned resumes;
     struct stub_resume last_resume;
     unsigned interrupts;
+    /* reverse execution (bs, bc); no_reverse: the target has no such op */
+    bool no_reverse;
+    unsigned reverses;
+    enum stub_action last_reverse;
+    unsigned reverse_tid;
     struct stub_stop last;
     /* the debugger */
     struct stub_target_listener listener;

@@ -245,6 +245,46 @@ static void test_continue_step_and_stop_replies(void)
     st_close(&t);
 }
 
+/* bs and bc: advertised, passed on with the thread, the start of history
+ * reported as replaylog:begin, a refusal as its text and an error. */
+static void test_reverse_packets(void)
+{
+    struct st t;
+    st_open(&t, 2, true);
+    const char *r = st_ask(&t, "qSupported:swbreak+");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "ReverseStep+;ReverseContinue+"));
+    st_ask(&t, "Hc2");
+    st_send(&t, "bs");
+    CU_ASSERT_EQUAL(st_unread(&t), 0); /* a stop comes later */
+    CU_ASSERT_EQUAL(t.f.reverses, 1);
+    CU_ASSERT_EQUAL(t.f.last_reverse, STUB_ACTION_STEP);
+    CU_ASSERT_EQUAL(t.f.reverse_tid, 2);
+    st_stop(&t, 2, STUB_REASON_NONE, 0);
+    CU_ASSERT_EQUAL(strncmp(st_next(&t), "T05thread:2;", 12), 0);
+    st_send(&t, "bc");
+    CU_ASSERT_EQUAL(t.f.last_reverse, STUB_ACTION_CONTINUE);
+    st_stop(&t, 1, STUB_REASON_HISTORY_BEGIN, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_next(&t), "T05thread:1;replaylog:begin;"));
+    st_send(&t, "bc");
+    struct stub_stop no = {.tid = 1, .signal = STUB_SIGTRAP, .refused = true};
+    snprintf(no.why, sizeof(no.why), "cannot go back past RDTSC");
+    fake_stop(&t.f, &no);
+    char text[256] = "";
+    CU_ASSERT_STRING_EQUAL(st_next_skip_console(&t, text, sizeof(text)), "E01");
+    CU_ASSERT_STRING_EQUAL(text, "kvmstub: cannot go back past RDTSC\n");
+    CU_ASSERT_FALSE(t.s.waiting_stop);
+    st_close(&t);
+
+    /* A target without reverse execution: not advertised, bs unsupported. */
+    struct st u;
+    st_open(&u, 1, true);
+    u.f.no_reverse = true;
+    u.s.target = fake_target(&u.f);
+    CU_ASSERT_PTR_NULL(strstr(st_ask(&u, "qSupported:swbreak+"), "Reverse"));
+    CU_ASSERT_STRING_EQUAL(st_ask(&u, "bs"), "");
+    st_close(&u);
+}
+
 static void test_exit_is_reported_again(void)
 {
     struct st t;
@@ -673,6 +713,8 @@ static void test_forced_layout(void)
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("stub_session", NULL, NULL);
+    CU_add_test(s, "bs and bc: advertised, replaylog:begin, refusals as errors",
+                test_reverse_packets);
     CU_add_test(s, "qSupported, acks, then no-ack mode", test_supported_and_no_ack);
     CU_add_test(s, "unknown packets get empty replies, malformed ones errors",
                 test_unknown_and_malformed);

@@ -292,6 +292,79 @@ static void test_load_restores_registers_and_ram(void)
     vm_destroy(vm);
 }
 
+static int uart_state(struct vm *vm, uint8_t **buf, size_t *len)
+{
+    for (size_t i = 0; i < vm->bus.nstates; i++)
+        if (strcmp(vm->bus.states[i].name, "uart") == 0)
+            return vm->bus.states[i].save(vm->bus.states[i].dev, buf, len);
+    return -ENOENT;
+}
+
+/* What the vm layer holds beside KVM travels in the snapshot itself: the
+ * halted flag, the UART with its queued input; a planted breakpoint is not
+ * in the saved RAM, and is still planted (over the loaded byte) after. */
+static void test_soft_state_and_breakpoints(void)
+{
+    struct vm *vm = guest(16u << 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    struct vm_event ev;
+    CU_ASSERT_EQUAL_FATAL(vt_run(vm, VM_RUN_CONTINUE, &ev, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(ev.type, VM_EVENT_HALT);
+    CU_ASSERT_FATAL(vm_cpu_halted(&vm->cpus[0]));
+    uint64_t hlt = vt_reg(vm, VM_REG_RIP) - 1;
+    uint8_t guest_byte;
+    CU_ASSERT_EQUAL_FATAL(vm_read_linear(&vm->cpus[0], hlt, &guest_byte, 1, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_bp_insert(&vm->cpus[0], hlt, false), 0);
+    CU_ASSERT_EQUAL(vm_console_input(vm, "abc", 3), 3u);
+    uint8_t *u0, *u1;
+    size_t n0, n1;
+    CU_ASSERT_EQUAL_FATAL(uart_state(vm, &u0, &n0), 0);
+
+    struct vm_snapshots *ss;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(open_snapshots(vm, &ss), 0);
+    struct vm_snapshot *s;
+    CU_ASSERT_EQUAL_FATAL(vm_snapshot_save(ss, NULL, 0, &s, NULL, err, sizeof(err)), 0);
+    const uint8_t *page = vm_pagestore_page(s->ram, hlt / PAGE);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(page);
+    CU_ASSERT_EQUAL(page[hlt % PAGE], guest_byte); /* the guest's byte, not the trap */
+
+    /* Change all three, and the code page under the breakpoint. */
+    CU_ASSERT_EQUAL(vm_reg_set(&vm->cpus[0], VM_REG_RIP, hlt + 2), 0);
+    CU_ASSERT(!vm_cpu_halted(&vm->cpus[0]));
+    CU_ASSERT_EQUAL(vm_console_input(vm, "xyz", 3), 3u);
+    uint8_t other = (uint8_t)(guest_byte ^ 0x5a);
+    CU_ASSERT_EQUAL(vm_write_linear(&vm->cpus[0], hlt, &other, 1, NULL), 0);
+
+    int lr = vm_snapshot_load(ss, s, NULL, err, sizeof(err));
+    if (lr)
+        fprintf(stderr, "\n    load: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(lr, 0);
+    CU_ASSERT(vm_cpu_halted(&vm->cpus[0]));
+    CU_ASSERT_EQUAL_FATAL(uart_state(vm, &u1, &n1), 0);
+    CU_ASSERT_EQUAL(n0, n1);
+    CU_ASSERT(n0 == n1 && memcmp(u0, u1, n0) == 0);
+    uint8_t seen;
+    CU_ASSERT_EQUAL(vm_read_linear(&vm->cpus[0], hlt, &seen, 1, NULL), 0);
+    CU_ASSERT_EQUAL(seen, guest_byte);
+    uint64_t gpa;
+    CU_ASSERT_EQUAL(vm_translate(&vm->cpus[0], hlt, &gpa), 0);
+    CU_ASSERT_EQUAL(vm->mem.host[gpa], vm_bp_trap_byte(vm)); /* still planted */
+    /* Removing it gives the loaded byte back, not the one written after. */
+    CU_ASSERT_EQUAL(vm_bp_remove(&vm->cpus[0], hlt, false), 0);
+    CU_ASSERT_EQUAL(vm->mem.host[gpa], guest_byte);
+
+    /* The vm layer's blob names are its own. */
+    struct vm_snapshot *t;
+    struct vm_snapshot_blob bad = {.name = "dev.uart", .data = (uint8_t *)"x", .len = 1};
+    CU_ASSERT_EQUAL(vm_snapshot_save(ss, &bad, 1, &t, NULL, err, sizeof(err)), -EINVAL);
+    free(u0);
+    free(u1);
+    vm_snapshot_free(s);
+    vm_snapshot_close(ss);
+    vm_destroy(vm);
+}
+
 /* Reverse execution's pattern: a checkpoint after every batch, loaded in
  * any order, the oldest deleted first. */
 static void test_many_checkpoints(void)
@@ -605,6 +678,8 @@ static void register_suites(void)
     CU_add_test(s, "load restores registers and RAM; the run repeats",
                 test_load_restores_registers_and_ram);
     CU_add_test(s, "24 checkpoints load in any order", test_many_checkpoints);
+    CU_add_test(s, "halted flag, UART input and breakpoints survive a load",
+                test_soft_state_and_breakpoints);
     CU_add_test(s, "without dirty logging: every page, still exact", test_untracked_still_exact);
     CU_add_test(s, "files restore, or are refused leaving the VM untouched",
                 test_file_restores_or_refuses_untouched);
