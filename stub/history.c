@@ -61,6 +61,7 @@ struct stub_history {
     bool edited; /* gdb changed the state since the current checkpoint */
     struct pos *pos;
     size_t n, cap, cur;
+    uint64_t state_bytes; /* the positions' vm_snapshot_state_bytes() */
     uint64_t run_t0; /* when the live run from the present started (uv_hrtime) */
     struct user_bp bps[MAX_USER_BPS];
     size_t nbps;
@@ -120,8 +121,9 @@ static int load(struct stub_history *h, const struct vm_snapshot *s)
     return r;
 }
 
-static void free_pos(struct pos *p)
+static void free_pos(struct stub_history *h, struct pos *p)
 {
+    h->state_bytes -= vm_snapshot_state_bytes(p->snap);
     vm_snapshot_free(p->snap);
     p->snap = NULL;
 }
@@ -129,7 +131,7 @@ static void free_pos(struct pos *p)
 static void clear(struct stub_history *h)
 {
     for (size_t i = 0; i < h->n; i++)
-        free_pos(&h->pos[i]);
+        free_pos(h, &h->pos[i]);
     h->n = h->cur = 0;
     h->edited = false;
 }
@@ -163,6 +165,7 @@ static size_t insert(struct stub_history *h, size_t after, struct vm_snapshot *s
     memmove(&h->pos[i + 1], &h->pos[i], (h->n - i) * sizeof(h->pos[0]));
     h->n++;
     h->pos[i] = (struct pos){.snap = snap, .stop = *st, .pc = snap_pc(snap), .leave = leave};
+    h->state_bytes += vm_snapshot_state_bytes(snap);
     h->pos[i].stop.refused = false;
     if (h->cur >= i)
         h->cur++;
@@ -184,8 +187,11 @@ static void trim(struct stub_history *h)
     char err[200];
     if (stub_snapshots_store(h->m->snapshots, &store, err, sizeof(err)))
         return;
-    while (h->n > 2 && h->cur > 0 && vm_pagestore_usage(store->ps)->bytes > h->limit) {
-        free_pos(&h->pos[0]);
+    /* Pages and each checkpoint's own state: a stepping session makes many
+     * checkpoints that share almost every page. */
+    while (h->n > 2 && h->cur > 0 &&
+           vm_pagestore_usage(store->ps)->bytes + h->state_bytes > h->limit) {
+        free_pos(h, &h->pos[0]);
         memmove(&h->pos[0], &h->pos[1], (h->n - 1) * sizeof(h->pos[0]));
         h->n--;
         h->cur--;
@@ -1116,7 +1122,7 @@ void stub_history_changed(struct stub_history *h)
                  "%zu later stops of the history are dropped",
                  h->n - h->cur - 1);
         for (size_t i = h->cur + 1; i < h->n; i++)
-            free_pos(&h->pos[i]);
+            free_pos(h, &h->pos[i]);
         h->n = h->cur + 1;
     }
     h->edited = true;
@@ -1244,4 +1250,5 @@ void stub_history_stats(const struct stub_history *h, struct stub_history_stats 
     out->bytes = 0;
     for (size_t i = 0; i < h->n; i++)
         out->bytes += vm_pagestore_snap_bytes(h->pos[i].snap->ram);
+    out->bytes += h->state_bytes;
 }

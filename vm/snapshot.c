@@ -102,6 +102,19 @@ void vm_snapshot_free(struct vm_snapshot *s)
     free(s);
 }
 
+size_t vm_snapshot_state_bytes(const struct vm_snapshot *s)
+{
+    if (!s)
+        return 0;
+    size_t n = sizeof(*s) + s->nblobs * sizeof(*s->blobs);
+    for (unsigned i = 0; s->cpus && i < s->ncpus; i++)
+        n += sizeof(s->cpus[i]) + s->cpus[i].xsave_size +
+             (size_t)s->cpus[i].nmsrs * sizeof(*s->cpus[i].msrs);
+    for (size_t i = 0; i < s->nblobs; i++)
+        n += s->blobs[i].len;
+    return n;
+}
+
 const struct vm_snapshot_blob *vm_snapshot_blob(const struct vm_snapshot *s, const char *name)
 {
     for (size_t i = 0; i < s->nblobs; i++)

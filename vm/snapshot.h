@@ -104,6 +104,9 @@ int vm_snapshot_check(const struct vm_snapshots *ss, const struct vm_snapshot *s
 int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
                      struct vm_pagestore_cost *cost, char *err, size_t errlen);
 void vm_snapshot_free(struct vm_snapshot *s);
+/* Bytes s holds besides its RAM pages (vCPU and VM state, blobs): what a
+ * bound on many snapshots must count on top of the page store's usage. */
+size_t vm_snapshot_state_bytes(const struct vm_snapshot *s);
 /* The blob named name, or NULL. */
 const struct vm_snapshot_blob *vm_snapshot_blob(const struct vm_snapshot *s, const char *name);
 

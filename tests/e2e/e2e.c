@@ -254,8 +254,9 @@ int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *
     else
         snprintf(remote, sizeof(remote), "target remote :%d", port);
     const char *argv[128] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
-                             "-ex", "set confirm off", "-ex", "set auto-connect-native-target off", "-ex", remote};
-    int n = 11;
+                             "-ex", "set confirm off", "-ex", "set auto-connect-native-target off",
+                             "-ex", "set remotetimeout 30", "-ex", remote};
+    int n = 13;
     for (int i = 0; cmds && cmds[i] && n < 120; i++) {
         argv[n++] = "-ex";
         argv[n++] = cmds[i];
