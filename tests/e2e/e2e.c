@@ -253,11 +253,11 @@ int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *
         snprintf(remote, sizeof(remote), "target remote %s", target);
     else
         snprintf(remote, sizeof(remote), "target remote :%d", port);
-    const char *argv[128] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
+    const char *argv[160] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
                              "-ex", "set confirm off", "-ex", "set auto-connect-native-target off",
                              "-ex", "set remotetimeout 30", "-ex", remote};
     int n = 13;
-    for (int i = 0; cmds && cmds[i] && n < 120; i++) {
+    for (int i = 0; cmds && cmds[i] && n < 154; i++) {
         argv[n++] = "-ex";
         argv[n++] = cmds[i];
     }

@@ -79,7 +79,7 @@ static void test_watch_back_50(void)
     for (int i = 0; i < 50; i++)
         cmds[n++] = "reverse-continue";
     cmds[n++] = "print *(int *)&counter";
-    cmds[n] = NULL; /* e2e_gdb takes at most 58 commands */
+    cmds[n] = NULL; /* e2e_gdb takes at most 70 commands */
     e2e_gdb(&o, s.port, NULL, cmds, GUEST);
     for (int v = 100; v > 50; v--) {
         char want[64];
