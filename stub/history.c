@@ -20,12 +20,18 @@ enum leave {
     LEAVE_EDIT, /* gdb changed the state here: no execution between the two */
 };
 
+/* A position: a stop gdb saw, or one found while replaying. A position
+ * without a checkpoint (snap NULL) is rebuilt by loading the nearest
+ * checkpoint before it and stepping the instructions in between, which are
+ * all known (insns of every position on the way). Its registers are kept to
+ * check that the replay got there. */
 struct pos {
     struct vm_snapshot *snap;
-    struct stub_stop stop; /* what gdb was told here */
-    uint64_t pc;           /* linear */
+    struct kvm_regs regs; /* as kvm_regs orders them */
+    uint64_t pc;          /* linear */
+    uint64_t insns;       /* instructions to the next position; 0: not known */
+    double span_s;        /* wall time of the live run that left it */
     enum leave leave;
-    double span_s;         /* wall time of the live run that left it */
 };
 
 enum job {
@@ -36,16 +42,26 @@ enum job {
 };
 
 enum phase {
-    PH_COUNT,      /* stepping a span, counting, to its end */
-    PH_SEEK,       /* stepping want instructions from the anchor */
-    PH_SPAN,       /* replaying a span with gdb's breakpoints, collecting hits */
+    PH_GOTO,       /* stepping from a checkpoint to a position without one */
+    PH_COUNT,      /* stepping a run span, counting, to its end */
+    PH_SPAN,       /* running a span of unknown length with gdb's breakpoints */
+    PH_SPANSTEP,   /* stepping a span of known length, collecting hits */
     PH_WATCHCOUNT, /* stepping from the hit before to the watchpoint's write */
     PH_WATCHSEEK,  /* ... and to the instruction before it */
     PH_FWD_STEP,
     PH_FWD_RUN,
+    PH_FWD_RUNSTEP, /* a forward run over a span of known length, by steps */
 };
 
-#define INTERVAL_STEPS 1024u /* a checkpoint every this many steps while counting */
+/* Live steps are recorded without a checkpoint until this many have gone
+ * by since the last one: rebuilding a position then costs at most that
+ * many steps, and a step costs no save. */
+#define LIVE_STEPS 128u
+/* While rebuilding a position, a checkpoint every this many steps: going
+ * back one step at a time then replays at most this many each. */
+#define GOTO_EVERY 16u
+/* While counting a run span, a checkpoint every this many steps. */
+#define COUNT_EVERY 1024u
 #define MAX_USER_BPS 512u
 
 struct user_bp {
@@ -53,12 +69,16 @@ struct user_bp {
     uint64_t addr, len;
 };
 
+typedef void (*then_fn)(struct stub_history *h);
+
 struct stub_history {
     struct stub_machine *m;
     uint64_t limit;
     bool recording;
     bool autostart; /* record from the next stop gdb sees (off after record stop) */
     bool edited; /* gdb changed the state since the current checkpoint */
+    bool force_cp; /* the next live stop needs a checkpoint (the step cannot be replayed) */
+    unsigned live_steps; /* live steps since the last checkpoint */
     struct pos *pos;
     size_t n, cap, cur;
     uint64_t state_bytes; /* the positions' vm_snapshot_state_bytes() */
@@ -75,8 +95,16 @@ struct stub_history {
         size_t target; /* end position of the span replayed */
         size_t span;   /* start position of the span replayed */
         uint64_t count, want;
+        /* PH_GOTO: at instruction g_off past position g_at, going to
+         * g_to_off past g_to; then g_then. */
+        size_t g_at, g_to;
+        uint64_t g_off, g_to_off;
+        unsigned g_since; /* steps since the last checkpoint */
+        then_fn g_then;
         struct vm_snapshot *anchor; /* a hit snapshot the watch search starts from */
         struct vm_snapshot *last_hit, *prev_hit;
+        bool have_hit_off; /* PH_SPANSTEP: the last hit, as an offset into the span */
+        uint64_t hit_off;
         struct stub_stop hit_stop;
         bool hit_watch;
         bool hit_at_start;
@@ -86,6 +114,8 @@ struct stub_history {
         bool temp_bp;
         uint64_t temp_addr;
         bool timed_out, user_int;
+        bool refusing; /* going back to the start after a refusal */
+        char why[160];
     } r;
 };
 
@@ -101,6 +131,29 @@ static uint64_t pc_now(struct stub_history *h)
     uint64_t pc = 0;
     vm_cpu_linear_pc(cpu0(h), &pc);
     return pc;
+}
+
+static const enum vm_reg_id reg_ids[] = {
+    VM_REG_RAX, VM_REG_RBX, VM_REG_RCX, VM_REG_RDX, VM_REG_RSI, VM_REG_RDI,
+    VM_REG_RSP, VM_REG_RBP, VM_REG_R8,  VM_REG_R9,  VM_REG_R10, VM_REG_R11,
+    VM_REG_R12, VM_REG_R13, VM_REG_R14, VM_REG_R15, VM_REG_RIP, VM_REG_EFLAGS};
+
+/* The general registers in kvm_regs order (18 64-bit fields). */
+static void regs_now(struct stub_history *h, struct kvm_regs *k)
+{
+    _Static_assert(sizeof(*k) == sizeof(reg_ids) / sizeof(reg_ids[0]) * 8, "kvm_regs layout");
+    uint64_t v[sizeof(reg_ids) / sizeof(reg_ids[0])];
+    for (size_t i = 0; i < sizeof(reg_ids) / sizeof(reg_ids[0]); i++)
+        if (vm_reg_get(cpu0(h), reg_ids[i], &v[i]))
+            v[i] = ~0ull;
+    memcpy(k, v, sizeof(*k));
+}
+
+static bool regs_match(struct stub_history *h, const struct kvm_regs *want)
+{
+    struct kvm_regs k;
+    regs_now(h, &k);
+    return memcmp(&k, want, sizeof(k)) == 0;
 }
 
 static int take(struct stub_history *h, struct vm_snapshot **out)
@@ -134,6 +187,8 @@ static void clear(struct stub_history *h)
         free_pos(h, &h->pos[i]);
     h->n = h->cur = 0;
     h->edited = false;
+    h->live_steps = 0;
+    h->force_cp = false;
 }
 
 /* The linear pc a checkpoint holds (as vm_cpu_linear_pc computes it). */
@@ -147,9 +202,18 @@ static uint64_t snap_pc(const struct vm_snapshot *s)
     return long64 ? c->regs.rip : (uint64_t)(uint32_t)(cs->base + c->regs.rip);
 }
 
-/* Inserts a position after index `after` holding snap; returns its index. */
+/* Gives position i a checkpoint of the machine, which is there now. */
+static void attach(struct stub_history *h, size_t i, struct vm_snapshot *s)
+{
+    h->pos[i].snap = s;
+    h->state_bytes += vm_snapshot_state_bytes(s);
+}
+
+/* Inserts a position after index `after`: snap's state, or (snap NULL) the
+ * machine's as it is now, to be rebuilt by stepping (pos[after].insns must
+ * be known then). Returns its index. */
 static size_t insert(struct stub_history *h, size_t after, struct vm_snapshot *snap,
-                     const struct stub_stop *st, enum leave leave)
+                     enum leave leave, uint64_t insns)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
@@ -164,37 +228,63 @@ static size_t insert(struct stub_history *h, size_t after, struct vm_snapshot *s
     size_t i = after + 1;
     memmove(&h->pos[i + 1], &h->pos[i], (h->n - i) * sizeof(h->pos[0]));
     h->n++;
-    h->pos[i] = (struct pos){.snap = snap, .stop = *st, .pc = snap_pc(snap), .leave = leave};
-    h->state_bytes += vm_snapshot_state_bytes(snap);
-    h->pos[i].stop.refused = false;
+    struct pos *p = &h->pos[i];
+    *p = (struct pos){.leave = leave, .insns = insns};
+    if (snap) {
+        p->pc = snap_pc(snap);
+        p->regs = snap->cpus[0].regs;
+        attach(h, i, snap);
+    } else {
+        p->pc = pc_now(h);
+        regs_now(h, &p->regs);
+    }
     if (h->cur >= i)
         h->cur++;
     if (h->r.job != JOB_NONE) {
-        if (h->r.start >= i)
-            h->r.start++;
-        if (h->r.target >= i)
-            h->r.target++;
-        if (h->r.span >= i)
-            h->r.span++;
+        size_t *idx[] = {&h->r.start, &h->r.target, &h->r.span, &h->r.g_at, &h->r.g_to};
+        for (size_t k = 0; k < sizeof(idx) / sizeof(idx[0]); k++)
+            if (*idx[k] >= i && *idx[k] != (size_t)-1)
+                (*idx[k])++;
     }
     return i;
 }
 
-/* Keeps the store within the limit: the oldest positions go first. */
+/* Splits the span leaving position at after off of its insns instructions
+ * (known) with a new position there: the machine's state now, or snap. */
+static size_t split(struct stub_history *h, size_t at, uint64_t off, struct vm_snapshot *snap)
+{
+    struct pos *a = &h->pos[at];
+    uint64_t rest = a->insns ? a->insns - off : 0;
+    enum leave leave = a->leave;
+    a->insns = off;
+    a->leave = off == 1 ? LEAVE_STEP : LEAVE_RUN;
+    return insert(h, at, snap, rest == 1 ? LEAVE_STEP : leave, rest);
+}
+
+static uint64_t held_bytes(struct stub_history *h, struct vm_snapshots *store)
+{
+    return vm_pagestore_usage(store->ps)->bytes + h->state_bytes + h->cap * sizeof(struct pos);
+}
+
+/* Keeps the store within the limit: the oldest positions go first, each
+ * with the positions rebuilt from its checkpoint. */
 static void trim(struct stub_history *h)
 {
     struct vm_snapshots *store;
     char err[200];
     if (stub_snapshots_store(h->m->snapshots, &store, err, sizeof(err)))
         return;
-    /* Pages and each checkpoint's own state: a stepping session makes many
-     * checkpoints that share almost every page. */
-    while (h->n > 2 && h->cur > 0 &&
-           vm_pagestore_usage(store->ps)->bytes + h->state_bytes > h->limit) {
-        free_pos(h, &h->pos[0]);
-        memmove(&h->pos[0], &h->pos[1], (h->n - 1) * sizeof(h->pos[0]));
-        h->n--;
-        h->cur--;
+    while (h->n > 2 && held_bytes(h, store) > h->limit) {
+        size_t k = 1;
+        while (k < h->n && !h->pos[k].snap)
+            k++;
+        if (k > h->cur || k >= h->n - 1)
+            break;
+        for (size_t i = 0; i < k; i++)
+            free_pos(h, &h->pos[i]);
+        memmove(&h->pos[0], &h->pos[k], (h->n - k) * sizeof(h->pos[0]));
+        h->n -= k;
+        h->cur -= k;
     }
 }
 
@@ -217,6 +307,25 @@ static bool user_sw_bp_at(const struct stub_history *h, uint64_t addr)
         if (h->bps[i].addr == addr && h->bps[i].kind == STUB_BP_SOFTWARE)
             return true;
     return false;
+}
+
+static bool any_watch(const struct stub_history *h)
+{
+    for (size_t i = 0; i < h->nbps; i++)
+        if (h->bps[i].kind != STUB_BP_SOFTWARE && h->bps[i].kind != STUB_BP_HARDWARE)
+            return true;
+    return false;
+}
+
+/* The stop gdb gets for its breakpoint at pc, or false when there is none. */
+static bool bp_stop_at(const struct stub_history *h, uint64_t pc, struct stub_stop *st)
+{
+    enum stub_bp_kind kind;
+    if (!user_bp_at(h, pc, &kind))
+        return false;
+    *st = (struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP};
+    st->reason = kind == STUB_BP_HARDWARE ? STUB_REASON_HWBREAK : STUB_REASON_SWBREAK;
+    return true;
 }
 
 /* A breakpoint of ours at the end of the span replayed, unless gdb has one. */
@@ -244,25 +353,6 @@ static void temp_bp_clear(struct stub_history *h)
 }
 
 /* ---- comparing the machine with a checkpoint ---- */
-
-static bool regs_match(struct stub_history *h, const struct vm_snapshot *s)
-{
-    const struct kvm_regs *k = &s->cpus[0].regs;
-    static const enum vm_reg_id ids[] = {VM_REG_RAX, VM_REG_RBX, VM_REG_RCX, VM_REG_RDX,
-                                         VM_REG_RSI, VM_REG_RDI, VM_REG_RSP, VM_REG_RBP,
-                                         VM_REG_R8,  VM_REG_R9,  VM_REG_R10, VM_REG_R11,
-                                         VM_REG_R12, VM_REG_R13, VM_REG_R14, VM_REG_R15,
-                                         VM_REG_RIP, VM_REG_EFLAGS};
-    const uint64_t want[] = {k->rax, k->rbx, k->rcx, k->rdx, k->rsi, k->rdi,
-                             k->rsp, k->rbp, k->r8,  k->r9,  k->r10, k->r11,
-                             k->r12, k->r13, k->r14, k->r15, k->rip, k->rflags};
-    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        uint64_t v;
-        if (vm_reg_get(cpu0(h), ids[i], &v) || v != want[i])
-            return false;
-    }
-    return true;
-}
 
 static bool cpus_equal(const struct vm_cpustate *a, const struct vm_cpustate *b)
 {
@@ -314,13 +404,11 @@ static bool ram_equal(const struct vm_snapshot *a, const struct vm_snapshot *b, 
 }
 
 /* The whole machine equals s: registers first (cheap), then a checkpoint
- * compared part by part. On a match *taken (if not NULL) receives that
- * checkpoint. */
-static bool same_as(struct stub_history *h, const struct vm_snapshot *s, uint64_t pc,
-                    struct vm_snapshot **taken)
+ * compared part by part. */
+static bool same_as(struct stub_history *h, const struct vm_snapshot *s, uint64_t pc)
 {
     h->stats.compares++;
-    if (pc_now(h) != pc || !regs_match(h, s))
+    if (pc_now(h) != pc || !regs_match(h, &s->cpus[0].regs))
         return false;
     h->stats.full_compares++;
     struct vm_snapshot *t;
@@ -331,16 +419,19 @@ static bool same_as(struct stub_history *h, const struct vm_snapshot *s, uint64_
                 ram_equal(t, s, vm_ram_size(h->m->vm) / 4096);
     for (unsigned i = 0; same && i < t->ncpus; i++)
         same = cpus_equal(&t->cpus[i], &s->cpus[i]);
-    if (same && taken)
-        *taken = t;
-    else
-        vm_snapshot_free(t);
+    vm_snapshot_free(t);
     return same;
 }
 
+/* The machine is at position i: the whole state where it has a checkpoint;
+ * else the registers, the rest following from the instructions replayed
+ * (the caller knows it stepped exactly the way there). */
 static bool at_pos(struct stub_history *h, size_t i)
 {
-    return same_as(h, h->pos[i].snap, h->pos[i].pc, NULL);
+    if (h->pos[i].snap)
+        return same_as(h, h->pos[i].snap, h->pos[i].pc);
+    h->stats.compares++;
+    return pc_now(h) == h->pos[i].pc && regs_match(h, &h->pos[i].regs);
 }
 
 /* ---- running replays ---- */
@@ -388,7 +479,6 @@ static void deliver(struct stub_history *h, const struct stub_stop *st)
 static void deliver_at(struct stub_history *h, size_t i, const struct stub_stop *st)
 {
     h->cur = i;
-    h->pos[i].stop = *st;
     deliver(h, st);
 }
 
@@ -397,23 +487,54 @@ static struct stub_stop trap_stop(void)
     return (struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP};
 }
 
+static void goto_pos(struct stub_history *h, size_t j, uint64_t off, then_fn then);
+
+static void refused_back(struct stub_history *h)
+{
+    struct stub_stop st = h->r.start_stop;
+    h->cur = h->r.start;
+    st.refused = true;
+    memcpy(st.why, h->r.why, sizeof(st.why));
+    stub_log("%s", st.why);
+    finish(h);
+    stub_machine_deliver(h->m, &st);
+}
+
 /* The command cannot be done exactly: back to where it started. */
 static void refuse(struct stub_history *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void refuse(struct stub_history *h, const char *fmt, ...)
 {
-    struct stub_stop st = h->r.start_stop;
-    size_t start = h->r.start;
-    finish(h);
-    if (start < h->n && load(h, h->pos[start].snap) == 0)
-        h->cur = start;
-    st.refused = true;
+    if (h->r.refusing) {
+        /* Even the way back failed: what history says is no longer what the
+         * machine is. */
+        struct stub_stop st = h->r.start_stop;
+        st.refused = true;
+        snprintf(st.why, sizeof(st.why), "%.90s; kvmstub could not return exactly, so the "
+                 "history is dropped",
+                 h->r.why);
+        stub_log("%s", st.why);
+        finish(h);
+        clear(h);
+        h->recording = false;
+        stub_machine_deliver(h->m, &st);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st.why, sizeof(st.why), fmt, ap);
+    vsnprintf(h->r.why, sizeof(h->r.why), fmt, ap);
     va_end(ap);
-    stub_log("%s", st.why);
-    stub_machine_deliver(h->m, &st);
+    size_t start = h->r.start;
+    uv_timer_stop(&h->watchdog);
+    temp_bp_clear(h);
+    h->r.refusing = true;
+    if (start < h->n && h->pos[start].snap) {
+        if (load(h, h->pos[start].snap) == 0)
+            h->cur = start;
+        refused_back(h);
+        return;
+    }
+    goto_pos(h, start, 0, refused_back);
 }
 
 static void refuse_now(struct stub_history *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -439,17 +560,22 @@ static void diverged(struct stub_history *h, const char *what)
            what);
 }
 
-/* Steps once, refusing instructions a replay cannot repeat. */
-static bool step_checked(struct stub_history *h)
+/* The instruction at the pc is one a replay cannot repeat: its name. */
+static const char *nondeterministic_here(struct stub_history *h)
 {
     uint8_t insn[16];
     size_t done = 0;
-    uint64_t pc = pc_now(h);
-    vm_read_linear(cpu0(h), pc, insn, sizeof(insn), &done);
-    const char *bad = vm_decode_nondeterministic(insn, done, vm_cpu_mode(cpu0(h)) == VM_MODE_LONG);
+    vm_read_linear(cpu0(h), pc_now(h), insn, sizeof(insn), &done);
+    return vm_decode_nondeterministic(insn, done, vm_cpu_mode(cpu0(h)) == VM_MODE_LONG);
+}
+
+/* Steps once, refusing instructions a replay cannot repeat. */
+static bool step_checked(struct stub_history *h)
+{
+    const char *bad = nondeterministic_here(h);
     if (bad) {
         refuse(h, "cannot go back exactly past the %s at 0x%llx: its result differs every run",
-               bad, (unsigned long long)pc);
+               bad, (unsigned long long)pc_now(h));
         return false;
     }
     run(h, STUB_ACTION_STEP, 0);
@@ -481,80 +607,143 @@ static size_t skip_edits_back(const struct stub_history *h, size_t i)
     return i;
 }
 
-/* ---- reverse-stepi ---- */
+/* ---- rebuilding a position: load the checkpoint before, step ---- */
 
-static void revstep_begin(struct stub_history *h, size_t c)
+static size_t base_of(const struct stub_history *h, size_t j)
 {
-    size_t p = c - 1;
-    if (load(h, h->pos[p].snap))
-        {
+    while (!h->pos[j].snap)
+        j--;
+    return j;
+}
+
+static void goto_next(struct stub_history *h)
+{
+    if (h->r.g_at == h->r.g_to && h->r.g_off == h->r.g_to_off) {
+        h->r.g_then(h);
+        return;
+    }
+    step_checked(h);
+}
+
+/* Goes to off instructions past position j (off < its insns), then calls
+ * then with the machine there. Checkpoints are left on the way. */
+static void goto_pos(struct stub_history *h, size_t j, uint64_t off, then_fn then)
+{
+    size_t k = base_of(h, j);
+    if (load(h, h->pos[k].snap)) {
         refuse(h, "cannot load a checkpoint");
         return;
     }
-    if (h->pos[p].leave == LEAVE_STEP)
-        {
-        deliver_at(h, p, &(struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP});
+    h->r.phase = PH_GOTO;
+    h->r.g_at = k;
+    h->r.g_off = 0;
+    h->r.g_to = j;
+    h->r.g_to_off = off;
+    h->r.g_since = 0;
+    h->r.g_then = then;
+    goto_next(h);
+}
+
+static void goto_stop(struct stub_history *h, const struct stub_machine_stop *ms)
+{
+    if (!one_insn(ms)) {
+        diverged(h, "stopped where the recorded run did not");
         return;
     }
-    h->r.job = JOB_REVSTEP;
+    h->r.g_off++;
+    h->r.g_since++;
+    size_t at = h->r.g_at;
+    if (h->r.g_off == h->pos[at].insns) {
+        h->r.g_at = ++at;
+        h->r.g_off = 0;
+        if (!at_pos(h, at)) {
+            diverged(h, "did not reach the recorded state");
+            return;
+        }
+        if (h->r.g_since >= GOTO_EVERY && !h->pos[at].snap) {
+            struct vm_snapshot *s;
+            if (take(h, &s) == 0) {
+                attach(h, at, s);
+                h->r.g_since = 0;
+            }
+        }
+    } else if (h->r.g_since >= GOTO_EVERY) {
+        struct vm_snapshot *s;
+        if (take(h, &s) == 0) {
+            uint64_t off = h->r.g_off;
+            bool target_here = h->r.g_to == at;
+            size_t q = split(h, at, off, s);
+            if (q != at) {
+                h->r.g_at = q;
+                h->r.g_off = 0;
+                if (target_here) {
+                    h->r.g_to = q;
+                    h->r.g_to_off -= off;
+                }
+                h->r.g_since = 0;
+            }
+        }
+    }
+    goto_next(h);
+}
+
+/* At g_to_off past g_to: a position there (without a checkpoint). */
+static size_t goto_here(struct stub_history *h)
+{
+    if (h->r.g_to_off == 0)
+        return h->r.g_to;
+    return split(h, h->r.g_to, h->r.g_to_off, NULL);
+}
+
+/* ---- reverse-stepi ---- */
+
+static void revstep_arrived(struct stub_history *h)
+{
+    deliver_at(h, goto_here(h), &(struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP});
+}
+
+static void revstep_begin(struct stub_history *h, size_t c);
+
+static void revstep_count(struct stub_history *h)
+{
     h->r.phase = PH_COUNT;
-    h->r.span = p;
-    h->r.target = c;
     h->r.count = 0;
     step_checked(h);
 }
 
+static void revstep_begin(struct stub_history *h, size_t c)
+{
+    size_t p = c - 1;
+    h->r.job = JOB_REVSTEP;
+    h->r.span = p;
+    h->r.target = c;
+    if (h->pos[p].insns) {
+        goto_pos(h, p, h->pos[p].insns - 1, revstep_arrived);
+        return;
+    }
+    /* A run of unknown length (its end has a checkpoint): count it once. */
+    goto_pos(h, p, 0, revstep_count);
+}
+
 static void revstep_stop(struct stub_history *h, const struct stub_machine_stop *ms)
 {
-    if (!one_insn(ms))
-        {
+    if (!one_insn(ms)) {
         diverged(h, "stopped where the recorded run did not");
         return;
     }
     h->r.count++;
-    if (h->r.phase == PH_SEEK) {
-        if (h->r.count < h->r.want) {
-            run(h, STUB_ACTION_STEP, 0);
-            return;
-        }
-        struct vm_snapshot *s;
-        if (take(h, &s))
-            {
-        refuse(h, "cannot take a checkpoint");
-        return;
-    }
-        h->pos[h->r.span].leave = LEAVE_RUN;
-        size_t q = insert(h, h->r.span, s, &ms->st, LEAVE_STEP);
-        struct stub_stop st = trap_stop();
-        {
-        deliver_at(h, q, &st);
-        return;
-    }
-    }
-    /* Counting towards the span's end. */
     if (at_pos(h, h->r.target)) {
-        if (h->r.count == 1)
-            {
-        deliver_at(h, h->r.span, &(struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP});
+        h->pos[h->r.span].insns = h->r.count;
+        h->pos[h->r.span].leave = h->r.count == 1 ? LEAVE_STEP : LEAVE_RUN;
+        revstep_begin(h, h->r.target);
         return;
     }
-        if (load(h, h->pos[h->r.span].snap))
-            {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
-        h->r.phase = PH_SEEK;
-        h->r.want = h->r.count - 1;
-        h->r.count = 0;
-        run(h, STUB_ACTION_STEP, 0);
-        return;
-    }
-    if (h->r.count % INTERVAL_STEPS == 0) {
-        /* A checkpoint on the way: the next reverse-stepi steps from here. */
+    if (h->r.count % COUNT_EVERY == 0) {
+        /* A checkpoint on the way: the rest is counted from here. */
         struct vm_snapshot *s;
         if (!take(h, &s)) {
-            h->pos[h->r.span].leave = LEAVE_RUN;
-            h->r.span = insert(h, h->r.span, s, &ms->st, LEAVE_RUN);
+            h->pos[h->r.span].insns = h->r.count;
+            h->r.span = split(h, h->r.span, h->r.count, s);
             h->r.count = 0;
         }
     }
@@ -564,6 +753,7 @@ static void revstep_stop(struct stub_history *h, const struct stub_machine_stop 
 /* ---- reverse-continue ---- */
 
 static void span_begin(struct stub_history *h, size_t p);
+static void revcont_from(struct stub_history *h, size_t c);
 
 static void drop_hits(struct stub_history *h)
 {
@@ -571,6 +761,7 @@ static void drop_hits(struct stub_history *h)
     vm_snapshot_free(h->r.prev_hit);
     h->r.last_hit = h->r.prev_hit = NULL;
     h->r.hit_at_start = false;
+    h->r.have_hit_off = false;
 }
 
 static void hit(struct stub_history *h, const struct stub_stop *st, bool watch)
@@ -585,165 +776,237 @@ static void hit(struct stub_history *h, const struct stub_stop *st, bool watch)
     h->r.hit_watch = watch;
 }
 
-static void watch_search(struct stub_history *h)
+static void watch_count(struct stub_history *h)
 {
-    /* From the hit before (or the span's start) step to the write. */
-    h->r.anchor = h->r.prev_hit; /* NULL: the span's start position */
-    h->r.prev_hit = NULL;
-    if (load(h, h->r.anchor ? h->r.anchor : h->pos[h->r.span].snap))
-        {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
     h->r.phase = PH_WATCHCOUNT;
     h->r.count = 0;
     temp_bp_clear(h);
     step_checked(h);
 }
 
+static void watch_search(struct stub_history *h)
+{
+    /* From the hit before (or the span's start) step to the write. */
+    h->r.anchor = h->r.prev_hit; /* NULL: the span's start position */
+    h->r.prev_hit = NULL;
+    if (!h->r.anchor) {
+        goto_pos(h, h->r.span, 0, watch_count);
+        return;
+    }
+    if (load(h, h->r.anchor)) {
+        refuse(h, "cannot load a checkpoint");
+        return;
+    }
+    watch_count(h);
+}
+
+static void deliver_hit(struct stub_history *h)
+{
+    struct stub_stop st = h->r.hit_stop;
+    deliver_at(h, goto_here(h), &st);
+}
+
 static void span_done(struct stub_history *h)
 {
     uv_timer_stop(&h->watchdog);
     size_t p = h->r.span;
-    if (h->r.last_hit && h->r.hit_watch)
-        {
+    if (h->r.last_hit && h->r.hit_watch) {
         watch_search(h);
         return;
     }
     if (h->r.last_hit) {
-        if (load(h, h->r.last_hit))
-            {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
+        if (load(h, h->r.last_hit)) {
+            refuse(h, "cannot load a checkpoint");
+            return;
+        }
         struct vm_snapshot *s = h->r.last_hit;
         h->r.last_hit = NULL;
         h->pos[p].leave = LEAVE_RUN;
-        size_t q = insert(h, p, s, &h->r.hit_stop, LEAVE_RUN);
+        size_t q = insert(h, p, s, LEAVE_RUN, 0);
         struct stub_stop st = h->r.hit_stop;
-        {
         deliver_at(h, q, &st);
         return;
     }
+    if (h->r.have_hit_off) {
+        goto_pos(h, p, h->r.hit_off, deliver_hit);
+        return;
     }
     if (h->r.hit_at_start) {
-        if (load(h, h->pos[p].snap))
-            {
-        refuse(h, "cannot load a checkpoint");
+        goto_pos(h, p, 0, deliver_hit);
         return;
     }
-        struct stub_stop st = h->r.hit_stop;
-        {
-        deliver_at(h, p, &st);
+    revcont_from(h, skip_edits_back(h, p));
+}
+
+static void span_run(struct stub_history *h)
+{
+    size_t p = h->r.span;
+    if (h->pos[p].insns) {
+        h->r.phase = PH_SPANSTEP;
+        h->r.count = 0;
+        h->r.want = h->pos[p].insns;
+        step_checked(h);
         return;
     }
-    }
-    size_t c = skip_edits_back(h, p);
-    if (c == 0) {
-        if (load(h, h->pos[0].snap))
-            {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
-        struct stub_stop st = trap_stop();
-        st.reason = STUB_REASON_HISTORY_BEGIN;
-        {
-        deliver_at(h, 0, &st);
-        return;
-    }
-    }
-    span_begin(h, c - 1);
+    h->r.phase = PH_SPAN;
+    temp_bp_set(h, h->pos[p + 1].pc);
+    run(h, STUB_ACTION_CONTINUE, h->pos[p].span_s);
 }
 
 static void span_begin(struct stub_history *h, size_t p)
 {
     drop_hits(h);
-    if (load(h, h->pos[p].snap))
-        {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
-    h->r.phase = PH_SPAN;
     h->r.span = p;
     h->r.target = p + 1;
-    enum stub_bp_kind kind;
-    if (user_bp_at(h, h->pos[p].pc, &kind)) {
-        /* Resuming steps over a breakpoint under the pc: count it here. */
-        h->r.hit_at_start = true;
-        h->r.hit_stop = trap_stop();
-        h->r.hit_stop.reason =
-            kind == STUB_BP_HARDWARE ? STUB_REASON_HWBREAK : STUB_REASON_SWBREAK;
+    /* Resuming steps over a breakpoint under the pc: count it here. */
+    h->r.hit_at_start = bp_stop_at(h, h->pos[p].pc, &h->r.hit_stop);
+    goto_pos(h, p, 0, span_run);
+}
+
+/* Goes back from position c (edits skipped) to the last hit before it. */
+static void revcont_from(struct stub_history *h, size_t c)
+{
+    bool watch = any_watch(h);
+    for (;;) {
+        if (c == 0) {
+            if (load(h, h->pos[0].snap)) {
+                refuse(h, "cannot load a checkpoint");
+                return;
+            }
+            struct stub_stop st = trap_stop();
+            st.reason = STUB_REASON_HISTORY_BEGIN;
+            deliver_at(h, 0, &st);
+            return;
+        }
+        size_t p = c - 1;
+        if (watch || h->pos[p].insns != 1) {
+            span_begin(h, p);
+            return;
+        }
+        /* A single step: without watchpoints only a breakpoint where it
+         * starts can stop it, which its pc tells without running. */
+        if (bp_stop_at(h, h->pos[p].pc, &h->r.hit_stop)) {
+            h->r.span = p;
+            goto_pos(h, p, 0, deliver_hit);
+            return;
+        }
+        c = skip_edits_back(h, p);
     }
-    if (h->pos[p].leave == LEAVE_STEP) {
+}
+
+static void spanstep_stop(struct stub_history *h, const struct stub_machine_stop *ms)
+{
+    if (!one_insn(ms)) {
+        diverged(h, "stopped where the recorded run did not");
+        return;
+    }
+    h->r.count++;
+    bool end = h->r.count == h->r.want;
+    /* Going back, what happened last is met first: a write (stop before
+     * the writing instruction), then arriving at a breakpoint. */
+    if (ms->type == VM_EVENT_WATCH) {
+        h->r.have_hit_off = true;
+        h->r.hit_off = h->r.count - 1;
+        h->r.hit_stop = ms->st;
+    } else if (ms->type == VM_EVENT_IO && !end) {
+        h->r.have_hit_off = true;
+        h->r.hit_off = h->r.count;
+        h->r.hit_stop = ms->st;
+    }
+    struct stub_stop st;
+    if (!end && bp_stop_at(h, pc_now(h), &st)) {
+        h->r.have_hit_off = true;
+        h->r.hit_off = h->r.count;
+        h->r.hit_stop = st;
+    }
+    if (!end) {
         step_checked(h);
         return;
     }
-    temp_bp_set(h, h->pos[p + 1].pc);
-    run(h, STUB_ACTION_CONTINUE, h->pos[p].span_s);
+    if (!at_pos(h, h->r.target)) {
+        diverged(h, "did not reach the recorded state");
+        return;
+    }
+    if (h->r.have_hit_off && h->r.hit_off == 0) {
+        h->r.have_hit_off = false;
+        h->r.hit_at_start = true;
+    }
+    span_done(h);
+}
+
+/* Right before the writing instruction: want instructions past the anchor
+ * (or the span's start). */
+static void watch_arrived(struct stub_history *h)
+{
+    size_t at = h->r.span;
+    if (h->r.anchor) {
+        struct vm_snapshot *a = h->r.anchor;
+        h->r.anchor = NULL;
+        h->pos[at].leave = LEAVE_RUN;
+        h->pos[at].insns = 0;
+        at = insert(h, at, a, LEAVE_RUN, 0);
+    }
+    struct stub_stop st = h->r.hit_stop;
+    if (h->r.want == 0) {
+        deliver_at(h, at, &st);
+        return;
+    }
+    /* What follows up to the span's end is not counted. */
+    h->pos[at].insns = 0;
+    size_t q = split(h, at, h->r.want, NULL);
+    deliver_at(h, q, &st);
+}
+
+static void watch_seek(struct stub_history *h)
+{
+    h->r.phase = PH_WATCHSEEK;
+    h->r.count = 0;
+    if (h->r.want == 0) {
+        watch_arrived(h);
+        return;
+    }
+    run(h, STUB_ACTION_STEP, 0);
 }
 
 static void revcont_stop(struct stub_history *h, const struct stub_machine_stop *ms)
 {
+    if (h->r.phase == PH_SPANSTEP) {
+        spanstep_stop(h, ms);
+        return;
+    }
     if (h->r.phase == PH_WATCHCOUNT || h->r.phase == PH_WATCHSEEK) {
-        if (!one_insn(ms))
-            {
-        diverged(h, "stopped where the recorded run did not");
-        return;
-    }
-        h->r.count++;
-        bool watch = ms->type == VM_EVENT_WATCH;
-        if (h->r.phase == PH_WATCHCOUNT) {
-            if (!watch) {
-                if (at_pos(h, h->r.target))
-                    {
-        diverged(h, "did not write the watched data again");
-        return;
-    }
-                step_checked(h);
-                return;
-            }
-            h->r.hit_stop = ms->st;
-            if (load(h, h->r.anchor ? h->r.anchor : h->pos[h->r.span].snap))
-                {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
-            h->r.want = h->r.count - 1;
-            h->r.count = 0;
-            h->r.phase = PH_WATCHSEEK;
-            if (h->r.want > 0) {
-                run(h, STUB_ACTION_STEP, 0);
-                return;
-            }
-        } else if (h->r.count < h->r.want) {
-            run(h, STUB_ACTION_STEP, 0);
+        if (!one_insn(ms)) {
+            diverged(h, "stopped where the recorded run did not");
             return;
         }
-        /* Right before the writing instruction. */
-        size_t at = h->r.span;
-        h->pos[at].leave = LEAVE_RUN;
-        if (h->r.anchor) {
-            struct vm_snapshot *a = h->r.anchor;
-            h->r.anchor = NULL;
-            at = insert(h, at, a, &h->r.hit_stop, LEAVE_RUN);
+        h->r.count++;
+        if (h->r.phase == PH_WATCHSEEK) {
+            if (h->r.count < h->r.want)
+                run(h, STUB_ACTION_STEP, 0);
+            else
+                watch_arrived(h);
+            return;
         }
-        struct stub_stop st = h->r.hit_stop;
-        if (h->r.want == 0)
-            {
-        deliver_at(h, at, &st);
+        if (ms->type != VM_EVENT_WATCH) {
+            if (at_pos(h, h->r.target)) {
+                diverged(h, "did not write the watched data again");
+                return;
+            }
+            step_checked(h);
+            return;
+        }
+        h->r.hit_stop = ms->st;
+        h->r.want = h->r.count - 1;
+        if (!h->r.anchor) {
+            goto_pos(h, h->r.span, 0, watch_seek);
+            return;
+        }
+        if (load(h, h->r.anchor)) {
+            refuse(h, "cannot load a checkpoint");
+            return;
+        }
+        watch_seek(h);
         return;
-    }
-        struct vm_snapshot *s;
-        if (take(h, &s))
-            {
-        refuse(h, "cannot take a checkpoint");
-        return;
-    }
-        size_t q = insert(h, at, s, &st, LEAVE_RUN);
-        {
-        deliver_at(h, q, &st);
-        return;
-    }
     }
 
     /* PH_SPAN. A write that ends the span is before here too: going back,
@@ -754,14 +1017,8 @@ static void revcont_stop(struct stub_history *h, const struct stub_machine_stop 
         span_done(h);
         return;
     }
-    if (at_pos(h, t))
-        {
+    if (at_pos(h, t)) {
         span_done(h);
-        return;
-    }
-    if (h->pos[h->r.span].leave == LEAVE_STEP)
-        {
-        diverged(h, "of a single step did not reach the recorded state");
         return;
     }
     switch (ms->type) {
@@ -776,15 +1033,12 @@ static void revcont_stop(struct stub_history *h, const struct stub_machine_stop 
         hit(h, &ms->st, false);
         break;
     case VM_EVENT_INTERRUPTED:
-        if (h->r.user_int)
-            {
-        refuse(h, "interrupted; kvmstub stays where it was");
-        return;
-    }
-        {
+        if (h->r.user_int) {
+            refuse(h, "interrupted; kvmstub stays where it was");
+            return;
+        }
         diverged(h, "ran far longer than the recorded run");
         return;
-    }
     default:
         stub_trace("replay stop %s at 0x%llx", vm_event_name(ms->type),
                    (unsigned long long)pc_now(h));
@@ -800,6 +1054,8 @@ static void go_live(struct stub_history *h, enum stub_action action, uint64_t st
 {
     finish(h);
     h->pos[h->cur].leave = action == STUB_ACTION_STEP ? LEAVE_STEP : LEAVE_RUN;
+    h->pos[h->cur].insns = action == STUB_ACTION_STEP ? 1 : 0;
+    h->force_cp = action == STUB_ACTION_STEP && nondeterministic_here(h);
     h->run_t0 = uv_hrtime();
     struct stub_resume r = {.count = 1};
     r.threads[0] = (struct stub_thread_action){.action = action, .start = start, .end = end};
@@ -831,8 +1087,81 @@ static bool user_visible(const struct stub_history *h, const struct stub_machine
     }
 }
 
+/* A forward continue goes on from the current position. */
+static void fwd_run_on(struct stub_history *h)
+{
+    if (h->cur + 1 == h->n) {
+        go_live(h, STUB_ACTION_CONTINUE, 0, 0);
+        return;
+    }
+    size_t c = h->cur;
+    if (h->pos[c].insns) {
+        h->r.phase = PH_FWD_RUNSTEP;
+        h->r.count = 0;
+        h->r.want = h->pos[c].insns;
+        step_checked(h);
+        return;
+    }
+    h->r.phase = PH_FWD_RUN;
+    temp_bp_set(h, h->pos[c + 1].pc);
+    run(h, STUB_ACTION_CONTINUE, h->pos[c].span_s);
+}
+
+/* A stop of a replayed step that a live run would report: st. */
+static bool step_visible(struct stub_history *h, const struct stub_machine_stop *ms,
+                         struct stub_stop *st)
+{
+    switch (ms->type) {
+    case VM_EVENT_WATCH:
+    case VM_EVENT_IO:
+    case VM_EVENT_HALT:
+        *st = ms->st;
+        return true;
+    default:
+        return bp_stop_at(h, pc_now(h), st);
+    }
+}
+
+static void fwd_runstep_stop(struct stub_history *h, const struct stub_machine_stop *ms)
+{
+    if (!one_insn(ms)) {
+        deliver(h, &ms->st); /* a fault: it happened in the past too */
+        return;
+    }
+    size_t c = h->cur;
+    h->r.count++;
+    struct stub_stop st;
+    bool visible = step_visible(h, ms, &st);
+    if (h->r.count < h->r.want) {
+        if (visible) {
+            deliver_at(h, split(h, c, h->r.count, NULL), &st);
+            return;
+        }
+        step_checked(h);
+        return;
+    }
+    if (!at_pos(h, c + 1)) {
+        diverged(h, "did not reach the recorded state");
+        return;
+    }
+    h->cur = c + 1;
+    if (skip_edits_fwd(h)) {
+        refuse(h, "cannot load a checkpoint");
+        return;
+    }
+    if (visible) {
+        deliver_at(h, h->cur, &st);
+        return;
+    }
+    fwd_run_on(h);
+}
+
 static void fwd_stop(struct stub_history *h, const struct stub_machine_stop *ms)
 {
+    if (h->r.phase == PH_FWD_RUNSTEP) {
+        fwd_runstep_stop(h, ms);
+        return;
+    }
     size_t c = h->cur;
     uint64_t pc = pc_now(h);
     if (h->r.phase == PH_FWD_STEP) {
@@ -840,66 +1169,49 @@ static void fwd_stop(struct stub_history *h, const struct stub_machine_stop *ms)
             deliver(h, &ms->st); /* a fault: it happened in the past too */
             return;
         }
-        if (at_pos(h, c + 1)) {
+        if (h->pos[c].insns == 1 || (!h->pos[c].insns && at_pos(h, c + 1))) {
+            if (h->pos[c].insns && !at_pos(h, c + 1)) {
+                diverged(h, "did not reach the recorded state");
+                return;
+            }
             h->cur = c + 1;
         } else {
-            struct vm_snapshot *s;
-            if (take(h, &s))
-                {
-        refuse(h, "cannot take a checkpoint");
-        return;
-    }
-            h->pos[c].leave = LEAVE_STEP;
-            h->cur = insert(h, c, s, &ms->st, LEAVE_RUN);
+            h->cur = split(h, c, 1, NULL);
         }
-        if (skip_edits_fwd(h))
-            {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
+        if (skip_edits_fwd(h)) {
+            refuse(h, "cannot load a checkpoint");
+            return;
+        }
         bool more = h->r.fwd == STUB_ACTION_RANGE && ms->type == VM_EVENT_STEP &&
                     pc >= h->r.range_start && pc < h->r.range_end;
-        if (more && h->cur + 1 == h->n)
-            {
-        go_live(h, STUB_ACTION_RANGE, h->r.range_start, h->r.range_end);
-        return;
-    }
+        if (more && h->cur + 1 == h->n) {
+            go_live(h, STUB_ACTION_RANGE, h->r.range_start, h->r.range_end);
+            return;
+        }
         if (more) {
             step_checked(h);
             return;
         }
         struct stub_stop st = ms->st;
-        {
         deliver_at(h, h->cur, &st);
         return;
-    }
     }
     /* PH_FWD_RUN */
     if (pc == h->pos[c + 1].pc && at_pos(h, c + 1)) {
         h->cur = c + 1;
-        if (skip_edits_fwd(h))
-            {
-        refuse(h, "cannot load a checkpoint");
-        return;
-    }
+        if (skip_edits_fwd(h)) {
+            refuse(h, "cannot load a checkpoint");
+            return;
+        }
         if (user_visible(h, ms, pc)) {
             struct stub_stop st = ms->st;
-            {
-        deliver_at(h, h->cur, &st);
-        return;
-    }
+            deliver_at(h, h->cur, &st);
+            return;
         }
-        if (h->cur + 1 == h->n)
-            {
-        go_live(h, STUB_ACTION_CONTINUE, 0, 0);
+        fwd_run_on(h);
         return;
     }
-        temp_bp_set(h, h->pos[h->cur + 1].pc);
-        run(h, STUB_ACTION_CONTINUE, h->pos[h->cur].span_s);
-        return;
-    }
-    if (ms->type == VM_EVENT_INTERRUPTED && h->r.timed_out && !h->r.user_int)
-        {
+    if (ms->type == VM_EVENT_INTERRUPTED && h->r.timed_out && !h->r.user_int) {
         diverged(h, "ran far longer than the recorded run");
         return;
     }
@@ -908,13 +1220,12 @@ static void fwd_stop(struct stub_history *h, const struct stub_machine_stop *ms)
         return;
     }
     struct vm_snapshot *s;
-    if (take(h, &s))
-        {
+    if (take(h, &s)) {
         refuse(h, "cannot take a checkpoint");
         return;
     }
     h->pos[c].leave = LEAVE_RUN;
-    size_t q = insert(h, c, s, &ms->st, LEAVE_RUN);
+    size_t q = insert(h, c, s, LEAVE_RUN, 0);
     struct stub_stop st = ms->st;
     if (h->r.user_int) {
         st = trap_stop();
@@ -951,6 +1262,7 @@ void stub_history_free(struct stub_history *h)
     finish(h);
     clear(h);
     free(h->pos);
+    h->pos = NULL;
     if (!uv_is_closing((uv_handle_t *)&h->watchdog))
         uv_close((uv_handle_t *)&h->watchdog, closed);
 }
@@ -973,7 +1285,7 @@ int stub_history_start(struct stub_history *h, char *err, size_t errlen)
         return r;
     h->n = 0;
     h->cur = 0;
-    insert(h, (size_t)-1, s, &h->m->last, LEAVE_NONE);
+    insert(h, (size_t)-1, s, LEAVE_NONE, 0);
     h->cur = 0;
     h->recording = true;
     return 0;
@@ -1011,8 +1323,18 @@ static int commit_edit(struct stub_history *h)
         return -EIO;
     }
     h->pos[h->cur].leave = LEAVE_EDIT;
-    h->cur = insert(h, h->cur, s, &h->m->last, LEAVE_NONE);
+    h->pos[h->cur].insns = 0;
+    h->cur = insert(h, h->cur, s, LEAVE_NONE, 0);
     return 0;
+}
+
+/* Instructions from the last checkpoint to position i, up to LIVE_STEPS. */
+static uint64_t since_checkpoint(const struct stub_history *h, size_t i)
+{
+    uint64_t n = 0;
+    while (!h->pos[i].snap && n < LIVE_STEPS)
+        n += h->pos[--i].insns;
+    return n;
 }
 
 void stub_history_live_stop(struct stub_history *h, const struct stub_stop *st)
@@ -1027,15 +1349,28 @@ void stub_history_live_stop(struct stub_history *h, const struct stub_stop *st)
         }
         return;
     }
-    struct vm_snapshot *s;
-    if (take(h, &s)) {
+    size_t last = h->n - 1;
+    struct pos *p = &h->pos[last];
+    p->span_s = (double)(uv_hrtime() - h->run_t0) / 1e9;
+    /* After a plain step the position is rebuilt by stepping again from the
+     * last checkpoint, unless that is too far or the step cannot be
+     * repeated; every other stop gets a checkpoint. */
+    bool sparse = p->leave == LEAVE_STEP && p->insns == 1 && !h->force_cp && !st->exited &&
+                  st->signal == STUB_SIGTRAP && !st->why[0] && h->m->ncpus == 1 &&
+                  since_checkpoint(h, last) + 1 < LIVE_STEPS;
+    h->force_cp = false;
+    struct vm_snapshot *s = NULL;
+    if (!sparse && take(h, &s)) {
         stub_log("reverse execution: history stops here");
         stub_history_stop(h);
         return;
     }
-    size_t last = h->n - 1;
-    h->pos[last].span_s = (double)(uv_hrtime() - h->run_t0) / 1e9;
-    h->cur = insert(h, last, s, st, LEAVE_NONE);
+    if (!sparse) {
+        /* What a step left can be more than one instruction (a fault). */
+        if (p->leave == LEAVE_STEP && (st->signal != STUB_SIGTRAP || st->why[0]))
+            p->insns = 0;
+    }
+    h->cur = insert(h, last, s, LEAVE_NONE, 0);
     trim(h);
 }
 
@@ -1047,7 +1382,10 @@ int stub_history_resume(struct stub_history *h, const struct stub_resume *r)
         return 0;
     const struct stub_thread_action *a = &r->threads[0];
     if (h->cur + 1 == h->n || h->m->ncpus > 1 || r->count < 1) {
-        h->pos[h->cur].leave = a->action == STUB_ACTION_STEP ? LEAVE_STEP : LEAVE_RUN;
+        bool step = a->action == STUB_ACTION_STEP && h->m->ncpus == 1;
+        h->pos[h->cur].leave = step ? LEAVE_STEP : LEAVE_RUN;
+        h->pos[h->cur].insns = step ? 1 : 0;
+        h->force_cp = step && nondeterministic_here(h);
         h->run_t0 = uv_hrtime();
         return 0;
     }
@@ -1065,14 +1403,15 @@ int stub_history_resume(struct stub_history *h, const struct stub_resume *r)
     }
     if (h->cur + 1 == h->n) {
         finish(h);
-        h->pos[h->cur].leave = a->action == STUB_ACTION_STEP ? LEAVE_STEP : LEAVE_RUN;
+        bool step = a->action == STUB_ACTION_STEP;
+        h->pos[h->cur].leave = step ? LEAVE_STEP : LEAVE_RUN;
+        h->pos[h->cur].insns = step ? 1 : 0;
+        h->force_cp = step && nondeterministic_here(h);
         h->run_t0 = uv_hrtime();
         return 0;
     }
     if (a->action == STUB_ACTION_CONTINUE) {
-        h->r.phase = PH_FWD_RUN;
-        temp_bp_set(h, h->pos[h->cur + 1].pc);
-        run(h, STUB_ACTION_CONTINUE, h->pos[h->cur].span_s);
+        fwd_run_on(h);
     } else {
         h->r.phase = PH_FWD_STEP;
         step_checked(h);
@@ -1087,27 +1426,24 @@ bool stub_history_replaying(const struct stub_history *h)
 
 void stub_history_replay_stop(struct stub_history *h, const struct stub_machine_stop *ms)
 {
-    if (ms->failed)
-        {
+    if (ms->failed) {
         diverged(h, "failed to run");
+        return;
+    }
+    if (h->r.phase == PH_GOTO) {
+        goto_stop(h, ms);
         return;
     }
     switch (h->r.job) {
     case JOB_REVSTEP:
-        {
         revstep_stop(h, ms);
         return;
-    }
     case JOB_REVCONT:
-        {
         revcont_stop(h, ms);
         return;
-    }
     case JOB_FORWARD:
-        {
         fwd_stop(h, ms);
         return;
-    }
     case JOB_NONE:
         break;
     }
@@ -1190,11 +1526,10 @@ int stub_history_reverse(struct stub_history *h, unsigned tid, enum stub_action 
         return 0;
     }
     if (action == STUB_ACTION_STEP) {
-        h->r.job = JOB_REVSTEP;
         revstep_begin(h, c);
     } else {
         h->r.job = JOB_REVCONT;
-        span_begin(h, c - 1);
+        revcont_from(h, c);
     }
     return 0;
 }
@@ -1249,6 +1584,7 @@ void stub_history_stats(const struct stub_history *h, struct stub_history_stats 
     out->current = h->cur;
     out->bytes = 0;
     for (size_t i = 0; i < h->n; i++)
-        out->bytes += vm_pagestore_snap_bytes(h->pos[i].snap->ram);
-    out->bytes += h->state_bytes;
+        if (h->pos[i].snap)
+            out->bytes += vm_pagestore_snap_bytes(h->pos[i].snap->ram);
+    out->bytes += h->state_bytes + h->cap * sizeof(struct pos);
 }

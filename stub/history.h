@@ -2,17 +2,26 @@
  * deterministic board.
  *
  * History is a chain of positions: every stop gdb saw while recording,
- * each with a checkpoint (stub/snapshots.h; incremental, so cheap) and the
- * action that left it (a step, or a run: continue and range steps alike).
- * The machine is deterministic (bare board, one vCPU: no interrupts, no
- * timers, devices that answer the same way every time), so running forward
- * from a checkpoint repeats the recorded execution; a span's end is found
- * by a temporary breakpoint at its pc plus an exact comparison of the whole
- * state (every register, the devices and RAM) with its checkpoint. Going
- * back is replaying forward: reverse-stepi steps a span counting
- * instructions, then stops one short; reverse-continue replays spans from
- * the newest back, with gdb's breakpoints and watchpoints, and lands on the
- * last hit before here (a watchpoint: before the writing instruction).
+ * with the action that left it (a step, or a run: continue and range steps
+ * alike) and, where known, the number of instructions to the next one.
+ * Not every position holds a checkpoint (stub/snapshots.h): after a plain
+ * step only the registers are kept (a couple of hundred bytes), and the
+ * position is rebuilt by loading the nearest checkpoint before it and
+ * stepping the known instructions in between. A checkpoint is taken at
+ * every other stop (runs, faults, I/O catches, Ctrl-C, edits by gdb),
+ * after a step over an instruction a replay cannot repeat, and when more
+ * than LIVE_STEPS steps would have to be replayed; rebuilding leaves a
+ * checkpoint every GOTO_EVERY steps, so stepping back one at a time stays
+ * cheap. The machine is deterministic (bare board, one vCPU: no
+ * interrupts, no timers, devices that answer the same way every time), so
+ * running forward from a checkpoint repeats the recorded execution; a
+ * run's end is found by a temporary breakpoint at its pc plus an exact
+ * comparison of the whole state (every register, the devices and RAM)
+ * with its checkpoint, a counted span's by its count. Going back is
+ * replaying forward: reverse-stepi counts a run once (the count is kept),
+ * then steps to one short of its end; reverse-continue replays spans from
+ * the newest back, with gdb's breakpoints and watchpoints, and lands on
+ * the last hit before here (a watchpoint: before the writing instruction).
  * Where a replay does not reach the recorded state (the guest read the TSC,
  * RDRAND/RDSEED, ...) the command is refused and the machine stays put.
  *

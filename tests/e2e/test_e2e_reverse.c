@@ -69,6 +69,47 @@ static void test_stepi_back_exact(void)
     e2e_stub_kill(&s);
 }
 
+/* Longer than history keeps without a checkpoint (LIVE_STEPS in
+ * stub/history.c): positions rebuilt by stepping from the checkpoint
+ * before them, back, forward again, and a watchpoint over them. */
+static void test_many_steps_back_and_forth(void)
+{
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
+    struct e2e_out o;
+    const char *cmds[] = {"break count_loop", "continue", "delete",
+                          "maint packet g", "maint packet m101000,100",
+                          "stepi 250",
+                          "maint packet g", "maint packet m101000,100",
+                          "reverse-stepi 250",
+                          "maint packet g", "maint packet m101000,100",
+                          "stepi 250",
+                          "maint packet g", "maint packet m101000,100",
+                          "watch *(int *)&counter", "reverse-continue", "reverse-continue",
+                          "reverse-continue", "print *(int *)&counter", "monitor record info", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    same_reply(o.text, 0, 4); /* back to where the steps began */
+    same_reply(o.text, 1, 5);
+    same_reply(o.text, 2, 6); /* forward again: where they ended */
+    same_reply(o.text, 3, 7);
+    char *mid = reply_n(o.text, 3), *first = reply_n(o.text, 1);
+    CU_ASSERT(mid && first && strcmp(mid, first) != 0);
+    free(mid);
+    free(first);
+    /* 250 steps from the first count_loop (counter 0): 84 increments. */
+    for (int v = 84; v > 81; v--) {
+        char want[64];
+        snprintf(want, sizeof(want), "Old value = %d\nNew value = %d\n", v, v - 1);
+        E2E_HAS(o.text, want);
+    }
+    CU_ASSERT_EQUAL(e2e_count(o.text, "Old value = "), 3);
+    E2E_HAS(o.text, "$1 = 81");
+    /* Every step is a position (a few of them with checkpoints). */
+    E2E_MATCHES(o.text, "recording: 25[0-9] positions");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
 static void test_watch_back_50(void)
 {
     struct e2e_stub s;
@@ -279,6 +320,8 @@ static void register_suites(void)
     CU_pSuite s = CU_add_suite("e2e_reverse", NULL, NULL);
     CU_add_test(s, "stepi x40 then reverse-stepi x40: identical g and memory",
                 test_stepi_back_exact);
+    CU_add_test(s, "stepi x250 back and forth, then a watchpoint back over the steps",
+                test_many_steps_back_and_forth);
     CU_add_test(s, "reverse-continue with a write watchpoint, 50 times: Old/New each time",
                 test_watch_back_50);
     CU_add_test(s, "reverse-continue to a breakpoint 10 iterations back", test_breakpoint_10_back);
