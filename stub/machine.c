@@ -428,9 +428,10 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     unsigned ncpus = 1;
     const char *image = opts->image;
     int r;
+    /* Outlives the block: image may point into it. */
+    struct stub_snapshot_file_info info;
     if (opts->restore) {
         /* The file says how big the machine is, and which image it ran. */
-        struct stub_snapshot_file_info info;
         if ((r = stub_snapshots_peek(opts->restore, &info, err, errlen)))
             return r;
         ram = info.ram_size;

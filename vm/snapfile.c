@@ -96,16 +96,14 @@ int vm_snapfile_host_of(const struct vm *vm, struct vm_snapfile_host *out)
     return vm_snapfile_host(vm->kvm_fd, out);
 }
 
-int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out)
+/* Vendor, family, model and stepping from leaves 0 and 1 (eax, ebx, ecx,
+ * edx of each). */
+static void host_name(struct vm_snapfile_host *out, const unsigned l0[4], const unsigned l1[4])
 {
-    memset(out, 0, sizeof(*out));
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d))
-        return -ENOTSUP;
-    memcpy(out->vendor, &b, 4);
-    memcpy(out->vendor + 4, &d, 4);
-    memcpy(out->vendor + 8, &c, 4);
-    __get_cpuid(1, &a, &b, &c, &d);
+    memcpy(out->vendor, &l0[1], 4);
+    memcpy(out->vendor + 4, &l0[3], 4);
+    memcpy(out->vendor + 8, &l0[2], 4);
+    unsigned a = l1[0];
     unsigned family = (a >> 8) & 0xf, model = (a >> 4) & 0xf;
     if (family == 0xf)
         family += (a >> 20) & 0xff;
@@ -114,6 +112,15 @@ int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out)
     out->family = family;
     out->model = model;
     out->stepping = a & 0xf;
+}
+
+int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out)
+{
+    memset(out, 0, sizeof(*out));
+    unsigned l0[4] = {0}, l1[4] = {0};
+    if (!__get_cpuid(0, &l0[0], &l0[1], &l0[2], &l0[3]))
+        return -ENOTSUP;
+    __get_cpuid(1, &l1[0], &l1[1], &l1[2], &l1[3]);
 
     for (uint32_t n = 64; n <= 4096; n *= 2) {
         struct kvm_cpuid2 *cp = calloc(1, sizeof(*cp) + n * sizeof(cp->entries[0]));
@@ -130,6 +137,16 @@ int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out)
         uint64_t h = VM_CHECKSUM_FNV64_INIT;
         for (uint32_t i = 0; i < cp->nent; i++) {
             struct kvm_cpuid_entry2 e = cp->entries[i];
+            /* The CPU as KVM reports it rather than the CPUID instruction:
+             * the same natively, and under valgrind (which makes up its
+             * own CPUID) still the host's. */
+            if (e.function == 0 && e.index == 0) {
+                l0[1] = e.ebx;
+                l0[2] = e.ecx;
+                l0[3] = e.edx;
+            }
+            if (e.function == 1)
+                l1[0] = e.eax;
             /* Fields that name the host CPU the ioctl ran on. */
             if (e.function == 1)
                 e.ebx &= 0x00ffffffu;
@@ -141,6 +158,7 @@ int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out)
             h = vm_checksum_fnv64(h, w, sizeof(w));
         }
         out->cpuid_digest = h;
+        host_name(out, l0, l1);
         free(cp);
         return 0;
     }
