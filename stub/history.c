@@ -1132,6 +1132,11 @@ static void fwd_runstep_stop(struct stub_history *h, const struct stub_machine_s
     h->r.count++;
     struct stub_stop st;
     bool visible = step_visible(h, ms, &st);
+    if (h->r.user_int && !visible) {
+        visible = true;
+        st = trap_stop();
+        st.signal = STUB_SIGINT;
+    }
     if (h->r.count < h->r.want) {
         if (visible) {
             deliver_at(h, split(h, c, h->r.count, NULL), &st);
@@ -1183,7 +1188,7 @@ static void fwd_stop(struct stub_history *h, const struct stub_machine_stop *ms)
             return;
         }
         bool more = h->r.fwd == STUB_ACTION_RANGE && ms->type == VM_EVENT_STEP &&
-                    pc >= h->r.range_start && pc < h->r.range_end;
+                    pc >= h->r.range_start && pc < h->r.range_end && !h->r.user_int;
         if (more && h->cur + 1 == h->n) {
             go_live(h, STUB_ACTION_RANGE, h->r.range_start, h->r.range_end);
             return;
@@ -1193,6 +1198,8 @@ static void fwd_stop(struct stub_history *h, const struct stub_machine_stop *ms)
             return;
         }
         struct stub_stop st = ms->st;
+        if (h->r.user_int && ms->type == VM_EVENT_STEP)
+            st.signal = STUB_SIGINT;
         deliver_at(h, h->cur, &st);
         return;
     }
@@ -1428,6 +1435,11 @@ void stub_history_replay_stop(struct stub_history *h, const struct stub_machine_
 {
     if (ms->failed) {
         diverged(h, "failed to run");
+        return;
+    }
+    if (h->r.user_int && !h->r.refusing && h->r.job != JOB_FORWARD) {
+        /* Ctrl-C while stepping a replay (a long span to count). */
+        refuse(h, "interrupted; kvmstub stays where it was");
         return;
     }
     if (h->r.phase == PH_GOTO) {

@@ -27,9 +27,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct stub_options opts;
 static struct stub_machine machine;
-static struct stub_shutdown shutdown;
+static struct stub_shutdown stop_request; /* not "shutdown": sys/socket.h has one */
 static uv_loop_t *loop;
 static bool closed;
+static struct stub_target target = {0};
 
 static void link_write(void *ctx, const uint8_t *data, size_t n)
 {
@@ -56,7 +57,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     loop = uv_default_loop();
     bool image_problem;
-    if (stub_machine_init(&machine, &opts, loop, &shutdown, err, sizeof(err), &image_problem)) {
+    if (stub_machine_init(&machine, &opts, loop, &stop_request, err, sizeof(err), &image_problem)) {
         fprintf(stderr, "fuzz_stub: %s (this fuzzer needs /dev/kvm)\n", err);
         abort();
     }
@@ -68,8 +69,10 @@ static void settle(void)
 {
     for (int spins = 0; stub_machine_running(&machine); spins++) {
         uv_run(loop, UV_RUN_NOWAIT);
-        if (spins == 150)
-            stub_machine_interrupt(&machine);
+        /* As a user's Ctrl-C would, again and again: a replay in the
+         * past (reverse execution) runs many short steps. */
+        if (spins >= 150 && spins % 50 == 0)
+            target.ops->interrupt(target.ctx);
         if (spins > 100)
             uv_sleep(1);
     }
@@ -88,16 +91,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0 || size > 65536)
         return 0;
+    target = stub_target_kvm(&machine);
     settle();
     char err[256];
-    shutdown.requested = false;
+    stop_request.requested = false;
     if (stub_machine_reset(&machine, err, sizeof(err))) {
         fprintf(stderr, "fuzz_stub: reset failed: %s\n", err);
         abort();
     }
     static struct stub_session s;
     struct stub_link link = {.write = link_write, .close = link_close, .ctx = &s};
-    struct stub_target target = stub_target_kvm(&machine);
     if (stub_session_init(&s, &target, &link))
         abort();
     closed = false;
@@ -105,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1) {
         /* newline-separated payloads, framed with correct checksums */
         const uint8_t *p = data + 1, *end = data + size;
-        while (p < end && !closed && !shutdown.requested) {
+        while (p < end && !closed && !stop_request.requested) {
             const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
             size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
             if (n == 1 && p[0] == 3) {

@@ -29,5 +29,10 @@ session write 0 "set \$rax = 5" "set var *(int *)&counter = 3" "print *(int *)&c
 session monitor 0 "monitor help" "monitor info" "monitor regs" "monitor reset" "monitor serial"
 session exit 2 "continue"
 session detach 0 "hbreak halt" "continue" "detach"
+session reverse_gdb 0 "break count_loop" "continue" "stepi" "stepi" "reverse-stepi" \
+    "reverse-stepi" "reverse-stepi" "continue" "reverse-continue" "delete" \
+    "watch *(int *)&counter" "reverse-continue" "continue" "reverse-step" "reverse-next" \
+    "monitor record info" "monitor snapshot save a" "stepi" "monitor snapshot load a" \
+    "monitor record stop" "reverse-stepi"
 echo "seeds in $out:"
 ls -la "$out"
