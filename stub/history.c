@@ -63,6 +63,11 @@ enum phase {
 /* While counting a run span, a checkpoint every this many steps. */
 #define COUNT_EVERY 1024u
 #define MAX_USER_BPS 512u
+/* During a live continue a checkpoint every this many ms (the guest is
+ * stopped, saved and resumed): reverse-stepi then counts from the last one
+ * instead of from where the continue began. The last KICKS_KEPT are kept. */
+#define KICK_MS 10u
+#define KICKS_KEPT 8u
 
 struct user_bp {
     enum stub_bp_kind kind;
@@ -87,6 +92,14 @@ struct stub_history {
     size_t nbps;
     uv_timer_t watchdog;
     struct stub_history_stats stats;
+    /* Checkpoints of the live run leaving position kicks_of, oldest first. */
+    uv_timer_t kick_timer;
+    bool kick_pending;    /* the next interrupted stop is ours */
+    bool kick_inserting;  /* a kick becomes a position */
+    unsigned open_handles; /* timers not closed yet: freed after the last */
+    struct stub_resume live; /* what that run does, to resume it */
+    struct vm_snapshot *kicks[KICKS_KEPT];
+    size_t nkicks, kicks_of;
     /* The reverse or replayed command in progress. */
     struct {
         enum job job;
@@ -181,8 +194,18 @@ static void free_pos(struct stub_history *h, struct pos *p)
     p->snap = NULL;
 }
 
+static void drop_kicks(struct stub_history *h)
+{
+    for (size_t i = 0; i < h->nkicks; i++) {
+        h->state_bytes -= vm_snapshot_state_bytes(h->kicks[i]);
+        vm_snapshot_free(h->kicks[i]);
+    }
+    h->nkicks = 0;
+}
+
 static void clear(struct stub_history *h)
 {
+    drop_kicks(h);
     for (size_t i = 0; i < h->n; i++)
         free_pos(h, &h->pos[i]);
     h->n = h->cur = 0;
@@ -240,6 +263,10 @@ static size_t insert(struct stub_history *h, size_t after, struct vm_snapshot *s
     }
     if (h->cur >= i)
         h->cur++;
+    if (h->nkicks && i <= h->kicks_of)
+        h->kicks_of++;
+    else if (h->nkicks && i == h->kicks_of + 1 && !h->kick_inserting)
+        drop_kicks(h); /* which side of the new position they are on is not known */
     if (h->r.job != JOB_NONE) {
         size_t *idx[] = {&h->r.start, &h->r.target, &h->r.span, &h->r.g_at, &h->r.g_to};
         for (size_t k = 0; k < sizeof(idx) / sizeof(idx[0]); k++)
@@ -282,6 +309,10 @@ static void trim(struct stub_history *h)
             break;
         for (size_t i = 0; i < k; i++)
             free_pos(h, &h->pos[i]);
+        if (h->nkicks && h->kicks_of < k)
+            drop_kicks(h);
+        else if (h->nkicks)
+            h->kicks_of -= k;
         memmove(&h->pos[0], &h->pos[k], (h->n - k) * sizeof(h->pos[0]));
         h->n -= k;
         h->cur -= k;
@@ -721,6 +752,17 @@ static void revstep_begin(struct stub_history *h, size_t c)
         goto_pos(h, p, h->pos[p].insns - 1, revstep_arrived);
         return;
     }
+    if (h->nkicks && h->kicks_of == p) {
+        /* The last checkpoint of that run becomes a position: counting
+         * starts there. */
+        struct vm_snapshot *k = h->kicks[--h->nkicks];
+        h->state_bytes -= vm_snapshot_state_bytes(k);
+        h->kick_inserting = true;
+        p = insert(h, p, k, LEAVE_RUN, 0);
+        h->kick_inserting = false;
+        h->r.span = p;
+        h->r.target = c = p + 1;
+    }
     /* A run of unknown length (its end has a checkpoint): count it once. */
     goto_pos(h, p, 0, revstep_count);
 }
@@ -1050,6 +1092,8 @@ static void revcont_stop(struct stub_history *h, const struct stub_machine_stop 
 
 /* ---- forward in the past ---- */
 
+static void kicks_start(struct stub_history *h, const struct stub_resume *r);
+
 static void go_live(struct stub_history *h, enum stub_action action, uint64_t start, uint64_t end)
 {
     finish(h);
@@ -1059,6 +1103,7 @@ static void go_live(struct stub_history *h, enum stub_action action, uint64_t st
     h->run_t0 = uv_hrtime();
     struct stub_resume r = {.count = 1};
     r.threads[0] = (struct stub_thread_action){.action = action, .start = start, .end = end};
+    kicks_start(h, &r);
     stub_machine_run(h->m, &r);
 }
 
@@ -1241,6 +1286,88 @@ static void fwd_stop(struct stub_history *h, const struct stub_machine_stop *ms)
     deliver_at(h, q, &st);
 }
 
+/* ---- checkpoints during a live continue ---- */
+
+static void kicks_stop(struct stub_history *h);
+
+static void kick_fired(uv_timer_t *t)
+{
+    struct stub_history *h = t->data;
+    /* Not when a stop is asked for already (Ctrl-C, --until, --timeout, a
+     * debugger attaching): that stop is theirs. */
+    if (!stub_machine_running(h->m)) {
+        kicks_stop(h); /* the run ended without a stop for history (the guest exited) */
+        return;
+    }
+    if (!h->recording || h->r.job != JOB_NONE || h->m->interrupting)
+        return;
+    h->kick_pending = true;
+    stub_machine_interrupt(h->m);
+}
+
+/* A live run from the present starts: a checkpoint every KICK_MS while it
+ * runs, where reverse execution can use them (bare board, one vCPU). */
+static void kicks_start(struct stub_history *h, const struct stub_resume *r)
+{
+    drop_kicks(h);
+    struct vm_snapshots *store;
+    char err[200];
+    if (r->threads[0].action == STUB_ACTION_STEP || h->m->ncpus > 1 ||
+        stub_snapshots_store(h->m->snapshots, &store, err, sizeof(err)) || store->vm_parts)
+        return;
+    h->live = *r;
+    h->kicks_of = h->cur;
+    h->kick_pending = false;
+    uv_timer_start(&h->kick_timer, kick_fired, KICK_MS, KICK_MS);
+}
+
+static void kicks_stop(struct stub_history *h)
+{
+    uv_timer_stop(&h->kick_timer);
+    h->kick_pending = false;
+}
+
+bool stub_history_kicked(struct stub_history *h, struct stub_machine_stop *primary,
+                         bool *have_primary)
+{
+    if (!h || !h->kick_pending)
+        return false;
+    h->kick_pending = false;
+    struct stub_stop st;
+    if (bp_stop_at(h, pc_now(h), &st)) {
+        /* Resuming would step over gdb's breakpoint: the run got there. */
+        *primary = (struct stub_machine_stop){.st = st, .type = VM_EVENT_BREAKPOINT};
+        *have_primary = true;
+        return false;
+    }
+    char err[200];
+    struct vm_snapshot *s;
+    if (h->recording && h->r.job == JOB_NONE && h->kicks_of + 1 == h->n &&
+        stub_snapshots_take(h->m->snapshots, &s, err, sizeof(err)) == 0) {
+        if (h->nkicks == KICKS_KEPT) {
+            h->state_bytes -= vm_snapshot_state_bytes(h->kicks[0]);
+            vm_snapshot_free(h->kicks[0]);
+            memmove(&h->kicks[0], &h->kicks[1], (KICKS_KEPT - 1) * sizeof(h->kicks[0]));
+            h->nkicks--;
+        }
+        h->kicks[h->nkicks++] = s;
+        h->state_bytes += vm_snapshot_state_bytes(s);
+        h->stats.kicks++;
+    }
+    int r = stub_machine_run(h->m, &h->live);
+    if (r) {
+        stub_log("reverse execution: cannot resume after a checkpoint: %s", strerror(-r));
+        return false;
+    }
+    return true;
+}
+
+void stub_history_user_interrupt(struct stub_history *h)
+{
+    if (h)
+        h->kick_pending = false;
+}
+
 /* ---- the interface ---- */
 
 int stub_history_create(struct stub_history **out, struct stub_machine *m, uint64_t limit)
@@ -1253,25 +1380,33 @@ int stub_history_create(struct stub_history **out, struct stub_machine *m, uint6
     h->autostart = limit != 0;
     uv_timer_init(m->loop, &h->watchdog);
     h->watchdog.data = h;
+    uv_timer_init(m->loop, &h->kick_timer);
+    h->kick_timer.data = h;
+    h->open_handles = 2;
     *out = h;
     return 0;
 }
 
 static void closed(uv_handle_t *t)
 {
-    free(t->data);
+    struct stub_history *h = t->data;
+    if (--h->open_handles == 0)
+        free(h);
 }
 
 void stub_history_free(struct stub_history *h)
 {
     if (!h)
         return;
+    kicks_stop(h);
     finish(h);
     clear(h);
     free(h->pos);
     h->pos = NULL;
-    if (!uv_is_closing((uv_handle_t *)&h->watchdog))
+    if (!uv_is_closing((uv_handle_t *)&h->watchdog)) {
         uv_close((uv_handle_t *)&h->watchdog, closed);
+        uv_close((uv_handle_t *)&h->kick_timer, closed);
+    }
 }
 
 bool stub_history_recording(const struct stub_history *h)
@@ -1302,6 +1437,7 @@ void stub_history_stop(struct stub_history *h)
 {
     if (!h)
         return;
+    kicks_stop(h);
     finish(h);
     clear(h);
     h->recording = false;
@@ -1348,6 +1484,7 @@ void stub_history_live_stop(struct stub_history *h, const struct stub_stop *st)
 {
     if (!h || h->r.job != JOB_NONE)
         return;
+    kicks_stop(h);
     if (!h->recording) {
         char err[256];
         if (h->autostart && stub_history_start(h, err, sizeof(err))) {
@@ -1377,7 +1514,10 @@ void stub_history_live_stop(struct stub_history *h, const struct stub_stop *st)
         if (p->leave == LEAVE_STEP && (st->signal != STUB_SIGTRAP || st->why[0]))
             p->insns = 0;
     }
+    /* The end of the run: after every checkpoint taken during it. */
+    h->kick_inserting = true;
     h->cur = insert(h, last, s, LEAVE_NONE, 0);
+    h->kick_inserting = false;
     trim(h);
 }
 
@@ -1394,6 +1534,7 @@ int stub_history_resume(struct stub_history *h, const struct stub_resume *r)
         h->pos[h->cur].insns = step ? 1 : 0;
         h->force_cp = step && nondeterministic_here(h);
         h->run_t0 = uv_hrtime();
+        kicks_start(h, r);
         return 0;
     }
     /* In the past: replay towards the present. */
@@ -1415,6 +1556,7 @@ int stub_history_resume(struct stub_history *h, const struct stub_resume *r)
         h->pos[h->cur].insns = step ? 1 : 0;
         h->force_cp = step && nondeterministic_here(h);
         h->run_t0 = uv_hrtime();
+        kicks_start(h, r);
         return 0;
     }
     if (a->action == STUB_ACTION_CONTINUE) {
@@ -1472,6 +1614,8 @@ void stub_history_changed(struct stub_history *h)
         for (size_t i = h->cur + 1; i < h->n; i++)
             free_pos(h, &h->pos[i]);
         h->n = h->cur + 1;
+        if (h->kicks_of >= h->cur)
+            drop_kicks(h);
     }
     h->edited = true;
 }
@@ -1577,12 +1721,14 @@ int stub_history_command(struct stub_history *h, const char *args, struct stub_t
         stub_text_add(t,
                       "recording: %llu positions, at %llu%s; checkpoints hold %llu KiB of "
                       "at most %llu\n"
-                      "replays: %llu runs, %llu steps, %llu state comparisons (%llu full)\n",
+                      "replays: %llu runs, %llu steps, %llu state comparisons (%llu full); "
+                      "%llu checkpoints during continues\n",
                       (unsigned long long)s.positions, (unsigned long long)s.current,
                       s.current + 1 == s.positions ? " (the present)" : " (in the past)",
                       (unsigned long long)(s.bytes >> 10), (unsigned long long)(h->limit >> 10),
                       (unsigned long long)s.replay_runs, (unsigned long long)s.replay_steps,
-                      (unsigned long long)s.compares, (unsigned long long)s.full_compares);
+                      (unsigned long long)s.compares, (unsigned long long)s.full_compares,
+                      (unsigned long long)s.kicks);
         return 0;
     }
     stub_text_add(t, "usage: monitor record start | stop | info\n");

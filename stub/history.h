@@ -75,6 +75,14 @@ void stub_history_bp(struct stub_history *h, enum stub_bp_kind kind, uint64_t ad
 int stub_history_reverse(struct stub_history *h, unsigned tid, enum stub_action action);
 /* User interrupt (Ctrl-C) while a replay runs. */
 void stub_history_interrupt(struct stub_history *h);
+/* Ctrl-C while the guest runs live: its stop is the user's. */
+void stub_history_user_interrupt(struct stub_history *h);
+/* During a live continue history stops the guest now and then for a
+ * checkpoint. All vCPUs stopped with no stop of their own: true when that
+ * was history's, which resumed the run. False otherwise, with *primary set
+ * (and *have_primary true) when the run reached gdb's breakpoint. */
+bool stub_history_kicked(struct stub_history *h, struct stub_machine_stop *primary,
+                         bool *have_primary);
 
 /* `monitor record [start|stop|info]`. */
 int stub_history_command(struct stub_history *h, const char *args, struct stub_text *t);
@@ -83,6 +91,7 @@ int stub_history_command(struct stub_history *h, const char *args, struct stub_t
 struct stub_history_stats {
     uint64_t positions, current, bytes;
     uint64_t replay_steps, replay_runs, compares, full_compares;
+    uint64_t kicks; /* checkpoints taken during live continues */
 };
 void stub_history_stats(const struct stub_history *h, struct stub_history_stats *out);
 

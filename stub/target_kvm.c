@@ -141,10 +141,12 @@ static int reverse(void *ctx, unsigned tid, enum stub_action action)
 static void interrupt(void *ctx)
 {
     struct stub_machine *m = ctx;
-    if (stub_history_replaying(m->history))
+    if (stub_history_replaying(m->history)) {
         stub_history_interrupt(m->history);
-    else
+    } else {
+        stub_history_user_interrupt(m->history);
         stub_machine_interrupt(m);
+    }
 }
 
 static bool running(void *ctx)

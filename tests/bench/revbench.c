@@ -1,6 +1,6 @@
 /* revbench: what reverse execution costs, against going forward.
  *
- *   revbench [--steps N] [--stops N] [--history SIZE] KVMSTUB BENCH_SPAN.bin
+ *   revbench [--steps N] [--stops N] [--long-ms N] [--history SIZE] KVMSTUB BENCH_SPAN.bin
  *
  * Starts KVMSTUB on a free port with the bench_span guest (real mode, at
  * 0x7c00), speaks RSP to it directly (no gdb, no code of kvmstub's) and
@@ -15,6 +15,10 @@
  *   first_reverse_stepi_into_run_ms  a reverse step into a pass that was run
  *                                    (the replay counts it once)
  *   next_reverse_stepi_us            the reverse steps after it, each
+ *   reverse_stepi_after_long_run_ms  a reverse step after a continue of
+ *                                    --long-ms (default 300) ended by Ctrl-C:
+ *                                    counted from the last checkpoint kvmstub
+ *                                    took while it ran, not from its start
  *   peak_rss_KiB                     kvmstub's, at the end
  * Every stop is checked (a trap; the breakpoint's at its address; going
  * back ends where the same run forward was). Exit status 0 when every
@@ -115,20 +119,29 @@ static const char *request(const char *cmd)
     return recv_packet(60);
 }
 
-/* A stop reply, console output ('O' packets) skipped. */
-static const char *stop_reply(const char *cmd)
+/* The stop reply to cmd (sent unless NULL), console output ('O' packets)
+ * skipped: signal sig (hex). */
+static const char *stop_reply_sig(const char *cmd, const char *sig)
 {
-    send_packet(cmd);
+    if (cmd)
+        send_packet(cmd);
+    else
+        cmd = "the interrupt";
     for (;;) {
         const char *r = recv_packet(120);
         if (r[0] == 'O' && r[1] && r[1] != 'K')
             continue;
         if (r[0] != 'T' && r[0] != 'S')
             die("'%s' was answered '%.100s', not a stop", cmd, r);
-        if (strncmp(r + 1, "05", 2) != 0)
-            die("'%s' stopped with signal %.2s, not a trap: %.100s", cmd, r + 1, r);
+        if (strncmp(r + 1, sig, 2) != 0)
+            die("'%s' stopped with signal %.2s, not %s: %.100s", cmd, r + 1, sig, r);
         return r;
     }
+}
+
+static const char *stop_reply(const char *cmd)
+{
+    return stop_reply_sig(cmd, "05");
 }
 
 static char *copy(const char *s)
@@ -237,7 +250,7 @@ static unsigned parse_count(const char *s, const char *what)
 
 int main(int argc, char **argv)
 {
-    unsigned steps = 2000, stops = 100;
+    unsigned steps = 2000, stops = 100, long_ms = 300;
     const char *history = "256M";
     int i = 1;
     for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
@@ -245,22 +258,35 @@ int main(int argc, char **argv)
             steps = parse_count(argv[i + 1], "--steps");
         else if (strcmp(argv[i], "--stops") == 0)
             stops = parse_count(argv[i + 1], "--stops");
+        else if (strcmp(argv[i], "--long-ms") == 0)
+            long_ms = parse_count(argv[i + 1], "--long-ms");
         else if (strcmp(argv[i], "--history") == 0)
             history = argv[i + 1];
         else
             break;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: revbench [--steps N] [--stops N] [--history SIZE] KVMSTUB "
-                        "BENCH_SPAN.bin\n");
+        fprintf(stderr, "usage: revbench [--steps N] [--stops N] [--long-ms N] [--history SIZE] "
+                        "KVMSTUB BENCH_SPAN.bin\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     start(argv[i], argv[i + 1], history);
 
+    /* A long run from the start, Ctrl-C, one step back (and forward again). */
+    send_packet("c");
+    usleep(long_ms * 1000);
+    if (write(g_fd, "\x03", 1) != 1)
+        die("cannot send the interrupt");
+    stop_reply_sig(NULL, "02");
+    double t0 = now();
+    stop_reply("bs");
+    printf("reverse_stepi_after_long_run_ms %.2f\n", (now() - t0) * 1e3);
+    stop_reply("s");
+
     /* Steps forward, then as many back: the registers end where they began. */
     char *g0 = copy(request("g"));
-    double t0 = now();
+    t0 = now();
     for (unsigned k = 0; k < steps; k++)
         stop_reply("s");
     double fwd = now() - t0;
@@ -313,6 +339,7 @@ int main(int argc, char **argv)
     double rest = now() - t0;
     printf("first_reverse_stepi_into_run_ms %.2f\n", first * 1e3);
     printf("next_reverse_stepi_us %.1f\n", rest / next * 1e6);
+
     printf("peak_rss_KiB %ld\n", peak_rss_kib());
     fflush(stdout);
     free(g0);

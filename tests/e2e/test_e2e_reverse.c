@@ -110,6 +110,51 @@ static void test_many_steps_back_and_forth(void)
     e2e_stub_kill(&s);
 }
 
+/* The stop reply to what was sent, console output skipped. */
+static int stop_of(struct e2e_rsp *c, char *r, size_t cap)
+{
+    int n;
+    do
+        n = e2e_rsp_recv(c, r, cap, 30000);
+    while (n > 0 && r[0] == 'O' && r[1] != 'K');
+    return n;
+}
+
+/* A continue of 300 ms (the guest spins, incrementing the counter) ended
+ * by Ctrl-C, one reverse-stepi, one stepi: exactly the registers of the
+ * interrupted stop again, though the replay counted only from the last of
+ * the checkpoints kvmstub took while the guest ran. */
+static void test_step_back_after_long_run(void)
+{
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(e2e_start_target(&s, "4"));
+    struct e2e_rsp c;
+    static char r[16384], g1[16384], g0[16384];
+    CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
+    CU_ASSERT(e2e_rsp_noack(&c) == 0);
+    CU_ASSERT(e2e_rsp_cmd(&c, "?", r, sizeof(r)) > 0);
+    CU_ASSERT(e2e_rsp_send(&c, "c") == 0);
+    usleep(300000);
+    CU_ASSERT(e2e_rsp_send_raw(&c, "\x03", 1) == 0);
+    CU_ASSERT(stop_of(&c, r, sizeof(r)) > 0);
+    CU_ASSERT_EQUAL(strncmp(r, "T02", 3), 0);
+    CU_ASSERT(e2e_rsp_cmd(&c, "g", g1, sizeof(g1)) > 0);
+    double t0 = e2e_now();
+    CU_ASSERT(e2e_rsp_send(&c, "bs") == 0);
+    CU_ASSERT(stop_of(&c, r, sizeof(r)) > 0);
+    double took = e2e_now() - t0;
+    CU_ASSERT_EQUAL(strncmp(r, "T05", 3), 0);
+    CU_ASSERT(e2e_rsp_cmd(&c, "g", g0, sizeof(g0)) > 0);
+    CU_ASSERT(strcmp(g0, g1) != 0);
+    CU_ASSERT(e2e_rsp_send(&c, "s") == 0);
+    CU_ASSERT(stop_of(&c, r, sizeof(r)) > 0);
+    CU_ASSERT(e2e_rsp_cmd(&c, "g", g0, sizeof(g0)) > 0);
+    CU_ASSERT_STRING_EQUAL(g0, g1);
+    printf("\n    reverse-stepi after a 300 ms continue: %.1f ms\n", took * 1000);
+    e2e_rsp_close(&c);
+    e2e_stub_kill(&s);
+}
+
 static void test_watch_back_50(void)
 {
     struct e2e_stub s;
@@ -322,6 +367,8 @@ static void register_suites(void)
                 test_stepi_back_exact);
     CU_add_test(s, "stepi x250 back and forth, then a watchpoint back over the steps",
                 test_many_steps_back_and_forth);
+    CU_add_test(s, "reverse-stepi after a 300 ms continue ended by Ctrl-C, stepi: same g",
+                test_step_back_after_long_run);
     CU_add_test(s, "reverse-continue with a write watchpoint, 50 times: Old/New each time",
                 test_watch_back_50);
     CU_add_test(s, "reverse-continue to a breakpoint 10 iterations back", test_breakpoint_10_back);
