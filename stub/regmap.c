@@ -178,6 +178,26 @@ size_t stub_regmap_size(enum stub_arch arch, unsigned sets)
     return total;
 }
 
+size_t stub_regmap_g_count(enum stub_arch arch, unsigned sets)
+{
+    size_t n;
+    const struct stub_reg *d = stub_regmap(arch, sets, &n);
+    for (size_t i = 0; i < n; i++)
+        if (d[i].id == VM_REG_GS)
+            return i + 1;
+    return n;
+}
+
+size_t stub_regmap_g_size(enum stub_arch arch, unsigned sets)
+{
+    size_t n = stub_regmap_g_count(arch, sets), total = 0;
+    const struct stub_reg *d = stub_regmap(arch, sets, &n);
+    n = stub_regmap_g_count(arch, sets);
+    for (size_t i = 0; i < n; i++)
+        total += d[i].size;
+    return total;
+}
+
 const struct stub_reg *stub_regmap_reg(enum stub_arch arch, unsigned sets, size_t regno)
 {
     size_t n;

@@ -43,8 +43,15 @@ struct stub_reg {
 /* The layout for arch with the register sets (STUB_REGSET_*, from the
  * target) the host has; *count receives its length. */
 const struct stub_reg *stub_regmap(enum stub_arch arch, unsigned sets, size_t *count);
-/* Bytes of a whole 'g' packet for it. */
+/* Bytes of all its registers: what a 'G' may carry. */
 size_t stub_regmap_size(enum stub_arch arch, unsigned sets);
+/* The leading registers a 'g' reply carries: the general ones, through gs,
+ * which gdb needs at every stop. gdb reads the rest (x87, SSE, AVX, the
+ * system registers) with 'p' when it shows them, as it does for the
+ * register sets QEMU keeps out of 'g'; LLDB does the same. A 'g' of every
+ * register would cost each stop kilobytes of hex on hosts with AVX-512. */
+size_t stub_regmap_g_count(enum stub_arch arch, unsigned sets);
+size_t stub_regmap_g_size(enum stub_arch arch, unsigned sets);
 /* The entry of register number regno, or NULL. */
 const struct stub_reg *stub_regmap_reg(enum stub_arch arch, unsigned sets, size_t regno);
 /* A register name of either layout, with every set ("rax", "eip", "cr3",

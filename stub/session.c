@@ -251,6 +251,7 @@ static void h_read_regs(struct stub_session *s, struct rsp_cmd *c)
     (void)c;
     size_t n, len = 0;
     const struct stub_reg *d = stub_regmap(arch(s), s->regsets, &n);
+    n = stub_regmap_g_count(arch(s), s->regsets); /* see regmap.h */
     uint8_t all[STUB_REGMAP_MAX_BYTES];
     for (size_t i = 0; i < n; i++) {
         int err = reg_get(s, &d[i], all + len);
@@ -271,12 +272,16 @@ static void h_write_regs(struct stub_session *s, struct rsp_cmd *c)
 {
     enum stub_arch a = arch(s);
     const uint8_t *data = c->u.regs.data;
-    if (c->u.regs.len != stub_regmap_size(a, s->regsets)) {
+    /* What 'g' gave, or every register. */
+    bool all = c->u.regs.len == stub_regmap_size(a, s->regsets);
+    if (!all && c->u.regs.len != stub_regmap_g_size(a, s->regsets)) {
         reply_error(s, EINVAL);
         return;
     }
     size_t n;
     const struct stub_reg *d = stub_regmap(a, s->regsets, &n);
+    if (!all)
+        n = stub_regmap_g_count(a, s->regsets);
     for (size_t i = 0; i < n; data += d[i].size, i++) {
         int err = reg_put(s, &d[i], data);
         if (err) {

@@ -189,6 +189,10 @@ static void drain_ring(struct vm_cpu *cpu)
     if (!ring)
         return;
     struct vm *vm = cpu->vm;
+    if (__atomic_load_n(&ring->first, __ATOMIC_RELAXED) ==
+        __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+        return; /* the common case, without the lock */
+    pthread_mutex_lock(&vm->ring_lock);
     uint32_t first = __atomic_load_n(&ring->first, __ATOMIC_RELAXED);
     while (first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE)) {
         if (first >= RING_MAX)
@@ -203,6 +207,7 @@ static void drain_ring(struct vm_cpu *cpu)
         first = (uint32_t)((first + 1) % RING_MAX);
         __atomic_store_n(&ring->first, first, __ATOMIC_RELEASE);
     }
+    pthread_mutex_unlock(&vm->ring_lock);
 }
 
 /* The first catch on ports [port, port+size) in this direction, or NULL. */

@@ -153,6 +153,9 @@ struct vm {
     int vm_fd;
     size_t run_size;
     int coalesced_page; /* page offset of the ring in a vCPU mapping, or 0 */
+    /* The ring is the VM's, mapped into every vCPU: one drains it at a time
+     * (vCPU threads, in drain_ring). */
+    pthread_mutex_t ring_lock;
     struct vm_mem mem;
     struct vm_cpu *cpus;
     unsigned ncpus;

@@ -168,6 +168,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->log_ctx = cfg->log_ctx;
     vm->trace = cfg->trace;
     pthread_mutex_init(&vm->note_lock, NULL);
+    pthread_mutex_init(&vm->ring_lock, NULL);
     atomic_init(&vm->exited, false);
     switch (cfg->board) {
     case VM_BOARD_BARE:
@@ -326,6 +327,7 @@ void vm_destroy(struct vm *vm)
         close(vm->kvm_fd);
     free(vm->cpuid);
     pthread_mutex_destroy(&vm->note_lock);
+    pthread_mutex_destroy(&vm->ring_lock);
     free(vm);
 }
 

@@ -74,11 +74,19 @@ static void test_watchpoint_old_and_new_values(void)
 static void test_exit_status_from_debug_exit(void)
 {
     struct e2e_stub s;
-    CU_ASSERT_FATAL(e2e_start_target(&s, "2"));
+    /* --trace: should the guest's output ever come short, the packet log
+     * says whether kvmstub sent it. */
+    const char *args[] = {"--trace", "--reg", "rdi=2", GUEST, NULL};
+    CU_ASSERT_FATAL(e2e_stub_start(&s, args) == 0);
     struct e2e_out o;
     const char *cmds[] = {"continue", NULL};
     e2e_gdb(&o, s.port, NULL, cmds, GUEST);
     E2E_HAS(o.text, "bye\n");
+    if (!strstr(o.text, "bye\n")) {
+        char *log = e2e_stub_log(&s);
+        fprintf(stderr, "kvmstub's log:\n%s\n", log ? log : "(none)");
+        free(log);
+    }
     /* gdb prints exit codes in octal: 052 is 42. */
     E2E_HAS(o.text, "exited with code 052]");
     CU_ASSERT_EQUAL(e2e_stub_wait(&s, 10000), 42);

@@ -55,7 +55,7 @@ static void test_mixed_packets(void)
         }
         int n = e2e_rsp_cmd(&c, p, reply, sizeof(reply));
         bool ok = n > 0 && (p[0] == 's' || p[0] == '?' ? reply[0] == 'T'
-                            : p[0] == 'g'               ? n > 500
+                            : p[0] == 'g'               ? n == 2 * 164
                             : p[0] == 'm'               ? n == 0x800
                                                         : strcmp(reply, "OK") == 0);
         if (!ok && errors++ < 5)

@@ -65,8 +65,19 @@ static void test_registers_g_and_p(void)
     fake_set_reg(&t.f, 1, VM_REG_RAX, 0x1122334455667788ull);
     static char g[4096];
     snprintf(g, sizeof(g), "%s", st_ask(&t, "g"));
-    CU_ASSERT_EQUAL(strlen(g), 2 * stub_regmap_size(STUB_ARCH_AMD64, 0));
+    /* g: the general registers through gs (164 bytes), the rest by p. */
+    CU_ASSERT_EQUAL(strlen(g), 2 * 164);
+    CU_ASSERT_EQUAL(2 * stub_regmap_g_size(STUB_ARCH_AMD64, 0), 2 * 164);
     CU_ASSERT_EQUAL(strncmp(g, "8877665544332211", 16), 0);
+    fake_set_reg(&t.f, 1, VM_REG_CR3, 0x3ff1000);
+    size_t cr3 = 0, nregs;
+    const struct stub_reg *d = stub_regmap(STUB_ARCH_AMD64, 0, &nregs);
+    while (cr3 < nregs && d[cr3].id != VM_REG_CR3)
+        cr3++;
+    CU_ASSERT_FATAL(cr3 < nregs && cr3 >= stub_regmap_g_count(STUB_ARCH_AMD64, 0));
+    char pk[32];
+    snprintf(pk, sizeof(pk), "p%zx", cr3);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, pk), "0010ff0300000000");
     /* rip is register 16 in gdb's amd64 layout */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "p10"), "0010000000000000");
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P10=0020000000000000"), "OK");
@@ -84,6 +95,16 @@ static void test_registers_g_and_p(void)
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "OK");
     CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RIP), 0x1000); /* G wrote the old values back */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "G00"), "E16");
+    /* A G of every register is taken too. */
+    size_t full = stub_regmap_size(STUB_ARCH_AMD64, 0);
+    static char Gall[8192];
+    Gall[0] = 'G';
+    for (size_t i = 0; i < 2 * full; i++)
+        Gall[1 + i] = '0';
+    Gall[1 + 2 * full] = 0;
+    memcpy(Gall + 1 + 2 * 16 * 8, "0030000000000000", 16); /* rip, register 16 */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, Gall), "OK");
+    CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RIP), 0x3000);
     st_close(&t);
 }
 
@@ -102,7 +123,7 @@ static void test_i386_layout_keeps_upper_halves(void)
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P3=33333333"), "OK"); /* ebx is 3 in i386 */
     CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RBX), 0x1111111133333333ull);
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "p3"), "33333333");
-    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_size(STUB_ARCH_I386, 0));
+    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_g_size(STUB_ARCH_I386, 0));
     st_close(&t);
 }
 
@@ -706,7 +727,7 @@ static void test_forced_layout(void)
     t.f.mode[0] = VM_MODE_REAL;
     stub_session_set_arch(&t.s, STUB_GDB_ARCH_AMD64);
     CU_ASSERT_PTR_NOT_NULL(strstr(st_ask(&t, "qXfer:features:read:target.xml:0,3fff"), "i386:x86-64"));
-    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_size(STUB_ARCH_AMD64, 0));
+    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_g_size(STUB_ARCH_AMD64, 0));
     st_close(&t);
 }
 
