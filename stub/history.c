@@ -1312,7 +1312,8 @@ static void kicks_start(struct stub_history *h, const struct stub_resume *r)
     drop_kicks(h);
     struct vm_snapshots *store;
     char err[200];
-    if (r->threads[0].action == STUB_ACTION_STEP || h->m->ncpus > 1 ||
+    /* Not range steps: a stop requested mid-range ends them as a step. */
+    if (r->threads[0].action != STUB_ACTION_CONTINUE || h->m->ncpus > 1 ||
         stub_snapshots_store(h->m->snapshots, &store, err, sizeof(err)) || store->vm_parts)
         return;
     h->live = *r;

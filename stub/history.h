@@ -12,7 +12,9 @@
  * after a step over an instruction a replay cannot repeat, and when more
  * than LIVE_STEPS steps would have to be replayed; rebuilding leaves a
  * checkpoint every GOTO_EVERY steps, so stepping back one at a time stays
- * cheap. The machine is deterministic (bare board, one vCPU: no
+ * cheap. While a continue runs live, history stops the guest every
+ * KICK_MS for a checkpoint and resumes it; reverse-stepi into that run
+ * counts from the last one. The machine is deterministic (bare board, one vCPU: no
  * interrupts, no timers, devices that answer the same way every time), so
  * running forward from a checkpoint repeats the recorded execution; a
  * run's end is found by a temporary breakpoint at its pc plus an exact
