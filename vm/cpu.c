@@ -32,6 +32,7 @@ const char *vm_event_name(enum vm_event_type type)
     case VM_EVENT_WATCH: return "watchpoint";
     case VM_EVENT_INTERRUPTED: return "interrupted";
     case VM_EVENT_SHUTDOWN: return "shutdown (triple fault)";
+    case VM_EVENT_RESET: return "reset";
     case VM_EVENT_ENTRY_FAILED: return "entry failed";
     case VM_EVENT_INTERNAL_ERROR: return "internal error";
     }
@@ -405,7 +406,12 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
     if (err)
         return err;
     const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
-    if (bp && vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR) {
+    /* Code fetched at a breakpoint whose page is trapped, or an int3 some
+     * nested hosts report this way. */
+    if (bp && bp->gpa != VM_BP_PENDING &&
+        (vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR ||
+         (vm->debug.bp_method == VM_BP_PAGE_TRAP && !cpu->step.nlifted &&
+          run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION))) {
         if ((err = drop_pending_exception(cpu)))
             return err;
         atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
@@ -480,9 +486,10 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
         ev->u.internal.exit_reason = run->exit_reason;
         return 1;
     }
-    if (got > 0 && ev->type == VM_EVENT_DEBUG_EXIT) {
+    if (got > 0 && (ev->type == VM_EVENT_DEBUG_EXIT || ev->type == VM_EVENT_RESET)) {
         /* Every vCPU's next run ends at once: the machine is over. */
-        cpu->vm->exit_status = ev->u.exit.status;
+        cpu->vm->exit_type = ev->type;
+        cpu->vm->exit_status = ev->type == VM_EVENT_DEBUG_EXIT ? ev->u.exit.status : 0;
         atomic_store(&cpu->vm->exited, true);
     }
     return got;
@@ -583,28 +590,45 @@ static int step_off_breakpoint(struct vm_cpu *cpu)
         return err;
     bool planted = vm_bp_find(vm, pc) != NULL;
     if (planted || vm_dr_exec_slot(vm, pc) >= 0) {
-        if (planted)
-            vm_bp_unplant(vm, pc);
+        if (planted && (err = vm_bp_unplant(cpu, pc)))
+            return err;
         cpu->step.over = pc;
         cpu->step.stepping_over = true;
     }
     return 0;
 }
 
-/* Single-stepping a hlt on a board without interrupts: KVM completes the
- * instruction and reports the step's #DB instead of the halt (Linux 5.x and
- * later; nested hosts differ), so the halt would be lost and the guest
- * would run on. The result is known without running it: the CPU halts
- * after the hlt. */
+/* Single-stepping a hlt. On a board without interrupts KVM completes the
+ * instruction and reports the step's #DB instead of the halt (Linux 5.x
+ * and later; nested hosts differ), so the halt would be lost and the guest
+ * would run on; the result is known without running it: the CPU halts
+ * after the hlt. With an irqchip the vCPU would wait in the kernel for an
+ * interrupt that a step holds back (KVM_GUESTDBG_BLOCKIRQ) or that would
+ * take the step into its handler: the step completes the hlt as if the
+ * CPU had been woken, and stops after it. */
 static bool step_is_hlt(struct vm_cpu *cpu)
 {
     struct vm *vm = cpu->vm;
     uint64_t pc;
     uint8_t op;
-    if (vm->board->set_irq || vm_cpu_linear_pc(cpu, &pc) || vm_bp_find(vm, pc) ||
+    if (vm_cpu_linear_pc(cpu, &pc) || vm_bp_find(vm, pc) ||
         vm_read_linear(cpu, pc, &op, 1, NULL))
         return false;
     return op == OPCODE_HLT;
+}
+
+/* A step of a vCPU that KVM holds halted (the hlt done, rip after it)
+ * runs the next instruction at once, as if an interrupt had woken it:
+ * otherwise it would wait for an interrupt the step holds back. */
+static int wake_for_step(struct vm_cpu *cpu)
+{
+    struct kvm_mp_state mp;
+    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) < 0)
+        return -errno;
+    if (mp.mp_state != KVM_MP_STATE_HALTED)
+        return 0;
+    mp.mp_state = KVM_MP_STATE_RUNNABLE;
+    return ioctl(cpu->fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
 }
 
 int vm_cpu_begin_run(struct vm_cpu *cpu)
@@ -612,7 +636,33 @@ int vm_cpu_begin_run(struct vm_cpu *cpu)
     int err = step_off_breakpoint(cpu);
     if (!err && !cpu->step.nlifted)
         err = vm_watch_refresh(cpu);
+    if (!err && !cpu->step.nlifted)
+        err = vm_bp_plant_pending(cpu);
     return err;
+}
+
+/* Where KVM cannot hold interrupts back during a step
+ * (KVM_GUESTDBG_BLOCKIRQ), an interrupt due at the entry would be taken
+ * first and the step would end in its handler. An STI interrupt shadow
+ * blocks maskable interrupts for exactly one instruction, which is what a
+ * step needs; it is architectural state KVM lets userspace set
+ * (KVM_SET_VCPU_EVENTS), valid only with RFLAGS.IF set (with IF clear
+ * nothing can interrupt the step anyway). */
+static int shadow_step(struct vm_cpu *cpu)
+{
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS);
+    if (err)
+        return err;
+    if (!(cpu->rc.regs.rflags & (1u << 9)))
+        return 0;
+    struct kvm_vcpu_events e;
+    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &e) < 0)
+        return -errno;
+    if (e.interrupt.shadow)
+        return 0;
+    e.interrupt.shadow = KVM_X86_SHADOW_INT_STI;
+    e.flags = KVM_VCPUEVENT_VALID_SHADOW;
+    return ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0 ? -errno : 0;
 }
 
 int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
@@ -624,6 +674,9 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
     int err = vm_regcache_flush(&cpu->rc);
     if (!err)
         err = vm_debug_apply(cpu, step);
+    if (!err && step && cpu->vm->board->irqchip &&
+        !(cpu->vm->caps.guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ))
+        err = shadow_step(cpu);
     return err;
 }
 
@@ -633,7 +686,7 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
     int err;
     memset(ev, 0, sizeof(*ev));
     if (atomic_load(&vm->exited)) {
-        ev->type = VM_EVENT_DEBUG_EXIT;
+        ev->type = vm->exit_type;
         ev->u.exit.status = vm->exit_status;
         return 0;
     }
@@ -642,14 +695,21 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         ev->type = VM_EVENT_HALT;
         return 0;
     }
+    if (mode == VM_RUN_STEP && vm->board->irqchip && (err = wake_for_step(cpu)))
+        return err;
     if (mode == VM_RUN_STEP && step_is_hlt(cpu)) {
         if ((err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS)))
             return err;
         cpu->rc.regs.rip += 1;
         cpu->rc.dirty |= VM_RC_REGS;
-        cpu->halted = true;
-        atomic_fetch_add_explicit(&vm->stats.hlt_exits, 1, memory_order_relaxed);
-        ev->type = VM_EVENT_HALT;
+        if (vm->board->irqchip) {
+            atomic_fetch_add_explicit(&vm->stats.steps, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_STEP;
+        } else {
+            cpu->halted = true;
+            atomic_fetch_add_explicit(&vm->stats.hlt_exits, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_HALT;
+        }
         return vm_regcache_flush(&cpu->rc);
     }
     if ((err = vm_cpu_begin_run(cpu)))
@@ -671,6 +731,8 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
             if (got < 0)
                 return got;
             if (!cpu->step.nlifted && vm_watch_active(vm) && (err = vm_watch_refresh(cpu)))
+                return err;
+            if (!cpu->step.nlifted && (err = vm_bp_plant_pending(cpu)))
                 return err;
         }
         if (kicked && !got) {

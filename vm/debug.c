@@ -12,6 +12,7 @@ const char *vm_bp_method_name(enum vm_bp_method m)
     case VM_BP_INT3: return "int3 (KVM_EXIT_DEBUG)";
     case VM_BP_INT3_INTERNAL_ERROR: return "int3 (reported as KVM_EXIT_INTERNAL_ERROR)";
     case VM_BP_HLT: return "planted hlt";
+    case VM_BP_PAGE_TRAP: return "page traps on the code page";
     }
     return "?";
 }
@@ -19,13 +20,27 @@ const char *vm_bp_method_name(enum vm_bp_method m)
 void vm_debug_init(struct vm *vm)
 {
     struct vm_debug *d = &vm->debug;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&d->lock, &a);
+    pthread_mutexattr_destroy(&a);
+    atomic_init(&d->npending, 0);
     d->bp_method = vm->caps.sw_bp;
+    /* A planted hlt never reaches kvmstub where KVM's LAPIC halts the
+     * vCPU itself. */
+    if (d->bp_method == VM_BP_HLT && vm->board->irqchip)
+        d->bp_method = VM_BP_PAGE_TRAP;
     d->hw_exec = vm->caps.hw_exec_bp;
     d->hw_data = vm->caps.hw_data_bp;
+    d->initialized = true;
 }
 
 void vm_debug_free(struct vm *vm)
 {
+    if (vm->debug.initialized)
+        pthread_mutex_destroy(&vm->debug.lock);
+    vm->debug.initialized = false;
     for (size_t i = 0; i < vm->debug.nwatches; i++)
         free(vm->debug.watches[i].pages);
     free(vm->debug.watches);
@@ -37,6 +52,25 @@ void vm_debug_free(struct vm *vm)
 uint8_t vm_bp_trap_byte(const struct vm *vm)
 {
     return vm->debug.bp_method == VM_BP_HLT ? 0xf4 : 0xcc;
+}
+
+/* The breakpoint's bytes are changed in RAM (not pending, not a page trap). */
+static bool planted_byte(const struct vm *vm, const struct vm_breakpoint *bp)
+{
+    return bp->gpa != VM_BP_PENDING && vm->debug.bp_method != VM_BP_PAGE_TRAP;
+}
+
+/* Puts a breakpoint whose gpa is known in place. */
+static int plant(struct vm *vm, struct vm_breakpoint *bp)
+{
+    if (vm->debug.bp_method == VM_BP_PAGE_TRAP)
+        return vm_watch_apply_traps(vm);
+    uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+    if (!p)
+        return -EFAULT;
+    bp->orig = *p;
+    *p = vm_bp_trap_byte(vm);
+    return 0;
 }
 
 static struct vm_breakpoint *find(struct vm *vm, uint64_t addr)
@@ -118,11 +152,13 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
             return -ENOSPC;
         uint64_t gpa;
         int err = vm_translate(cpu, addr, &gpa);
-        if (err)
+        if (err == -EFAULT) {
+            gpa = VM_BP_PENDING; /* not mapped yet: planted once it is */
+        } else if (err) {
             return err;
-        uint8_t *p = vm_mem_ptr(&vm->mem, gpa, 1);
-        if (!p)
+        } else if (!vm_mem_ptr(&vm->mem, gpa, 1)) {
             return -EFAULT;
+        }
         if (d->nbps == d->capbps) {
             size_t cap = d->capbps ? d->capbps * 2 : 16;
             struct vm_breakpoint *n = realloc(d->bps, cap * sizeof(*n));
@@ -132,8 +168,14 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
             d->capbps = cap;
         }
         bp = &d->bps[d->nbps++];
-        *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa, .orig = *p};
-        *p = vm_bp_trap_byte(vm);
+        *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa};
+        if (gpa == VM_BP_PENDING) {
+            atomic_fetch_add(&d->npending, 1);
+        } else if ((err = plant(vm, bp))) {
+            d->nbps--;
+            vm_watch_apply_traps(vm); /* back to the traps without it */
+            return err;
+        }
         if (d->nbps == 1)
             d->generation++; /* #BP interception goes on */
     }
@@ -170,36 +212,75 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     }
     if (bp->hardware || bp->software)
         return 0;
-    uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+    bool trapped = bp->gpa != VM_BP_PENDING && d->bp_method == VM_BP_PAGE_TRAP;
+    uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
     if (p)
         *p = bp->orig;
+    if (bp->gpa == VM_BP_PENDING)
+        atomic_fetch_sub(&d->npending, 1);
     *bp = d->bps[--d->nbps];
     if (d->nbps == 0)
         d->generation++;
-    return 0;
+    return trapped ? vm_watch_apply_traps(vm) : 0;
 }
 
-void vm_bp_unplant(struct vm *vm, uint64_t addr)
+int vm_bp_unplant(struct vm_cpu *cpu, uint64_t addr)
 {
+    struct vm *vm = cpu->vm;
+    pthread_mutex_lock(&vm->debug.lock);
     struct vm_breakpoint *bp = find(vm, addr);
-    uint8_t *p = bp ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
-    if (p)
-        *p = bp->orig;
+    int err = 0;
+    if (bp && bp->gpa != VM_BP_PENDING && vm->debug.bp_method == VM_BP_PAGE_TRAP) {
+        err = vm_watch_lift(cpu, bp->gpa);
+    } else if (bp && planted_byte(vm, bp)) {
+        uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+        if (p)
+            *p = bp->orig;
+    }
+    pthread_mutex_unlock(&vm->debug.lock);
+    return err;
 }
 
 void vm_bp_replant(struct vm *vm, uint64_t addr)
 {
+    pthread_mutex_lock(&vm->debug.lock);
     struct vm_breakpoint *bp = find(vm, addr);
-    uint8_t *p = bp ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
+    uint8_t *p = bp && planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
     if (p)
         *p = vm_bp_trap_byte(vm);
+    pthread_mutex_unlock(&vm->debug.lock);
+}
+
+int vm_bp_plant_pending(struct vm_cpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (!atomic_load_explicit(&d->npending, memory_order_relaxed))
+        return 0;
+    int err = 0;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->nbps && !err; i++) {
+        struct vm_breakpoint *bp = &d->bps[i];
+        uint64_t gpa;
+        if (bp->gpa != VM_BP_PENDING || vm_translate(cpu, bp->addr, &gpa) ||
+            !vm_mem_ptr(&vm->mem, gpa, 1))
+            continue;
+        /* One being stepped over stays out until its step is done. */
+        if (cpu->step.stepping_over && cpu->step.over == bp->addr)
+            continue;
+        bp->gpa = gpa;
+        atomic_fetch_sub(&d->npending, 1);
+        err = plant(vm, bp);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return err;
 }
 
 void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len)
 {
     for (size_t i = 0; i < vm->debug.nbps; i++) {
         const struct vm_breakpoint *bp = &vm->debug.bps[i];
-        if (bp->gpa >= gpa && bp->gpa - gpa < len)
+        if (planted_byte(vm, bp) && bp->gpa >= gpa && bp->gpa - gpa < len)
             buf[bp->gpa - gpa] = bp->orig;
     }
 }
@@ -208,7 +289,7 @@ void vm_debug_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, siz
 {
     for (size_t i = 0; i < vm->debug.nbps; i++) {
         struct vm_breakpoint *bp = &vm->debug.bps[i];
-        if (bp->gpa >= gpa && bp->gpa - gpa < len) {
+        if (planted_byte(vm, bp) && bp->gpa >= gpa && bp->gpa - gpa < len) {
             bp->orig = buf[bp->gpa - gpa];
             uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
             if (p)
@@ -246,7 +327,7 @@ int vm_debug_apply(struct vm_cpu *cpu, bool single_step)
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
         g.arch.debugreg[7] = dr7 | 0x400 | 0x200; /* reserved bit 10, GE for exact data hits */
     }
-    if (d->nbps && d->bp_method != VM_BP_HLT)
+    if (d->nbps && (d->bp_method == VM_BP_INT3 || d->bp_method == VM_BP_INT3_INTERNAL_ERROR))
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
     if (single_step) {
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
@@ -279,12 +360,17 @@ void vm_debug_clear(struct vm *vm)
         const struct vm_watchpoint *w = &d->watches[d->nwatches - 1];
         vm_watch_drop(vm, w->type, w->addr, w->len);
     }
+    bool trapped = false;
     for (size_t i = 0; i < d->nbps; i++) {
-        uint8_t *p = vm_mem_ptr(&vm->mem, d->bps[i].gpa, 1);
+        uint8_t *p = planted_byte(vm, &d->bps[i]) ? vm_mem_ptr(&vm->mem, d->bps[i].gpa, 1) : NULL;
         if (p)
             *p = d->bps[i].orig;
+        trapped |= d->bps[i].gpa != VM_BP_PENDING && d->bp_method == VM_BP_PAGE_TRAP;
     }
     d->nbps = 0;
+    atomic_store(&d->npending, 0);
+    if (trapped)
+        vm_watch_apply_traps(vm);
     d->nhw_emulated = 0;
     for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++)
         d->dr[i].used = false;
@@ -300,6 +386,7 @@ void vm_debug_info(const struct vm *vm, struct vm_debug_info *out)
     out->hw_exec = d->hw_exec;
     out->hw_data = d->hw_data && d->watch_method != VM_WATCH_PAGE_TRAPS;
     out->breakpoints = d->nbps;
+    out->pending = atomic_load(&d->npending);
     out->watchpoints = d->nwatches;
     for (size_t i = 0; i < d->nwatches; i++)
         out->page_trapped += d->watches[i].dr < 0;
@@ -311,7 +398,7 @@ int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method
     struct vm_debug *d = &vm->debug;
     if (d->nbps || d->nwatches)
         return -EBUSY;
-    if (bp != VM_BP_HLT && bp != vm->caps.sw_bp)
+    if (bp == VM_BP_HLT ? vm->board->irqchip : bp != VM_BP_PAGE_TRAP && bp != vm->caps.sw_bp)
         return -ENOTSUP;
     d->bp_method = bp;
     d->watch_method = watch;
