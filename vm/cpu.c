@@ -205,6 +205,30 @@ static void drain_ring(struct vm_cpu *cpu)
     }
 }
 
+/* A read of VM_BP_PORT by a planted `in $VM_BP_PORT,%al` at a breakpoint:
+ * a hit. KVM finishes the in before the stop is reported (see the top of
+ * this file); settle() then puts rip back on the breakpoint and rax back as
+ * it was, so the guest never sees the trap. */
+static int port_breakpoint(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    uint64_t pc;
+    int err = vm_cpu_linear_pc(cpu, &pc);
+    if (err)
+        return err;
+    const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
+    if (!bp || bp->len != 2 || vm->debug.bp_method != VM_BP_PORT_IN)
+        return 0; /* the guest's own read of the port */
+    cpu->bp_io_fixup = true;
+    cpu->bp_io_rip = cpu->rc.regs.rip;
+    cpu->bp_io_rax = cpu->rc.regs.rax;
+    atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+    ev->type = VM_EVENT_BREAKPOINT;
+    ev->u.bp.addr = pc;
+    ev->u.bp.hardware = bp->hardware && !bp->software;
+    return 1;
+}
+
 static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -215,6 +239,12 @@ static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
         bytes > vm->run_size - run->io.data_offset)
         return 0; /* not something KVM produces; refuse to touch memory */
     atomic_fetch_add_explicit(&vm->stats.io_exits, 1, memory_order_relaxed);
+    if (run->io.port == VM_BP_PORT && run->io.direction == KVM_EXIT_IO_IN && size == 1 &&
+        run->io.count == 1 && vm->debug.nbps) {
+        int got = port_breakpoint(cpu, ev);
+        if (got)
+            return got;
+    }
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool out = run->io.direction == KVM_EXIT_IO_OUT;
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
@@ -304,6 +334,30 @@ static int reinject(struct vm_cpu *cpu, unsigned vector, uint64_t dr6)
     return 0;
 }
 
+/* A step through a breakpoint's lifted code page: on at once while rip
+ * stays on the page (1, with a breakpoint event, when it reaches a
+ * breakpoint there; -1 to go on stepping); 0 when it left the page, and
+ * the page is trapped again by the caller. */
+static int visit_step(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    uint64_t pc, gpa;
+    if (vm_cpu_linear_pc(cpu, &pc) || vm_translate(cpu, pc, &gpa) ||
+        (gpa & VM_PAGE_MASK) != cpu->step.lifted[0].gpa)
+        return 0;
+    const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
+    if (!bp || bp->gpa != gpa)
+        return -1;
+    uint64_t a;
+    enum vm_watch_type t;
+    vm_watch_unlift(cpu, &a, &t);
+    atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+    ev->type = VM_EVENT_BREAKPOINT;
+    ev->u.bp.addr = pc;
+    ev->u.bp.hardware = bp->hardware && !bp->software;
+    return 1;
+}
+
 static int handle_debug(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -363,6 +417,11 @@ static int handle_debug(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_eve
         vm_bp_replant(vm, cpu->step.over);
         cpu->step.stepping_over = false;
     }
+    if (cpu->step.visiting) {
+        int got = visit_step(cpu, ev);
+        if (got)
+            return got > 0 ? 1 : 0; /* a hit, or still on the page */
+    }
     if (cpu->step.nlifted) {
         if (vm_watch_unlift(cpu, &ev->u.watch.addr, &ev->u.watch.type)) {
             atomic_fetch_add_explicit(&vm->stats.watch_hits, 1, memory_order_relaxed);
@@ -397,7 +456,7 @@ static int drop_pending_exception(struct vm_cpu *cpu)
     return ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0 ? -errno : 0;
 }
 
-static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
+static int handle_internal_error(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
     struct kvm_run *run = cpu->run;
@@ -409,8 +468,8 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
     /* Code fetched at a breakpoint whose page is trapped, or an int3 some
      * nested hosts report this way. */
     if (bp && bp->gpa != VM_BP_PENDING &&
-        (vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR ||
-         (vm->debug.bp_method == VM_BP_PAGE_TRAP && !cpu->step.nlifted &&
+        ((vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR && bp->len) ||
+         (!bp->len && !cpu->step.nlifted &&
           run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION))) {
         if ((err = drop_pending_exception(cpu)))
             return err;
@@ -431,6 +490,9 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
         vm_watch_predict(cpu);
         if ((err = vm_watch_lift(cpu, fetch ? gpa : ~0ull)))
             return err;
+        /* Code on a page trapped for a breakpoint alone: run through it. */
+        cpu->step.visiting = fetch && mode == VM_RUN_CONTINUE && cpu->step.nlifted == 1 &&
+                             !vm_watch_covers(vm, gpa);
         if (cpu->step.nlifted)
             return drop_pending_exception(cpu);
         cpu->step.predicted = false;
@@ -477,7 +539,7 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
         return 1;
     case KVM_EXIT_INTERNAL_ERROR:
         cpu->guest_debug_dirty = true;
-        return handle_internal_error(cpu, ev);
+        return handle_internal_error(cpu, mode, ev);
     case KVM_EXIT_INTR:
         return 0;
     default:
@@ -542,6 +604,14 @@ static int settle(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev
     int err = finish(cpu, mode, ev);
     if (err)
         return err;
+    if (cpu->bp_io_fixup) {
+        cpu->bp_io_fixup = false;
+        if ((err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS)))
+            return err;
+        cpu->rc.regs.rip = cpu->bp_io_rip;
+        cpu->rc.regs.rax = cpu->bp_io_rax;
+        cpu->rc.dirty |= VM_RC_REGS;
+    }
     if (cpu->step.stepping_over) {
         vm_bp_replant(vm, cpu->step.over);
         cpu->step.stepping_over = false;

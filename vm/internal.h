@@ -28,11 +28,17 @@
  * gpa is VM_BP_PENDING until vm_bp_plant_pending() finds the mapping. */
 #define VM_BP_PENDING (~0ull)
 
+/* The port a VM_BP_PORT_IN breakpoint reads: unassigned on a PC, and no
+ * device KVM emulates in the kernel, so the read always exits. */
+#define VM_BP_PORT 0xe5u
+#define VM_BP_MAX_TRAP 2u
+
 struct vm_breakpoint {
     uint64_t addr; /* linear, as gdb gave it */
-    uint64_t gpa;  /* where the trap byte is planted (or the trapped page's
-                    * byte, for VM_BP_PAGE_TRAP), or VM_BP_PENDING */
-    uint8_t orig;  /* the byte it replaced */
+    uint64_t gpa;  /* where the trap is planted (or the byte on the trapped
+                    * page), or VM_BP_PENDING */
+    uint8_t len;   /* trap bytes planted at gpa; 0: the page is trapped */
+    uint8_t orig[VM_BP_MAX_TRAP]; /* the bytes the trap replaced */
     bool software; /* wanted by a Z0 */
     bool hardware; /* wanted by a Z1 emulated by planting */
 };
@@ -99,6 +105,11 @@ struct vm_cpu_step {
     bool predicted;
     uint64_t predicted_addr;
     enum vm_watch_type predicted_type;
+    /* The lifted page is a breakpoint's code page, and the guest runs on
+     * it step by step (interrupts allowed) until it leaves the page or
+     * reaches the breakpoint: one lift per visit of the page, not one per
+     * instruction (memory-slot changes are costly). */
+    bool visiting;
 };
 
 /* ---- vCPUs and the VM ---- */
@@ -112,6 +123,10 @@ struct vm_cpu {
     struct vm_regcache rc;
     struct vm_cpu_step step;
     bool halted;           /* executed hlt; stays halted until rip is set */
+    /* A VM_BP_PORT_IN trap was hit: once KVM has completed the in (rax
+     * written, rip past it), both go back to these. */
+    bool bp_io_fixup;
+    uint64_t bp_io_rip, bp_io_rax;
     bool needs_completion; /* KVM holds a PIO/MMIO instruction to finish */
     /* KVM_SET_GUEST_DEBUG as last applied. */
     bool guest_debug_dirty;
@@ -212,7 +227,7 @@ void vm_debug_free(struct vm *vm);
 /* Debug register slots (DR0-DR3); -ENOSPC when all four are taken. */
 int vm_dr_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr);
 void vm_dr_free(struct vm *vm, int slot);
-/* The breakpoint trap byte for the host's method. */
+/* The first breakpoint trap byte for the host's method. */
 uint8_t vm_bp_trap_byte(const struct vm *vm);
 /* KVM_SET_GUEST_DEBUG for the current breakpoints plus single-stepping. */
 int vm_debug_apply(struct vm_cpu *cpu, bool single_step);
@@ -248,6 +263,8 @@ int vm_watch_release_dr(struct vm_cpu *cpu, int slot);
 /* Re-translates page-trapped watchpoints when the paging state changed. */
 int vm_watch_refresh(struct vm_cpu *cpu);
 bool vm_watch_active(const struct vm *vm);
+/* Some page-trapped watchpoint covers the page at gpa. */
+bool vm_watch_covers(const struct vm *vm, uint64_t gpa);
 /* Brings the memory slots in line with what page-trapped watchpoints and
  * breakpoints need. */
 int vm_watch_apply_traps(struct vm *vm);

@@ -22,18 +22,27 @@ bool vm_watch_active(const struct vm *vm)
     return false;
 }
 
+bool vm_watch_covers(const struct vm *vm, uint64_t gpa)
+{
+    for (size_t i = 0; i < vm->debug.nwatches; i++) {
+        const struct vm_watchpoint *w = &vm->debug.watches[i];
+        for (size_t p = 0; w->dr < 0 && p < w->npages; p++)
+            if (w->pages[p].gpa == (gpa & VM_PAGE_MASK))
+                return true;
+    }
+    return false;
+}
+
 /* The trap each page needs: every access for read and access watchpoints
  * and for page-trapped breakpoints (code fetches must exit), only writes
  * for write watchpoints (when read-only slots trap them). */
 static enum vm_page_trap wanted(const struct vm *vm, uint64_t gpa)
 {
     enum vm_page_trap t = VM_TRAP_NONE;
-    if (vm->debug.bp_method == VM_BP_PAGE_TRAP) {
-        for (size_t i = 0; i < vm->debug.nbps; i++) {
-            uint64_t g = vm->debug.bps[i].gpa;
-            if (g != VM_BP_PENDING && (g & VM_PAGE_MASK) == gpa)
-                return VM_TRAP_ALL;
-        }
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        if (bp->gpa != VM_BP_PENDING && !bp->len && (bp->gpa & VM_PAGE_MASK) == gpa)
+            return VM_TRAP_ALL;
     }
     for (size_t i = 0; i < vm->debug.nwatches; i++) {
         const struct vm_watchpoint *w = &vm->debug.watches[i];
@@ -66,12 +75,10 @@ static int apply_traps(struct vm *vm)
 {
     struct vm_mem *m = &vm->mem;
     int err = 0;
-    if (vm->debug.bp_method == VM_BP_PAGE_TRAP) {
-        for (size_t i = 0; i < vm->debug.nbps; i++) {
-            uint64_t g = vm->debug.bps[i].gpa;
-            if (g != VM_BP_PENDING)
-                err = set_trap(m, g & VM_PAGE_MASK, wanted(vm, g & VM_PAGE_MASK), err);
-        }
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        if (bp->gpa != VM_BP_PENDING && !bp->len)
+            err = set_trap(m, bp->gpa & VM_PAGE_MASK, wanted(vm, bp->gpa & VM_PAGE_MASK), err);
     }
     /* Drop traps no watchpoint wants any more (iterate from the end: the
      * table shrinks as we go). */
@@ -403,6 +410,7 @@ bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *typ
         hit = true;
     }
     d->predicted = false;
+    d->visiting = false;
     free(d->lifted);
     d->lifted = NULL;
     d->nlifted = 0;
