@@ -254,6 +254,7 @@ static const struct feature features[] = {
     {"vfork-events+", RSP_FEAT_VFORK_EVENTS},
     {"exec-events+", RSP_FEAT_EXEC_EVENTS},
     {"QThreadEvents+", RSP_FEAT_THREAD_EVENTS},
+    {"binary-upload+", RSP_FEAT_BINARY_UPLOAD},
 };
 
 static bool word_is(const char *p, size_t n, const char *word)
@@ -318,16 +319,22 @@ static void parse_qsupported(struct cur *c, struct rsp_cmd *cmd)
     c->p = c->end;
 }
 
-/* Only the target description is served; other objects are unsupported. */
+/* The target description and the thread list are served; other objects
+ * are unsupported. */
 static void parse_qxfer(struct cur *c, struct rsp_cmd *cmd)
 {
-    static const char prefix[] = ":features:read:";
-    size_t n = sizeof(prefix) - 1;
+    static const char feats[] = ":features:read:", threads[] = ":threads:read:";
+    size_t n = sizeof(feats) - 1, t = sizeof(threads) - 1;
 
-    if ((size_t)(c->end - c->p) < n || memcmp(c->p, prefix, n) != 0)
+    if ((size_t)(c->end - c->p) >= t && memcmp(c->p, threads, t) == 0) {
+        n = t;
+        cmd->type = RSP_CMD_QXFER_THREADS;
+    } else if ((size_t)(c->end - c->p) >= n && memcmp(c->p, feats, n) == 0) {
+        cmd->type = RSP_CMD_QXFER_FEATURES;
+    } else {
         return;
+    }
     c->p += n;
-    cmd->type = RSP_CMD_QXFER_FEATURES;
     char *colon = memchr(c->p, ':', (size_t)(c->end - c->p));
     if (!colon) {
         fail(c, "missing offset");
@@ -417,6 +424,36 @@ static void parse_q(struct cur *c, struct rsp_cmd *cmd)
         c->p = c->end;
     } else if (word_is(name, n, "QStartNoAckMode"))
         bare(c, cmd, RSP_CMD_START_NOACK);
+    else if (word_is(name, n, "qHostInfo"))
+        bare(c, cmd, RSP_CMD_QHOSTINFO);
+    else if (word_is(name, n, "qProcessInfo"))
+        bare(c, cmd, RSP_CMD_QPROCESSINFO);
+    else if (word_is(name, n, "QListThreadsInStopReply"))
+        bare(c, cmd, RSP_CMD_LIST_THREADS_STOP);
+    else if (word_is(name, n, "qThreadExtraInfo")) {
+        cmd->type = RSP_CMD_THREAD_EXTRA;
+        expect(c, ',', "missing thread id");
+        if (!c->err)
+            parse_tid(c, &cmd->u.alive);
+        expect_end(c);
+    } else if (word_is(name, n, "Qqemu.PhyMemMode")) {
+        cmd->type = RSP_CMD_PHYMEM_SET;
+        expect(c, ':', "missing mode");
+        if (!c->err && c->end - c->p == 1 && (*c->p == '0' || *c->p == '1')) {
+            cmd->u.phymem = *c->p == '1';
+            c->p++;
+        } else if (!c->err) {
+            fail(c, "mode is 0 or 1");
+        }
+        expect_end(c);
+    } else if (word_is(name, n, "qqemu.PhyMemMode"))
+        bare(c, cmd, RSP_CMD_PHYMEM_GET);
+    else if (word_is(name, n, "qSupportsDetachAndStayStopped")) {
+        /* LLDB sends it with a colon and nothing after. */
+        cmd->type = RSP_CMD_QDETACH_STOPPED;
+        eat(c, ':');
+        expect_end(c);
+    }
 }
 
 static void parse_v(struct cur *c, struct rsp_cmd *cmd)
@@ -432,6 +469,14 @@ static void parse_v(struct cur *c, struct rsp_cmd *cmd)
             parse_vcont(c, cmd);
     } else if (word_is(name, n, "vMustReplyEmpty")) {
         bare(c, cmd, RSP_CMD_VMUSTREPLYEMPTY);
+    } else if (word_is(name, n, "vRun")) {
+        /* The program and arguments are gdb's; kvmstub runs its image. */
+        cmd->type = RSP_CMD_VRUN;
+        expect(c, ';', "missing program");
+        if (!c->err && has_nul(c))
+            fail(c, "NUL in arguments");
+        cmd->u.run.args = c->p;
+        c->p = c->end;
     } else if (word_is(name, n, "vKill")) {
         cmd->type = RSP_CMD_VKILL;
         expect(c, ';', "missing process id");
@@ -520,8 +565,33 @@ static void parse_one(struct cur *c, struct rsp_cmd *cmd)
     case 'k':
         bare(c, cmd, RSP_CMD_KILL);
         break;
+    case 'b':
+        /* bc, bs: reverse execution. Anything else after 'b' is the long
+         * gone baud-rate packet, which stays unsupported. */
+        if (c->end - c->p >= 1 && (*c->p == 'c' || *c->p == 's')) {
+            enum rsp_cmd_type t = *c->p == 'c' ? RSP_CMD_REVERSE_CONTINUE : RSP_CMD_REVERSE_STEP;
+            c->p++;
+            bare(c, cmd, t);
+        }
+        break;
+    case '!':
+        bare(c, cmd, RSP_CMD_EXTENDED);
+        break;
+    case 'R':
+        /* "R XX": the value means nothing to any stub; it is read and dropped. */
+        cmd->type = RSP_CMD_RESTART;
+        if (!at_end(c))
+            num(c, "bad restart value");
+        expect_end(c);
+        break;
     case 'D':
         cmd->type = RSP_CMD_DETACH;
+        /* LLDB's "detach and stay stopped"; gdb never sends a bare digit. */
+        if (c->end - c->p == 1 && *c->p == '1') {
+            cmd->u.process.keep_stopped = true;
+            c->p++;
+            break;
+        }
         optional_pid(c, cmd, ';');
         break;
     default:
@@ -583,6 +653,19 @@ const char *rsp_cmd_name(enum rsp_cmd_type type)
         [RSP_CMD_START_NOACK] = "QStartNoAckMode",
         [RSP_CMD_KILL] = "k",
         [RSP_CMD_DETACH] = "D",
+        [RSP_CMD_QHOSTINFO] = "qHostInfo",
+        [RSP_CMD_QPROCESSINFO] = "qProcessInfo",
+        [RSP_CMD_LIST_THREADS_STOP] = "QListThreadsInStopReply",
+        [RSP_CMD_QDETACH_STOPPED] = "qSupportsDetachAndStayStopped",
+        [RSP_CMD_EXTENDED] = "!",
+        [RSP_CMD_RESTART] = "R",
+        [RSP_CMD_VRUN] = "vRun",
+        [RSP_CMD_THREAD_EXTRA] = "qThreadExtraInfo",
+        [RSP_CMD_PHYMEM_SET] = "Qqemu.PhyMemMode",
+        [RSP_CMD_PHYMEM_GET] = "qqemu.PhyMemMode",
+        [RSP_CMD_QXFER_THREADS] = "qXfer:threads:read",
+        [RSP_CMD_REVERSE_STEP] = "bs",
+        [RSP_CMD_REVERSE_CONTINUE] = "bc",
     };
     if ((unsigned)type >= sizeof(names) / sizeof(names[0]) || !names[type])
         return "?unknown";

@@ -49,7 +49,21 @@ enum rsp_cmd_type {
     RSP_CMD_QSYMBOL,         /* qSymbol:... */
     RSP_CMD_START_NOACK,     /* QStartNoAckMode */
     RSP_CMD_KILL,            /* k */
-    RSP_CMD_DETACH,          /* D[;pid] */
+    RSP_CMD_DETACH,          /* D[;pid], and LLDB's D1 (keep the target stopped) */
+    /* LLDB's extensions (lldb/docs/resources/lldbgdbremote.md) */
+    RSP_CMD_QHOSTINFO,          /* qHostInfo */
+    RSP_CMD_QPROCESSINFO,       /* qProcessInfo */
+    RSP_CMD_LIST_THREADS_STOP,  /* QListThreadsInStopReply */
+    RSP_CMD_QDETACH_STOPPED,    /* qSupportsDetachAndStayStopped[:] */
+    RSP_CMD_EXTENDED,           /* ! */
+    RSP_CMD_RESTART,            /* R[XX] */
+    RSP_CMD_VRUN,               /* vRun;filename[;arg]... (hex) */
+    RSP_CMD_THREAD_EXTRA,       /* qThreadExtraInfo,tid */
+    RSP_CMD_PHYMEM_SET,         /* Qqemu.PhyMemMode:0|1 */
+    RSP_CMD_PHYMEM_GET,         /* qqemu.PhyMemMode */
+    RSP_CMD_QXFER_THREADS,      /* qXfer:threads:read::off,len */
+    RSP_CMD_REVERSE_STEP,       /* bs */
+    RSP_CMD_REVERSE_CONTINUE,   /* bc */
 };
 
 /* One part of a thread id: a number, or the special values gdb uses. */
@@ -96,6 +110,7 @@ enum {
     RSP_FEAT_VFORK_EVENTS = 1u << 8,
     RSP_FEAT_EXEC_EVENTS = 1u << 9,
     RSP_FEAT_THREAD_EVENTS = 1u << 10,
+    RSP_FEAT_BINARY_UPLOAD = 1u << 11, /* speaks the 'b'-prefixed x reply */
 };
 
 enum rsp_bp_type {
@@ -144,7 +159,11 @@ struct rsp_cmd {
             char op; /* 'g' or 'c' (others are malformed) */
             struct rsp_tid tid;
         } thread;
-        struct rsp_tid alive; /* T */
+        struct rsp_tid alive; /* T, qThreadExtraInfo */
+        bool phymem;          /* Qqemu.PhyMemMode */
+        struct {              /* vRun */
+            const char *args; /* as sent after "vRun;", NUL-terminated */
+        } run;
         struct { /* qSupported */
             uint32_t features; /* RSP_FEAT_* */
             const char *raw;   /* feature list as sent, NUL-terminated, or "" */
@@ -161,6 +180,7 @@ struct rsp_cmd {
         struct { /* D, vKill, qAttached */
             bool has_pid;
             uint64_t pid;
+            bool keep_stopped; /* LLDB's D1 */
         } process;
     } u;
 };

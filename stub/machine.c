@@ -1,12 +1,17 @@
 /* The machine: VM, image, vCPU threads, all-stop run control, policies. */
 #include "machine.h"
 
+#include "history.h"
 #include "log.h"
+#include "snapshots.h"
 
+#include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The one place that maps vCPUs to gdb's thread ids. */
 static unsigned tid_of(unsigned index)
@@ -19,8 +24,12 @@ struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid)
     return tid >= 1 && tid <= m->ncpus ? vm_cpu(m->vm, tid - 1) : NULL;
 }
 
+static void end_state(struct stub_machine *m);
+
 static void initial_stop(struct stub_machine *m)
 {
+    m->last_benign = true; /* a guest at its entry may be left to run */
+    m->end_at_stop = false;
     memset(&m->last, 0, sizeof(m->last));
     m->last.tid = tid_of(0);
     m->last.signal = STUB_SIGTRAP;
@@ -128,36 +137,133 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
         break;
     case VM_EVENT_STEP:
         break;
+    case VM_EVENT_IO: {
+        const char *dir = ev->u.io.out ? "out" : "in";
+        uint32_t v = ev->u.io.value;
+        char ch[8] = "";
+        if (ev->u.io.size == 1 && isprint((int)v))
+            snprintf(ch, sizeof(ch), " ('%c')", (char)v);
+        snprintf(st->why, sizeof(st->why), "port 0x%x: %s of %u byte%s, value 0x%x%s (catch %u)",
+                 ev->u.io.port, dir, ev->u.io.size, ev->u.io.size > 1 ? "s" : "", v, ch,
+                 ev->u.io.catch_id);
+        snprintf(m->last_catch, sizeof(m->last_catch), "%s, rip 0x%llx", st->why,
+                 (unsigned long long)rip);
+        break;
+    }
     }
 }
 
-static void on_output(void *ctx, const uint8_t *data, size_t n)
+#define HELD_MAX (1u << 20)
+
+static void show(struct stub_machine *m, const uint8_t *data, size_t n)
 {
-    struct stub_machine *m = ctx;
     stub_console_write(&m->console, data, n);
     if (m->attached)
         m->listener.output(m->listener.ctx, data, n);
 }
 
+static void hold(struct stub_machine *m, const uint8_t *data, size_t n)
+{
+    size_t room = HELD_MAX - m->held_len;
+    if (n > room) {
+        m->held_dropped += n - room;
+        n = room;
+    }
+    if (!n)
+        return;
+    if (!m->held && !(m->held = malloc(HELD_MAX))) {
+        m->held_dropped += n;
+        return;
+    }
+    memcpy(m->held + m->held_len, data, n);
+    m->held_len += n;
+}
+
+static void on_output(void *ctx, const uint8_t *data, size_t n)
+{
+    struct stub_machine *m = ctx;
+    if (stub_history_replaying(m->history))
+        return; /* the guest said it already, when it ran this the first time */
+    if (m->holding) {
+        hold(m, data, n);
+        return;
+    }
+    size_t end;
+    int which = stub_until_feed(&m->until, data, n, &end);
+    if (which < 0) {
+        show(m, data, n);
+        return;
+    }
+    /* What the user sees ends with the text; the guest stops. */
+    show(m, data, end);
+    hold(m, data + end, n - end);
+    m->holding = true;
+    m->until_matched = which;
+    stub_machine_interrupt(m);
+}
+
+/* Output held back since a match goes out when the guest runs on. */
+static void release_held(struct stub_machine *m)
+{
+    m->holding = false;
+    if (m->held_len)
+        show(m, m->held, m->held_len);
+    if (m->held_dropped)
+        stub_log("%llu bytes of console output after the --until match were dropped (more than "
+                 "%u came before the guest stopped)",
+                 (unsigned long long)m->held_dropped, HELD_MAX);
+    m->held_len = 0;
+    m->held_dropped = 0;
+}
+
 /* The stop of a run is known and every vCPU is stopped: tell gdb, or apply
  * the policy for a guest nobody watches. */
+static bool benign(const struct stub_machine_stop *ms);
+
 static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
 {
     const struct stub_stop *st = &ms->st;
+    if (m->end_at_stop) {
+        m->end_at_stop = false;
+        end_state(m);
+        return;
+    }
     m->last = *st;
+    m->last_benign = benign(ms);
     m->stops++;
     m->reset_pending = m->pc && ms->type == VM_EVENT_SHUTDOWN && !st->exited && !ms->failed;
+    if (m->attached && !st->exited)
+        stub_history_live_stop(m->history, st);
     if (st->why[0])
         stub_log("guest stopped: %s", st->why);
     if (m->attached) {
         m->listener.stopped(m->listener.ctx, st);
+    } else if (st->exited && m->timed_out) {
+        stub_log("the guest was ended by --timeout (exit status 124)");
     } else if (st->exited) {
         stub_log("guest exited with status %u", st->status);
+    } else if (m->until_matched >= 0) {
+        /* A runner waiting for a text: it came. */
+        stub_machine_exit(m, 0);
+        return;
+    } else if (m->opts->no_gdb) {
+        /* Nobody can ever look at this stop: end with a status that says
+         * what it was, as a shell does for a process killed by a signal. */
+        /* The shell's convention: 128 + the host's number of that signal. */
+        int host = st->signal == STUB_SIGBUS ? SIGBUS : st->signal;
+        stub_log("no gdb can attach (--no-gdb); exiting with status %d", 128 + host);
+        stub_machine_exit(m, 128 + host);
+        return;
     } else if (ms->type == VM_EVENT_HALT && !ms->failed) {
         stub_log("guest halted; connect gdb to look at it");
     }
-    if (st->exited)
-        stub_machine_exit(m, (int)(st->status & 0xff));
+    if (st->exited && (m->timed_out || !m->extended))
+        stub_machine_exit(m, m->timed_out ? 124 : (int)(st->status & 0xff));
+}
+
+void stub_machine_set_extended(struct stub_machine *m)
+{
+    m->extended = true;
 }
 
 /* Stops that are no event of the guest's own: ours, or the debugger's. */
@@ -175,9 +281,32 @@ static bool benign(const struct stub_machine_stop *ms)
     }
 }
 
+static bool in_range(struct stub_machine *m, unsigned index, const struct stub_thread_action *a)
+{
+    uint64_t rip;
+    return vm_reg_get(vm_cpu(m->vm, index), VM_REG_RIP, &rip) == 0 && rip >= a->start &&
+           rip < a->end;
+}
+
+/* The private step off a breakpoint is done: the resume gdb asked for goes
+ * on, unless that step was all it asked of this vCPU. */
+static bool private_step_done(struct stub_machine *m, unsigned index, const struct vm_event *ev,
+                              int err)
+{
+    m->private_step = false;
+    const struct stub_thread_action *a = &m->pending.threads[index];
+    if (err || ev->type != VM_EVENT_STEP || m->interrupting || a->action == STUB_ACTION_STEP ||
+        (a->action == STUB_ACTION_RANGE && !in_range(m, index, a)))
+        return false;
+    struct stub_resume r = m->pending;
+    return stub_machine_resume(m, &r) == 0;
+}
+
 static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int err)
 {
     struct stub_machine *m = ctx;
+    if (m->private_step && index == m->private_index && private_step_done(m, index, ev, err))
+        return;
     struct stub_machine_stop ms = {.type = ev->type, .failed = err != 0};
     translate(m, index, ev, err, &ms.st);
     if (err || (ev->type != VM_EVENT_INTERRUPTED && ev->type != VM_EVENT_SERIAL)) {
@@ -197,6 +326,19 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         return;
 
     /* Every vCPU is stopped now. */
+    if (stub_history_replaying(m->history)) {
+        struct stub_machine_stop ps = m->primary;
+        if (!m->have_primary) {
+            ps.type = VM_EVENT_INTERRUPTED;
+            ps.failed = false;
+            translate(m, 0, &(struct vm_event){.type = VM_EVENT_INTERRUPTED}, 0, &ps.st);
+        }
+        m->have_primary = false;
+        for (unsigned i = 0; i < m->ncpus; i++)
+            m->has_kept[i] = false;
+        stub_history_replay_stop(m->history, &ps);
+        return;
+    }
     bool attach_stop = m->attach_stop;
     m->attach_stop = false;
     if (m->clear_at_stop) {
@@ -219,13 +361,21 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         }
     }
     if (!m->have_primary) {
-        /* Interrupted (Ctrl-C, or a debugger attaching): reported on the
-         * first vCPU, which is the thread gdb selects. */
+        /* Interrupted (Ctrl-C, a debugger attaching, a text found, the time
+         * up): reported on the first vCPU, which is the thread gdb selects. */
         m->primary.type = VM_EVENT_INTERRUPTED;
         m->primary.failed = false;
         translate(m, 0, &(struct vm_event){.type = VM_EVENT_INTERRUPTED}, 0, &m->primary.st);
         if (attach_stop)
             m->primary.st.signal = STUB_SIGTRAP;
+        if (m->timed_out) {
+            m->primary.st.exited = true;
+            m->primary.st.status = 124;
+        } else if (m->until_matched >= 0) {
+            m->primary.st.signal = STUB_SIGTRAP;
+            snprintf(m->primary.st.why, sizeof(m->primary.st.why), "the guest printed '%.100s'",
+                     m->until.texts[m->until_matched].text);
+        }
     }
     m->have_primary = false;
     report(m, &m->primary);
@@ -243,6 +393,47 @@ static void report_kept(uv_timer_t *t)
     }
 }
 
+void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap)
+{
+    uint8_t tail[512];
+    size_t n = stub_console_history(&m->console, tail, sizeof(tail)), e = n;
+    while (e && (tail[e - 1] == '\n' || tail[e - 1] == '\r'))
+        e--;
+    size_t b = e;
+    while (b && tail[b - 1] != '\n')
+        b--;
+    size_t k = 0;
+    for (size_t i = b; i < e && k + 1 < cap; i++)
+        out[k++] = isprint(tail[i]) ? (char)tail[i] : '?';
+    out[k] = 0;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct stub_machine *m = t->data;
+    char line[128];
+    stub_machine_last_line(m, line, sizeof(line));
+    stub_log("--timeout: the guest did not end within %g s; its last line was '%s'",
+             m->opts->timeout, line);
+    m->timed_out = true;
+    if (stub_machine_running(m)) {
+        /* The stop becomes an exit with status 124, also for gdb. */
+        stub_machine_interrupt(m);
+        return;
+    }
+    stub_machine_exit(m, 124);
+}
+
+int stub_machine_until(struct stub_machine *m, const char *text)
+{
+    return stub_until_add(&m->until, text);
+}
+
+void stub_machine_until_clear(struct stub_machine *m)
+{
+    stub_until_clear(&m->until);
+}
+
 int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
                       struct stub_shutdown *shutdown, char *err, size_t errlen,
                       bool *image_problem)
@@ -253,8 +444,26 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->loop = loop;
     m->image_opts = opts->image_opts;
     *image_problem = true;
-    int r = vm_image_open(&m->image, opts->image, err, errlen);
-    if (r)
+    uint64_t ram = opts->memory;
+    unsigned ncpus = 1;
+    const char *image = opts->image;
+    int r;
+    if (opts->restore) {
+        /* The file says how big the machine is, and which image it ran. */
+        struct stub_snapshot_file_info info;
+        if ((r = stub_snapshots_peek(opts->restore, &info, err, errlen)))
+            return r;
+        ram = info.ram_size;
+        ncpus = info.ncpus;
+        if (!image && info.image[0] && access(info.image, R_OK) == 0)
+            image = info.image;
+        if (!image)
+            stub_log("--restore: the image the snapshot was taken of (%s) is not there; the "
+                     "guest runs from the snapshot, but 'monitor reset' and 'run' cannot "
+                     "start it afresh",
+                     info.image[0] ? info.image : "none recorded");
+    }
+    if (image && (r = vm_image_open(&m->image, image, err, errlen)))
         return r;
     if (opts->initrd) {
         if ((r = vm_image_open_file(&m->initrd, opts->initrd, "initrd", err, errlen)))
@@ -284,10 +493,10 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     /* KVMSTUB_NO_BLOCKIRQ=1: step as on a host without
      * KVM_GUESTDBG_BLOCKIRQ (for testing the fallback). */
     const char *nb = getenv("KVMSTUB_NO_BLOCKIRQ");
-    struct vm_config cfg = {.ram_size = opts->has_memory ? opts->memory
-                                        : m->pc          ? STUB_PC_DEFAULT_RAM
-                                                         : VM_DEFAULT_RAM,
-                            .ncpus = 1,
+    if (!opts->restore && !opts->has_memory && m->pc)
+        ram = STUB_PC_DEFAULT_RAM;
+    struct vm_config cfg = {.ram_size = ram,
+                            .ncpus = ncpus,
                             .board = m->pc ? VM_BOARD_PC : VM_BOARD_BARE,
                             .log = stub_vm_log,
                             .trace = opts->trace,
@@ -314,8 +523,10 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
         stub_log("warning: --watchpoints debug-registers, but this host's KVM does not deliver "
                  "data breakpoints: gdb's watch commands will be refused (use --watchpoints "
                  "auto or page-traps)");
-    if ((r = load(m, err, errlen)))
+    if (m->image.data && (r = load(m, err, errlen)))
         return r;
+    if (!m->image.data)
+        initial_stop(m);
     *image_problem = false;
     if ((r = stub_console_open(&m->console, opts->serial))) {
         snprintf(err, errlen, "cannot open --serial file %s: %s", opts->serial, strerror(-r));
@@ -326,6 +537,27 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
         return r;
     uv_timer_init(loop, &m->report_timer);
     m->report_timer.data = m;
+    m->until_matched = -1;
+    for (size_t i = 0; i < opts->nuntil; i++) {
+        if ((r = stub_until_add(&m->until, opts->until[i])) && r != -EEXIST) {
+            snprintf(err, errlen, "--until '%s': %s", opts->until[i], strerror(-r));
+            *image_problem = true;
+            return r;
+        }
+    }
+    uv_timer_init(loop, &m->timeout_timer);
+    m->timeout_timer.data = m;
+    if (opts->timeout > 0)
+        uv_timer_start(&m->timeout_timer, on_timeout, (uint64_t)(opts->timeout * 1000 + 0.5), 0);
+    if ((r = stub_snapshots_create(&m->snapshots, m)) ||
+        (r = stub_history_create(&m->history, m, opts->history))) {
+        snprintf(err, errlen, "out of memory");
+        return r;
+    }
+    if (opts->restore && (r = stub_snapshots_restore(m->snapshots, opts->restore, err, errlen))) {
+        *image_problem = true;
+        return r;
+    }
     if ((r = stub_vcpus_start(&m->vcpus, loop, m->vm, on_output, on_stop, m))) {
         snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
         return r;
@@ -337,9 +569,17 @@ void stub_machine_free(struct stub_machine *m)
 {
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
-    if (m->report_timer.loop && !uv_is_closing((uv_handle_t *)&m->report_timer))
-        uv_close((uv_handle_t *)&m->report_timer, NULL);
     stub_input_stop(&m->input);
+    stub_history_free(m->history);
+    m->history = NULL;
+    stub_snapshots_free(m->snapshots);
+    m->snapshots = NULL;
+    uv_handle_t *timers[] = {(uv_handle_t *)&m->report_timer, (uv_handle_t *)&m->timeout_timer};
+    for (size_t i = 0; i < 2; i++)
+        if (timers[i]->loop && !uv_is_closing(timers[i]))
+            uv_close(timers[i], NULL);
+    free(m->held);
+    m->held = NULL;
     stub_console_close(&m->console);
     vm_image_free(&m->image);
     vm_image_free(&m->initrd);
@@ -384,7 +624,33 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
             return 0;
         }
     }
+    int h = stub_history_resume(m->history, r);
+    if (h)
+        return h < 0 ? h : 0;
+    return stub_machine_run(m, r);
+}
+
+int stub_machine_run(struct stub_machine *m, const struct stub_resume *r)
+{
     m->have_primary = false;
+    m->until_matched = -1;
+    m->interrupting = false;
+    if (m->holding)
+        release_held(m);
+    unsigned acting = 0;
+    for (unsigned i = 0; i < r->count && i < m->ncpus; i++)
+        acting += r->threads[i].action != STUB_ACTION_NONE;
+    for (unsigned i = 0; acting > 1 && i < r->count && i < m->ncpus; i++) {
+        if (r->threads[i].action != STUB_ACTION_NONE &&
+            vm_cpu_on_planted_breakpoint(vm_cpu(m->vm, i))) {
+            /* Off the breakpoint alone first (see machine.h). */
+            m->pending = *r;
+            m->private_step = true;
+            m->private_index = i;
+            stub_vcpus_resume(m->vcpus, i, &(struct stub_run){.mode = VM_RUN_STEP});
+            return 0;
+        }
+    }
     for (unsigned i = 0; i < r->count && i < m->ncpus; i++) {
         const struct stub_thread_action *a = &r->threads[i];
         if (a->action == STUB_ACTION_NONE)
@@ -407,8 +673,21 @@ int stub_machine_resume_all(struct stub_machine *m, enum stub_action action)
     return stub_machine_resume(m, &r);
 }
 
+void stub_machine_deliver(struct stub_machine *m, const struct stub_stop *st)
+{
+    m->last = *st;
+    m->last.refused = false;
+    m->last_benign = !st->exited;
+    m->stops++;
+    if (st->why[0] && !st->refused)
+        stub_log("guest stopped: %s", st->why);
+    if (m->attached)
+        m->listener.stopped(m->listener.ctx, st);
+}
+
 void stub_machine_interrupt(struct stub_machine *m)
 {
+    m->interrupting = true;
     for (unsigned i = 0; i < m->ncpus; i++)
         stub_vcpus_interrupt(m->vcpus, i);
 }
@@ -417,39 +696,81 @@ void stub_machine_attach(struct stub_machine *m, const struct stub_target_listen
 {
     m->listener = *listener;
     m->attached = true;
+    m->extended = false;
     m->resume_at_stop = false; /* the new gdb gets the guest stopped */
     if (stub_machine_running(m)) {
         m->attach_stop = true;
         stub_machine_interrupt(m);
+    } else {
+        /* History starts with gdb (a running guest: at the stop for it). */
+        stub_history_live_stop(m->history, &m->last);
     }
 }
 
-void stub_machine_detach(struct stub_machine *m)
+void stub_machine_detach(struct stub_machine *m, bool keep_stopped)
 {
     if (!m->attached)
         return;
     m->attached = false;
+    stub_history_stop(m->history);
+    bool run = !keep_stopped && m->opts->on_detach == STUB_DETACH_RUN;
     if (stub_machine_running(m)) {
         m->clear_at_stop = true;
         m->resume_at_stop = true;
         m->attach_stop = true; /* our stop, not the guest's */
         stub_machine_interrupt(m);
-    } else {
-        vm_debug_clear(m->vm);
+        return;
     }
+    vm_debug_clear(m->vm);
+    /* As QEMU and gdbserver do: the guest goes on without the debugger. A
+     * guest that ended or sits on a stop of its own (a halt, a fault) stays
+     * for the next gdb to look at. */
+    if (run && !m->last.exited && m->last_benign) {
+        stub_log("gdb detached; the guest runs on");
+        stub_machine_resume_all(m, STUB_ACTION_CONTINUE);
+    } else {
+        stub_log("gdb detached; the guest stays %s", m->last.exited ? "ended" : "stopped");
+    }
+}
+
+static void end_state(struct stub_machine *m)
+{
+    memset(&m->last, 0, sizeof(m->last));
+    m->last.tid = tid_of(0);
+    m->last.exited = true;
+    m->last_benign = false;
+}
+
+void stub_machine_end_guest(struct stub_machine *m)
+{
+    stub_log("gdb killed the guest; 'run' starts it again");
+    if (stub_machine_running(m)) {
+        /* Its stop, when it comes, is the end. */
+        m->end_at_stop = true;
+        stub_machine_interrupt(m);
+        return;
+    }
+    end_state(m);
 }
 
 int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)
 {
     if (stub_machine_running(m))
         return -EBUSY;
+    if (!m->image.data) {
+        snprintf(err, errlen, "there is no image to start from (the snapshot's image was not "
+                              "found; give it on the command line)");
+        return -ENOENT;
+    }
     int r = vm_reset(m->vm);
     if (r) {
         snprintf(err, errlen, "cannot reset the VM: %s", strerror(-r));
         return r;
     }
     stub_console_clear(&m->console);
-    return load(m, err, errlen);
+    r = load(m, err, errlen);
+    stub_history_restart(m->history);
+    return r;
 }
 
 void stub_machine_exit(struct stub_machine *m, int status)

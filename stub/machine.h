@@ -9,7 +9,13 @@
  * running vCPU is interrupted, and the stop is reported once all are
  * stopped. A second vCPU that stopped for a reason of its own meanwhile
  * keeps its stop; the next resume reports it at once instead of running,
- * as gdb expects of an all-stop target. */
+ * as gdb expects of an all-stop target.
+ *
+ * Stepping off a planted breakpoint takes its byte out of shared RAM for one
+ * instruction. When other vCPUs are to run as well, the vCPU on the
+ * breakpoint first steps alone; the others start only once the byte is back,
+ * so none passes the breakpoint unnoticed. (Debug-register breakpoints need
+ * none of this: each vCPU leaves only its own out of its DR7.) */
 #ifndef STUB_MACHINE_H
 #define STUB_MACHINE_H
 
@@ -22,6 +28,7 @@
 #include "options.h"
 #include "shutdown.h"
 #include "target.h"
+#include "until.h"
 #include "vcpus.h"
 #include "vm/image.h"
 #include "vm/vm.h"
@@ -32,6 +39,9 @@ struct stub_machine_stop {
     enum vm_event_type type;
     bool failed; /* KVM_RUN itself failed */
 };
+
+struct stub_snapshots;
+struct stub_history;
 
 struct stub_machine {
     const struct stub_options *opts;
@@ -47,21 +57,48 @@ struct stub_machine {
     struct stub_console console;
     struct stub_input input; /* --serial -: stdin to the guest's UART */
     struct stub_stop last; /* valid while stopped */
+    bool last_benign;      /* ... and the guest may simply run on from it */
+    bool end_at_stop;      /* extended-remote kill of a running guest */
     /* All-stop bookkeeping for the run in progress. */
     bool have_primary;         /* the stop this run will report */
     struct stub_machine_stop primary;
     struct stub_machine_stop *kept; /* per vCPU: a stop kept for the next resume */
     bool *has_kept;
     uv_timer_t report_timer;   /* reports a kept stop outside the resume call */
+    /* A vCPU stepping alone off a planted breakpoint before the others run
+     * (see stub_machine_resume), and the resume that follows. */
+    bool private_step;
+    unsigned private_index;
+    struct stub_resume pending;
+    bool interrupting; /* Ctrl-C or a stop of ours since the last resume */
     /* The attached debugger. */
     struct stub_target_listener listener;
     bool attached;
+    bool extended;       /* set by the attached gdb; see stub_machine_set_extended */
     bool clear_at_stop;  /* gdb left a running guest: its breakpoints go */
     bool resume_at_stop; /* ... and the guest runs on without them */
     bool attach_stop;    /* stopping a running guest for a new gdb */
     struct stub_shutdown *shutdown;
+    /* --until / monitor until: console texts that stop the guest. Once one
+     * matched, output is held back (not shown, not in the --serial file)
+     * until the guest is resumed: what the user sees ends at the match. */
+    struct stub_until until;
+    int until_matched;  /* index of the text, or -1 */
+    bool holding;
+    uint8_t *held;
+    size_t held_len;
+    uint64_t held_dropped;
+    /* --timeout */
+    uv_timer_t timeout_timer;
+    bool timed_out;
+    /* The last port I/O catch that stopped the guest, for monitor info. */
+    char last_catch[200];
     uint64_t stops;
     int port; /* where the server listens, for monitor info */
+    /* Snapshots (stub/snapshots.h) and execution history (stub/history.h):
+     * while history replays, the vCPUs' stops and output go to it. */
+    struct stub_snapshots *snapshots;
+    struct stub_history *history;
 };
 
 /* Creates the VM, loads the image, sets the initial registers and starts the
@@ -80,16 +117,31 @@ bool stub_machine_running(const struct stub_machine *m);
 /* Starts the threads the actions name; -ESRCH once the guest ended, -EBUSY
  * while it runs, -EINVAL when no thread was told to run. */
 int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r);
+/* Runs the actions as they are, for reverse execution's replays: no kept
+ * stop, no history. */
+int stub_machine_run(struct stub_machine *m, const struct stub_resume *r);
+/* Reports a stop that history produced (gdb hears of it as of any). */
+void stub_machine_deliver(struct stub_machine *m, const struct stub_stop *st);
 /* Every thread resumes with the same action. */
 int stub_machine_resume_all(struct stub_machine *m, enum stub_action action);
 void stub_machine_interrupt(struct stub_machine *m);
 
 /* A debugger connected / went away (see stub/target.h). */
 void stub_machine_attach(struct stub_machine *m, const struct stub_target_listener *listener);
-void stub_machine_detach(struct stub_machine *m);
+void stub_machine_detach(struct stub_machine *m, bool keep_stopped);
+/* extended-remote's kill: the guest is over (gdb sees it exited) but
+ * kvmstub stays for the next run. */
+void stub_machine_end_guest(struct stub_machine *m);
+/* extended-remote: the guest's end leaves kvmstub waiting for 'run'. */
+void stub_machine_set_extended(struct stub_machine *m);
 
 /* Back to the image's initial state, as after start-up. */
 int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen);
+/* Adds a text to watch for / forgets them all (monitor until). */
+int stub_machine_until(struct stub_machine *m, const char *text);
+void stub_machine_until_clear(struct stub_machine *m);
+/* The last non-empty line the guest printed, for messages. */
+void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap);
 /* Ends kvmstub with status once pending output is written. */
 void stub_machine_exit(struct stub_machine *m, int status);
 

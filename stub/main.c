@@ -21,6 +21,12 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
+/* With --no-gdb nobody has replies waiting: the loop ends at once. */
+static void stop_loop(void *ctx)
+{
+    uv_stop(ctx);
+}
+
 static void close_any(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -59,10 +65,18 @@ int main(int argc, char **argv)
         stub_machine_free(&m);
         return image_problem ? 2 : 1;
     }
-    struct stub_server srv;
+    struct stub_server srv = {0};
     struct stub_target target = stub_target_kvm(&m);
-    struct stub_server_config scfg = {.listen = opts.listen, .port = opts.port, .stdio = opts.stdio};
-    r = stub_server_start(&srv, &scfg, &target, &shutdown, loop, err, sizeof(err));
+    struct stub_server_config scfg = {
+        .listen = opts.listen, .port = opts.port, .unix_path = opts.unix_path, .stdio = opts.stdio,
+        .gdb_arch = opts.gdb_arch};
+    if (opts.no_gdb) {
+        shutdown.notify = stop_loop;
+        shutdown.ctx = loop;
+        r = 0;
+    } else {
+        r = stub_server_start(&srv, &scfg, &target, &shutdown, loop, err, sizeof(err));
+    }
     if (r) {
         fprintf(stderr, "kvmstub: %s\n", err);
         stub_server_stop(&srv);

@@ -20,11 +20,18 @@ static const char usage[] =
     "  --port N             TCP port (default 1234; 0 picks a free one)\n"
     "  --stdio              speak the protocol on stdin/stdout instead, for\n"
     "                       gdb -ex 'target remote | kvmstub --stdio IMAGE'\n"
+    "  --no-gdb             listen nowhere: run the guest to its end (implies --run)\n"
+    "  -s, -S, -gdb tcp:[ADDR]:PORT, -gdb unix:PATH\n"
+    "                       QEMU's spellings: -s is --port 1234, -S stays stopped at\n"
+    "                       start (the default), -gdb unix:PATH listens on a Unix socket\n"
+    "  --gdb-arch A         auto, i8086, i386 or amd64: the register layout gdb gets\n"
+    "                       (auto: from the CPU mode when gdb connects; amd64 follows a\n"
+    "                       guest through every mode switch, as QEMU does)\n"
+    "  --on-detach run|stop what the guest does when gdb detaches or goes away:\n"
+    "                       run on without gdb's breakpoints (default), or stay\n"
     "Guest:\n"
-    "  --machine bare|pc    bare: no interrupts, a polled UART (the default for\n"
-    "                       ELF, multiboot and flat images); pc: interrupt\n"
-    "                       controllers, timers, UART on IRQ 4, i8042, CMOS clock\n"
-    "                       (the default for a Linux bzImage)\n"
+    "  --machine bare|pc    bare: no interrupts, polled UART (default but for\n"
+    "                       bzImages); pc: PIC, IOAPIC, LAPIC, PIT, UART on IRQ 4\n"
     "  --memory SIZE        guest RAM, with K, M or G (default 64M, 128M on pc;\n"
     "                       at most 3G)\n"
     "  --format FMT         auto, bin, elf, multiboot or bzimage (default auto)\n"
@@ -32,14 +39,21 @@ static const char usage[] =
     "                       (default real)\n"
     "  --load ADDR          load address of a flat binary (default 0x1000)\n"
     "  --entry ADDR         start here instead of the image's entry point\n"
-    "  --cmdline STR        multiboot command line (after the image name), or\n"
-    "                       words for a Linux kernel after kvmstub's default:\n"
-    "                       " VM_LINUX_CMDLINE "\n"
+    "  --cmdline STR        multiboot command line, or words for Linux after\n"
+    "                       kvmstub's default (console=ttyS0 ..., see README)\n"
     "  --initrd FILE        initial RAM disk for a Linux bzImage\n"
     "  --reg NAME=VALUE     set a register before the guest starts (repeatable),\n"
     "                       e.g. --reg rax=2\n"
     "Running:\n"
-    "  --run                start the guest at once instead of waiting for gdb\n"
+    "  --run                start the guest at once instead of waiting for gdb (on a\n"
+    "                       free port unless --port, --listen or --stdio is given)\n"
+    "  --until TEXT         stop when the guest's console output contains TEXT\n"
+    "                       (repeatable); without gdb, exit with status 0 there\n"
+    "  --timeout SECONDS    end a guest that has not exited by then: status 124\n"
+    "  --history SIZE       memory for reverse execution's checkpoints (default 256M;\n"
+    "                       the oldest go first; 0 turns history off)\n"
+    "  --restore FILE       start the machine saved by 'monitor snapshot write FILE'\n"
+    "                       (IMAGE may then be left out: the file names it)\n"
     "  --on-hlt stop|exit   bare only: report hlt to gdb as a stop (default), or end\n"
     "                       the guest with exit status 0\n"
     "  --serial FILE|-      also copy the guest's serial output to FILE; - is the\n"
@@ -50,9 +64,11 @@ static const char usage[] =
     "  --trace              log every packet and every unhandled port on stderr\n"
     "  --help, --version\n"
     "\n"
-    "With --run --serial - --on-hlt exit, kvmstub is a small KVM runner whose exit\n"
-    "status is the guest's (the value written to port 0xf4, or 0 on hlt). With\n"
-    "--run --serial - a Linux bzImage boots on the terminal; reboot ends kvmstub.\n";
+    "With --no-gdb --serial - (and --on-hlt exit, --until, --timeout), kvmstub is\n"
+    "a small KVM runner whose exit status is the guest's (the value written to\n"
+    "port 0xf4), 0 (--on-hlt exit, --until matched), 124 (--timeout) or 128+N\n"
+    "for a stop only a debugger could go on from (N: the host's number of the\n"
+    "signal gdb would show, as a shell reports it); see README for the table.\n";
 
 const char *stub_usage(void)
 {
@@ -110,13 +126,22 @@ int stub_parse_size(const char *s, uint64_t *out)
 enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
-    OPT_HELP, OPT_VERSION, OPT_MACHINE, OPT_INITRD,
+    OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
+    OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE, OPT_MACHINE, OPT_INITRD,
 };
 
 static const struct option longopts[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"port", required_argument, NULL, OPT_PORT},
     {"stdio", no_argument, NULL, OPT_STDIO},
+    {"no-gdb", no_argument, NULL, OPT_NO_GDB},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-arch", required_argument, NULL, OPT_GDB_ARCH},
+    {"on-detach", required_argument, NULL, OPT_ON_DETACH},
+    {"until", required_argument, NULL, OPT_UNTIL},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"history", required_argument, NULL, OPT_HISTORY},
+    {"restore", required_argument, NULL, OPT_RESTORE},
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"machine", required_argument, NULL, OPT_MACHINE},
     {"initrd", required_argument, NULL, OPT_INITRD},
@@ -162,31 +187,136 @@ static int parse_reg(struct stub_options *o, const char *arg, char *err, size_t 
     return 0;
 }
 
+/* QEMU's -gdb DEV: tcp:[HOST]:PORT (an empty host is loopback here: QEMU
+ * listens everywhere, which gives the guest to anyone on the network) or
+ * unix:PATH, either maybe followed by ",server,nowait"-style options. */
+static int parse_gdb_dev(struct stub_options *o, const char *dev, char *err, size_t errlen)
+{
+    static char copy[512];
+    if (strlen(dev) >= sizeof(copy))
+        return fail(err, errlen, "-gdb: '%s' is too long", dev);
+    strcpy(copy, dev);
+    char *comma = strchr(copy, ',');
+    if (comma)
+        *comma = 0; /* server, nowait, wait=off...: kvmstub always serves and never waits */
+    if (strncmp(copy, "unix:", 5) == 0) {
+        if (!copy[5])
+            return fail(err, errlen, "-gdb unix: needs a path, e.g. -gdb unix:/tmp/kvmstub.sock");
+        o->unix_path = copy + 5;
+        return 0;
+    }
+    char *p = strncmp(copy, "tcp:", 4) == 0 ? copy + 4 : copy;
+    char *colon = strrchr(p, ':');
+    uint64_t port;
+    if (!colon || stub_parse_u64(colon + 1, &port) || port > 65535)
+        return fail(err, errlen,
+                    "-gdb: '%s' is not tcp:[ADDR]:PORT or unix:PATH (e.g. -gdb tcp::1234)", dev);
+    *colon = 0;
+    if (*p)
+        o->listen = p;
+    o->port = (int)port;
+    return 0;
+}
+
 int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err, size_t errlen)
 {
+    /* getopt would read -gdb as -g -d -b. */
+    static char *args[256];
+    if (argc > (int)(sizeof(args) / sizeof(args[0])) - 1)
+        return fail(err, errlen, "too many arguments (%d)", argc);
+    for (int i = 0; i < argc; i++)
+        args[i] = strcmp(argv[i], "-gdb") == 0 ? "--gdb" : argv[i];
+    args[argc] = NULL;
+    argv = args;
     memset(o, 0, sizeof(*o));
     o->listen = "127.0.0.1";
     o->port = STUB_DEFAULT_PORT;
     o->memory = VM_DEFAULT_RAM;
+    o->history = 256ull << 20;
     o->on_hlt = STUB_HLT_STOP;
     o->watch_method = VM_WATCH_AUTO;
     optind = 1;
     opterr = 0;
     int c;
     uint64_t v;
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    bool where_given = false, stopped_given = false;
+    while ((c = getopt_long(argc, argv, "+:hsS", longopts, NULL)) != -1) {
         const char *a = optarg;
         switch (c) {
         case OPT_LISTEN:
             o->listen = a;
+            where_given = true;
             break;
         case OPT_PORT:
             if (stub_parse_u64(a, &v) || v > 65535)
                 return fail(err, errlen, "--port: '%s' is not a port number (0-65535)", a);
             o->port = (int)v;
+            where_given = true;
             break;
         case OPT_STDIO:
             o->stdio = true;
+            where_given = true;
+            break;
+        case OPT_NO_GDB:
+            o->no_gdb = true;
+            break;
+        case 's':
+            o->port = STUB_DEFAULT_PORT;
+            where_given = true;
+            break;
+        case 'S':
+            stopped_given = true;
+            break;
+        case OPT_GDB: {
+            int r = parse_gdb_dev(o, a, err, errlen);
+            if (r)
+                return r;
+            where_given = true;
+            break;
+        }
+        case OPT_GDB_ARCH:
+            if (strcmp(a, "auto") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_AUTO;
+            else if (strcmp(a, "i8086") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_I8086;
+            else if (strcmp(a, "i386") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_I386;
+            else if (strcmp(a, "amd64") == 0)
+                o->gdb_arch = STUB_GDB_ARCH_AMD64;
+            else
+                return fail(err, errlen, "--gdb-arch: '%s' is not auto, i8086, i386 or amd64", a);
+            break;
+        case OPT_ON_DETACH:
+            if (strcmp(a, "run") == 0)
+                o->on_detach = STUB_DETACH_RUN;
+            else if (strcmp(a, "stop") == 0)
+                o->on_detach = STUB_DETACH_STOP;
+            else
+                return fail(err, errlen, "--on-detach: '%s' is not run or stop", a);
+            break;
+        case OPT_UNTIL:
+            if (!*a || strlen(a) > 256)
+                return fail(err, errlen, "--until: give a text of 1 to 256 bytes");
+            if (o->nuntil >= STUB_MAX_UNTIL)
+                return fail(err, errlen, "--until given more than %d times", STUB_MAX_UNTIL);
+            o->until[o->nuntil++] = a;
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            errno = 0;
+            double t = strtod(a, &end);
+            if (errno || end == a || *end || !(t > 0 && t <= 1e7))
+                return fail(err, errlen, "--timeout: '%s' is not a number of seconds above 0", a);
+            o->timeout = t;
+            break;
+        }
+        case OPT_HISTORY:
+            if (stub_parse_size(a, &o->history))
+                return fail(err, errlen, "--history: '%s' is not a size (like 256M, or 0 for none)",
+                            a);
+            break;
+        case OPT_RESTORE:
+            o->restore = a;
             break;
         case OPT_MEMORY:
             if (stub_parse_size(a, &v))
@@ -300,13 +430,24 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             return fail(err, errlen, "unknown option %s; see kvmstub --help", argv[optind - 1]);
         }
     }
-    if (optind >= argc)
+    if (optind >= argc && !o->restore)
         return fail(err, errlen, "no image given; usage: kvmstub [OPTIONS] IMAGE (see --help)");
     if (optind + 1 < argc)
         return fail(err, errlen, "one image only; '%s' is extra (see --help)", argv[optind + 1]);
-    o->image = argv[optind];
+    o->image = optind < argc ? argv[optind] : NULL;
     if (o->stdio && o->serial && strcmp(o->serial, "-") == 0)
         return fail(err, errlen,
                     "--serial - and --stdio both want stdout; give --serial a file instead");
+    if (stopped_given && o->run)
+        return fail(err, errlen, "-S (stay stopped) and --run contradict each other; drop one");
+    if (o->unix_path && o->stdio)
+        return fail(err, errlen, "-gdb unix:PATH and --stdio are two places; give one");
+    if (o->no_gdb && where_given)
+        return fail(err, errlen, "--no-gdb listens nowhere: drop --port, --listen and --stdio");
+    if (o->no_gdb)
+        o->run = true;
+    /* A runner needs no fixed port: many of them start at once in CI. */
+    if (o->run && !where_given)
+        o->port = 0;
     return STUB_OPTIONS_RUN;
 }

@@ -11,10 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "regmap.h"
 #include "vm/image.h"
 
 #define STUB_DEFAULT_PORT 1234
 #define STUB_MAX_INITIAL_REGS 32
+#define STUB_MAX_UNTIL 16
+
+enum stub_on_detach {
+    STUB_DETACH_RUN,  /* the guest runs on without gdb's breakpoints (QEMU, gdbserver) */
+    STUB_DETACH_STOP, /* it stays as gdb left it */
+};
 
 enum stub_on_hlt {
     STUB_HLT_STOP, /* report a stop to gdb */
@@ -41,7 +48,9 @@ struct stub_options {
     const char *image;
     const char *listen;     /* address to bind */
     int port;               /* 0 picks a free one */
+    const char *unix_path;  /* listen on this Unix socket instead (-gdb unix:PATH) */
     bool stdio;
+    bool no_gdb;            /* listen nowhere (implies run) */
     uint64_t memory;
     bool has_memory;
     enum stub_machine_kind machine;
@@ -50,12 +59,19 @@ struct stub_options {
     const char *serial;     /* copy serial output here; "-" for stdout */
     enum stub_on_hlt on_hlt;
     bool has_on_hlt;
+    enum stub_on_detach on_detach;
+    enum stub_gdb_arch gdb_arch;
     bool run;               /* start the guest without waiting for gdb */
     bool trace;
     enum vm_watch_method watch_method;
     bool force_hlt_breakpoints; /* use planted hlt even where int3 works */
     struct stub_initial_reg regs[STUB_MAX_INITIAL_REGS];
     size_t nregs;
+    const char *until[STUB_MAX_UNTIL]; /* stop when the console prints one */
+    size_t nuntil;
+    double timeout;                    /* seconds; 0 for none */
+    uint64_t history;                  /* bytes for reverse execution; 0: off */
+    const char *restore;               /* a snapshot file to start from, or NULL */
 };
 
 enum {
@@ -67,6 +83,9 @@ enum {
 int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err, size_t errlen);
 /* The --help text. */
 const char *stub_usage(void);
+/* QEMU's spellings are taken too (-s, -S, -gdb tcp::PORT, -gdb unix:PATH), so
+ * commands from tutorials and IDE launch configurations work as they are. */
+
 /* Parses sizes like 64M, 512K, 1G or a plain byte count. */
 int stub_parse_size(const char *s, uint64_t *out);
 /* Parses 0x-prefixed hex or decimal. */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Console output stops being collected from the vCPU thread above this
  * much unsent data, and resumes below the low mark: a gdb that reads slowly
@@ -220,6 +222,7 @@ static struct stub_client *new_client(struct stub_server *srv)
         free(c);
         return NULL;
     }
+    stub_session_set_arch(&c->session, srv->gdb_arch);
     return c;
 }
 
@@ -237,7 +240,10 @@ static void start_client(struct stub_server *srv, struct stub_client *c)
  * close with its packet unread would reset the connection before gdb reads
  * the reason. */
 struct refusal {
-    uv_tcp_t tcp;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } conn;
     uv_write_t req;
     uv_shutdown_t shut;
     uv_timer_t timer;
@@ -256,10 +262,10 @@ static void refusal_freed(uv_handle_t *h)
 
 static void refusal_close(struct refusal *r)
 {
-    if (uv_is_closing((uv_handle_t *)&r->tcp))
+    if (uv_is_closing((uv_handle_t *)&r->conn))
         return;
     r->open_handles = 2;
-    uv_close((uv_handle_t *)&r->tcp, refusal_freed);
+    uv_close((uv_handle_t *)&r->conn, refusal_freed);
     uv_close((uv_handle_t *)&r->timer, refusal_freed);
 }
 
@@ -293,10 +299,13 @@ static void refuse(struct stub_server *srv)
     struct refusal *r = calloc(1, sizeof(*r));
     if (!r)
         return;
-    uv_tcp_init(srv->loop, &r->tcp);
+    if (srv->unix_path)
+        uv_pipe_init(srv->loop, &r->conn.pipe, 0);
+    else
+        uv_tcp_init(srv->loop, &r->conn.tcp);
     uv_timer_init(srv->loop, &r->timer);
-    r->tcp.data = r->timer.data = r;
-    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->tcp)) {
+    r->conn.tcp.data = r->timer.data = r;
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->conn)) {
         refusal_close(r);
         return;
     }
@@ -305,9 +314,9 @@ static void refuse(struct stub_server *srv)
     static const char text[] = "E.kvmstub already has a debugger connected; only one at a time";
     snprintf(r->msg, sizeof(r->msg), "+$%s#%02x", text, rsp_checksum(text, sizeof(text) - 1));
     uv_buf_t b = uv_buf_init(r->msg, (unsigned)strlen(r->msg));
-    if (uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1, NULL) ||
-        uv_shutdown(&r->shut, (uv_stream_t *)&r->tcp, refusal_shut) ||
-        uv_read_start((uv_stream_t *)&r->tcp, refusal_alloc, refusal_read)) {
+    if (uv_write(&r->req, (uv_stream_t *)&r->conn, &b, 1, NULL) ||
+        uv_shutdown(&r->shut, (uv_stream_t *)&r->conn, refusal_shut) ||
+        uv_read_start((uv_stream_t *)&r->conn, refusal_alloc, refusal_read)) {
         refusal_close(r);
         return;
     }
@@ -357,20 +366,25 @@ static void on_connection(uv_stream_t *listener, int status)
         stub_log("out of memory accepting a connection");
         return;
     }
-    uv_tcp_init(srv->loop, &c->in.tcp);
-    c->rd = c->wr = (uv_stream_t *)&c->in.tcp;
+    if (srv->unix_path)
+        uv_pipe_init(srv->loop, &c->in.pipe, 0);
+    else
+        uv_tcp_init(srv->loop, &c->in.tcp);
+    c->rd = c->wr = (uv_stream_t *)&c->in;
     c->in.tcp.data = c;
     if (uv_accept(listener, c->rd)) {
         c->open_handles = 1;
         c->closing = c->detached = true;
-        uv_close((uv_handle_t *)&c->in.tcp, on_closed);
+        uv_close((uv_handle_t *)&c->in, on_closed);
         return;
     }
-    uv_tcp_nodelay(&c->in.tcp, 1);
     struct sockaddr_storage peer;
     int len = sizeof(peer);
     char host[64] = "?";
-    if (uv_tcp_getpeername(&c->in.tcp, (struct sockaddr *)&peer, &len) == 0) {
+    if (srv->unix_path) {
+        snprintf(host, sizeof(host), "%s", "the Unix socket");
+    } else if (uv_tcp_nodelay(&c->in.tcp, 1),
+               uv_tcp_getpeername(&c->in.tcp, (struct sockaddr *)&peer, &len) == 0) {
         if (peer.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&peer, host, sizeof(host));
         else
@@ -438,6 +452,35 @@ static void maybe_finish(struct stub_server *srv)
     uv_stop(srv->loop);
 }
 
+/* -gdb unix:PATH, as firecracker and cloud-hypervisor offer gdb. A socket
+ * left behind by an earlier run is replaced; any other file is not. */
+static int listen_unix(struct stub_server *srv, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "cannot listen on %s: it exists and is not a socket; give "
+                                  "another path", path);
+            return -EEXIST;
+        }
+        unlink(path);
+    }
+    uv_pipe_init(srv->loop, &srv->listener.pipe, 0);
+    srv->listener.pipe.data = srv;
+    srv->listening = true;
+    srv->unix_path = path;
+    int r = uv_pipe_bind(&srv->listener.pipe, path);
+    if (!r)
+        r = uv_listen((uv_stream_t *)&srv->listener, 4, on_connection);
+    if (r) {
+        snprintf(err, errlen, "cannot listen on %s: %s", path, uv_strerror(r));
+        srv->unix_path = NULL;
+        return r;
+    }
+    stub_log("listening on %s", path);
+    return 0;
+}
+
 int stub_server_start(struct stub_server *srv, const struct stub_server_config *o,
                       const struct stub_target *target, struct stub_shutdown *shutdown,
                       uv_loop_t *loop, char *err, size_t errlen)
@@ -446,6 +489,7 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
     srv->loop = loop;
     srv->target = *target;
     srv->shutdown = shutdown;
+    srv->gdb_arch = o->gdb_arch;
     shutdown->notify = request_exit;
     shutdown->ctx = srv;
     if (o->stdio) {
@@ -466,6 +510,8 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
         start_client(srv, c);
         return 0;
     }
+    if (o->unix_path)
+        return listen_unix(srv, o->unix_path, err, errlen);
     struct sockaddr_storage addr;
     const char *host = strcmp(o->listen, "localhost") == 0 ? "127.0.0.1" : o->listen;
     int r = strchr(host, ':') ? uv_ip6_addr(host, o->port, (struct sockaddr_in6 *)&addr)
@@ -474,10 +520,10 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
         snprintf(err, errlen, "--listen %s is not an IPv4 or IPv6 address", o->listen);
         return -EINVAL;
     }
-    uv_tcp_init(loop, &srv->listener);
-    srv->listener.data = srv;
+    uv_tcp_init(loop, &srv->listener.tcp);
+    srv->listener.tcp.data = srv;
     srv->listening = true;
-    r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+    r = uv_tcp_bind(&srv->listener.tcp, (struct sockaddr *)&addr, 0);
     if (!r)
         r = uv_listen((uv_stream_t *)&srv->listener, 4, on_connection);
     if (r) {
@@ -487,7 +533,7 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
     }
     struct sockaddr_storage bound;
     int len = sizeof(bound);
-    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
+    uv_tcp_getsockname(&srv->listener.tcp, (struct sockaddr *)&bound, &len);
     srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     if (!loopback(o->listen))
@@ -504,5 +550,7 @@ void stub_server_stop(struct stub_server *srv)
         close_client(srv->client, NULL);
     if (srv->listening && !uv_is_closing((uv_handle_t *)&srv->listener))
         uv_close((uv_handle_t *)&srv->listener, NULL);
+    if (srv->listening && srv->unix_path)
+        unlink(srv->unix_path);
     srv->listening = false;
 }

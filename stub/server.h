@@ -1,5 +1,5 @@
-/* stub/server.h: the transport: a libuv TCP listener (one gdb at a time)
- * or stdin/stdout, feeding a session and writing its replies. Loop thread
+/* stub/server.h: the transport: a libuv TCP or Unix-socket listener (one
+ * gdb at a time) or stdin/stdout, feeding a session and writing its replies. Loop thread
  * only; the only place that touches sockets. */
 #ifndef STUB_SERVER_H
 #define STUB_SERVER_H
@@ -18,7 +18,12 @@ struct stub_server {
     uv_loop_t *loop;
     struct stub_target target;
     struct stub_shutdown *shutdown;
-    uv_tcp_t listener;
+    enum stub_gdb_arch gdb_arch;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } listener;
+    const char *unix_path; /* listening on a Unix socket there, or NULL */
     bool listening;
     int port;            /* the bound port */
     struct stub_client *client;
@@ -32,6 +37,8 @@ struct stub_server {
 struct stub_server_config {
     const char *listen; /* address to bind */
     int port;           /* 0 picks a free one */
+    const char *unix_path; /* a Unix socket instead of TCP, or NULL */
+    enum stub_gdb_arch gdb_arch; /* the layout sessions give gdb */
     bool stdio;         /* stdin/stdout instead */
 };
 

@@ -69,20 +69,53 @@ void stub_session_free(struct stub_session *s)
     s->queue = NULL;
 }
 
+void stub_session_set_arch(struct stub_session *s, enum stub_gdb_arch arch)
+{
+    s->gdb_arch = arch;
+}
+
 void stub_session_attach(struct stub_session *s)
 {
+    s->attach_pending = true;
+}
+
+/* The attach itself waits for gdb's first byte: a connection that only
+ * probes the port (a CI script waiting for kvmstub) must not stop a running
+ * guest, nor start a stopped one when it hangs up. */
+static void attach_now(struct stub_session *s)
+{
+    if (!s->attach_pending)
+        return;
+    s->attach_pending = false;
+    s->attached = true;
     struct stub_target_listener l = {.output = on_output, .stopped = on_stopped, .ctx = s};
     CALL(s, attach, &l);
 }
 
 void stub_session_detach(struct stub_session *s)
 {
-    CALL0(s, detach);
+    s->attach_pending = false;
+    if (!s->attached)
+        return;
+    s->attached = false;
+    /* A kill that ends kvmstub leaves nothing to detach from. */
+    if (s->killed && !s->extended)
+        return;
+    CALL(s, detach, s->keep_stopped);
+}
+
+/* An ended guest has no threads left: gdb, after the exit, must not find
+ * one to show or to detach from. */
+static unsigned live_threads(struct stub_session *s)
+{
+    if (!CALL0(s, running) && CALL0(s, last_stop)->exited)
+        return 0;
+    return CALL0(s, threads);
 }
 
 static bool thread_exists(struct stub_session *s, unsigned tid)
 {
-    return tid >= 1 && tid <= CALL0(s, threads);
+    return tid >= 1 && tid <= live_threads(s);
 }
 
 /* The register layout this gdb uses, fixed the first time it matters. */
@@ -91,13 +124,45 @@ static enum stub_arch arch(struct stub_session *s)
     if (!s->arch_known) {
         struct stub_thread_info ti = {.mode = VM_MODE_LONG};
         CALL(s, thread_info, s->g_tid, &ti);
+        static const enum vm_mode forced[] = {[STUB_GDB_ARCH_I8086] = VM_MODE_REAL,
+                                              [STUB_GDB_ARCH_I386] = VM_MODE_PROTECTED,
+                                              [STUB_GDB_ARCH_AMD64] = VM_MODE_LONG};
+        if (s->gdb_arch != STUB_GDB_ARCH_AUTO)
+            ti.mode = forced[s->gdb_arch];
         s->arch = stub_regmap_arch(ti.mode, &s->real_mode);
+        s->regsets = CALL0(s, regsets);
         s->arch_known = true;
     }
     return s->arch;
 }
 
 /* ---- stop replies ---- */
+
+/* LLDB (after QListThreadsInStopReply): every thread and its pc in the stop
+ * reply spare it qfThreadInfo/qsThreadInfo and a 'p' per thread at each
+ * stop. */
+static void lldb_stop_threads(struct stub_session *s, struct rsp_reply *r)
+{
+    unsigned n = CALL0(s, threads);
+    rsp_reply_str(r, "threads:");
+    for (unsigned t = 1; t <= n; t++) {
+        if (t > 1)
+            rsp_reply_str(r, ",");
+        rsp_reply_u64(r, t);
+    }
+    rsp_reply_str(r, ";thread-pcs:");
+    for (unsigned t = 1; t <= n; t++) {
+        uint8_t v[8] = {0};
+        uint64_t pc = 0;
+        CALL(s, reg_read, t, VM_REG_RIP, v, sizeof(v));
+        for (int i = 7; i >= 0; i--)
+            pc = pc << 8 | v[i];
+        if (t > 1)
+            rsp_reply_str(r, ",");
+        rsp_reply_u64(r, pc);
+    }
+    rsp_reply_str(r, ";");
+}
 
 static void send_stop(struct stub_session *s, const struct stub_stop *st)
 {
@@ -130,15 +195,20 @@ static void send_stop(struct stub_session *s, const struct stub_stop *st)
         rsp_reply_u64(&r, st->addr);
         rsp_reply_str(&r, ";");
         break;
+    case STUB_REASON_HISTORY_BEGIN:
+        rsp_reply_str(&r, "replaylog:begin;");
+        break;
     case STUB_REASON_NONE:
         break;
     }
+    if (s->list_threads)
+        lldb_stop_threads(s, &r);
     /* pc, sp and fp travel with the stop, so gdb needs no 'g' to show
      * where the guest is (as gdbserver does). */
     enum stub_arch a = arch(s);
     static const enum vm_reg_id expedite[] = {VM_REG_RIP, VM_REG_RSP, VM_REG_RBP};
     size_t n;
-    const struct stub_reg *d = stub_regmap(a, &n);
+    const struct stub_reg *d = stub_regmap(a, s->regsets, &n);
     for (size_t k = 0; k < sizeof(expedite) / sizeof(expedite[0]); k++) {
         for (size_t i = 0; i < n; i++) {
             uint8_t v[16];
@@ -179,20 +249,22 @@ static int reg_put(struct stub_session *s, const struct stub_reg *d, const uint8
 static void h_read_regs(struct stub_session *s, struct rsp_cmd *c)
 {
     (void)c;
-    size_t n;
-    const struct stub_reg *d = stub_regmap(arch(s), &n);
-    struct rsp_reply r;
-    rsp_reply_begin(&r, &s->conn);
+    size_t n, len = 0;
+    const struct stub_reg *d = stub_regmap(arch(s), s->regsets, &n);
+    n = stub_regmap_g_count(arch(s), s->regsets); /* see regmap.h */
+    uint8_t all[STUB_REGMAP_MAX_BYTES];
     for (size_t i = 0; i < n; i++) {
-        uint8_t v[16];
-        int err = reg_get(s, &d[i], v);
+        int err = reg_get(s, &d[i], all + len);
         if (err) {
-            rsp_reply_abort(&r);
             reply_error(s, err);
             return;
         }
-        rsp_reply_hex(&r, v, d[i].size);
+        len += d[i].size;
     }
+    /* One hex run: the reply costs per byte, not per register. */
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_hex(&r, all, len);
     rsp_reply_end(&r);
 }
 
@@ -200,12 +272,16 @@ static void h_write_regs(struct stub_session *s, struct rsp_cmd *c)
 {
     enum stub_arch a = arch(s);
     const uint8_t *data = c->u.regs.data;
-    if (c->u.regs.len != stub_regmap_size(a)) {
+    /* What 'g' gave, or every register. */
+    bool all = c->u.regs.len == stub_regmap_size(a, s->regsets);
+    if (!all && c->u.regs.len != stub_regmap_g_size(a, s->regsets)) {
         reply_error(s, EINVAL);
         return;
     }
     size_t n;
-    const struct stub_reg *d = stub_regmap(a, &n);
+    const struct stub_reg *d = stub_regmap(a, s->regsets, &n);
+    if (!all)
+        n = stub_regmap_g_count(a, s->regsets);
     for (size_t i = 0; i < n; data += d[i].size, i++) {
         int err = reg_put(s, &d[i], data);
         if (err) {
@@ -220,7 +296,7 @@ static void h_write_regs(struct stub_session *s, struct rsp_cmd *c)
 static void h_read_reg(struct stub_session *s, struct rsp_cmd *c)
 {
     const struct stub_reg *d =
-        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), (size_t)c->u.reg.regno) : NULL;
+        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), s->regsets, (size_t)c->u.reg.regno) : NULL;
     uint8_t v[16];
     if (!d) {
         reply_error(s, EINVAL);
@@ -240,7 +316,7 @@ static void h_read_reg(struct stub_session *s, struct rsp_cmd *c)
 static void h_write_reg(struct stub_session *s, struct rsp_cmd *c)
 {
     const struct stub_reg *d =
-        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), (size_t)c->u.reg.regno) : NULL;
+        c->u.reg.regno < SIZE_MAX ? stub_regmap_reg(arch(s), s->regsets, (size_t)c->u.reg.regno) : NULL;
     if (!d || c->u.reg.len != d->size) {
         reply_error(s, EINVAL);
         return;
@@ -254,10 +330,18 @@ static void h_write_reg(struct stub_session *s, struct rsp_cmd *c)
 
 /* ---- memory ---- */
 
+/* The x reply comes in two forms. gdb (16 on) uses x only when the stub
+ * advertises binary-upload, and wants 'b' before the data (so that no data
+ * differs from the empty "unsupported" reply); newer LLDBs do the same. LLDB
+ * before that (Debian 12's LLDB 14 among them) ignores binary-upload,
+ * probes with x0,0, takes OK as "supported" and wants the bare data. So the
+ * probe decides: a client that sends it, and did not itself announce
+ * binary-upload, gets bare data for the rest of the connection. */
 static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool binary)
 {
     if (len == 0) {
-        /* x with no length is how clients probe for it. */
+        if (binary && addr == 0 && !(s->features & RSP_FEAT_BINARY_UPLOAD))
+            s->x_raw = true;
         if (binary)
             reply(s, "OK");
         else
@@ -276,14 +360,15 @@ static void read_mem(struct stub_session *s, uint64_t addr, uint64_t len, bool b
         return;
     }
     size_t done = 0;
-    int err = CALL(s, mem_read, s->g_tid, addr, buf, n, &done);
+    int err = CALL(s, mem_read, s->g_tid, s->phys, addr, buf, n, &done);
     if (done == 0) {
         reply_error(s, err ? err : EFAULT);
     } else {
         struct rsp_reply r;
         rsp_reply_begin(&r, &s->conn);
         if (binary) {
-            rsp_reply_put(&r, "b", 1);
+            if (!s->x_raw)
+                rsp_reply_put(&r, "b", 1);
             rsp_reply_put(&r, buf, done);
         } else {
             rsp_reply_hex(&r, buf, done);
@@ -310,7 +395,7 @@ static void h_write_mem(struct stub_session *s, struct rsp_cmd *c)
         reply_error(s, EFAULT);
         return;
     }
-    int err = CALL(s, mem_write, s->g_tid, addr, c->u.mem.data, (size_t)len);
+    int err = CALL(s, mem_write, s->g_tid, s->phys, addr, c->u.mem.data, (size_t)len);
     if (err)
         reply_error(s, err);
     else
@@ -368,9 +453,40 @@ static void resume(struct stub_session *s, const struct stub_resume *r)
 
 /* Legacy c, s, C, S: continue resumes every thread, step steps the Hc
  * thread (or the Hg one) while the others stay stopped. */
+/* A bare-metal guest has no signals to be given: gdb's "signal N" and a
+ * continue that passes one get an error that says so, instead of the signal
+ * quietly going nowhere. */
+static const char *gdb_signal_name(unsigned sig)
+{
+    /* gdb's own numbering (include/gdb/signals.def). */
+    static const char *const names[] = {
+        NULL,      "SIGHUP",  "SIGINT",  "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
+        "SIGEMT",  "SIGFPE",  "SIGKILL", "SIGBUS",  "SIGSEGV",   "SIGSYS",  "SIGPIPE",
+        "SIGALRM", "SIGTERM", "SIGURG",  "SIGSTOP", "SIGTSTP",   "SIGCONT", "SIGCHLD",
+        "SIGTTIN", "SIGTTOU", "SIGIO",   "SIGXCPU", "SIGXFSZ",   "SIGVTALRM", "SIGPROF",
+        "SIGWINCH", "SIGLOST", "SIGUSR1", "SIGUSR2", "SIGPWR"};
+    return sig < sizeof(names) / sizeof(names[0]) && names[sig] ? names[sig] : "signal";
+}
+
+static bool refuse_signal(struct stub_session *s, unsigned sig)
+{
+    if (!sig)
+        return false;
+    char text[200];
+    snprintf(text, sizeof(text),
+             "kvmstub cannot deliver %s (gdb's signal %u) to the guest: a bare-metal guest has "
+             "no signals; continue without it ('signal 0', or 'handle %s nopass')\n",
+             gdb_signal_name(sig), sig, gdb_signal_name(sig));
+    rsp_send_console(&s->conn, text, strlen(text), 0);
+    reply_error(s, EINVAL);
+    return true;
+}
+
 static void h_resume(struct stub_session *s, struct rsp_cmd *c)
 {
     bool step = c->type == RSP_CMD_STEP;
+    if (c->u.resume.has_signal && refuse_signal(s, c->u.resume.signal))
+        return;
     unsigned tid = s->c_tid ? s->c_tid : s->g_tid;
     if (c->u.resume.has_addr) {
         uint8_t v[8];
@@ -382,6 +498,10 @@ static void h_resume(struct stub_session *s, struct rsp_cmd *c)
             return;
         }
     }
+    if (!live_threads(s)) {
+        send_stop(s, CALL0(s, last_stop)); /* how it ended, again */
+        return;
+    }
     struct stub_resume r = {.count = CALL0(s, threads)};
     if (r.count > STUB_MAX_THREADS)
         r.count = STUB_MAX_THREADS;
@@ -389,6 +509,27 @@ static void h_resume(struct stub_session *s, struct rsp_cmd *c)
         if (!step || i + 1 == tid)
             r.threads[i].action = step ? STUB_ACTION_STEP : STUB_ACTION_CONTINUE;
     resume(s, &r);
+}
+
+/* bs, bc: the thread gdb continues or steps (Hc, else Hg). */
+static void h_reverse(struct stub_session *s, struct rsp_cmd *c)
+{
+    if (!s->target.ops->reverse) {
+        reply(s, "");
+        return;
+    }
+    if (!live_threads(s)) {
+        send_stop(s, CALL0(s, last_stop));
+        return;
+    }
+    unsigned tid = s->c_tid ? s->c_tid : s->g_tid;
+    s->waiting_stop = true;
+    int err = CALL(s, reverse, tid,
+                   c->type == RSP_CMD_REVERSE_STEP ? STUB_ACTION_STEP : STUB_ACTION_CONTINUE);
+    if (err) {
+        s->waiting_stop = false;
+        reply_error(s, err);
+    }
 }
 
 static bool tid_matches(const struct rsp_tid *t, unsigned tid)
@@ -402,6 +543,10 @@ static bool tid_matches(const struct rsp_tid *t, unsigned tid)
  * thread); threads no action names stay stopped. */
 static void h_vcont(struct stub_session *s, struct rsp_cmd *c)
 {
+    if (!live_threads(s)) {
+        send_stop(s, CALL0(s, last_stop)); /* how it ended, again */
+        return;
+    }
     struct stub_resume r = {.count = CALL0(s, threads)};
     if (r.count > STUB_MAX_THREADS)
         r.count = STUB_MAX_THREADS;
@@ -413,6 +558,8 @@ static void h_vcont(struct stub_session *s, struct rsp_cmd *c)
             return;
         }
         only_stops &= a->action == 't';
+        if ((a->action == 'C' || a->action == 'S') && refuse_signal(s, a->signal))
+            return;
     }
     if (only_stops) {
         /* Stop threads that are stopped already. */
@@ -508,8 +655,8 @@ static void h_thread_info_first(struct stub_session *s, struct rsp_cmd *c)
     (void)c;
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
-    rsp_reply_str(&r, "m");
-    unsigned n = CALL0(s, threads);
+    unsigned n = live_threads(s);
+    rsp_reply_str(&r, n ? "m" : "l");
     for (unsigned t = 1; t <= n; t++) {
         if (t > 1)
             rsp_reply_str(&r, ",");
@@ -531,9 +678,9 @@ static void h_supported(struct stub_session *s, struct rsp_cmd *c)
     s->features = c->u.supported.features;
     char b[256];
     snprintf(b, sizeof(b),
-             "PacketSize=%x;qXfer:features:read+;swbreak+;hwbreak+;QStartNoAckMode+;"
-             "vContSupported+",
-             RSP_PACKET_SIZE);
+             "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;swbreak+;hwbreak+;QStartNoAckMode+;"
+             "vContSupported+;binary-upload+%s",
+             RSP_PACKET_SIZE, s->target.ops->reverse ? ";ReverseStep+;ReverseContinue+" : "");
     reply(s, b);
 }
 
@@ -549,7 +696,7 @@ static void h_xfer_features(struct stub_session *s, struct rsp_cmd *c)
         s->arch_known = false;
     enum stub_arch a = arch(s);
     size_t len;
-    const char *xml = stub_tdesc(a, s->real_mode, &len);
+    const char *xml = stub_tdesc(a, s->regsets, s->real_mode, &len);
     uint64_t off = c->u.xfer.offset, want = c->u.xfer.length;
     if (off > len) {
         reply_error(s, EINVAL);
@@ -629,20 +776,160 @@ static void h_noack(struct stub_session *s, struct rsp_cmd *c)
     rsp_conn_set_no_ack(&s->conn, true);
 }
 
+/* vKill wants OK. After k gdb reads nothing (so a reply does no harm);
+ * LLDB waits for the exit status, and reports "failed to send the k
+ * packet" without one: X09 says "ended by SIGKILL", as lldb-server says. */
 static void h_kill(struct stub_session *s, struct rsp_cmd *c)
 {
-    if (c->type == RSP_CMD_VKILL)
-        reply(s, "OK");
+    reply(s, c->type == RSP_CMD_VKILL ? "OK" : "X09");
+    if (s->extended) {
+        /* extended-remote: the guest ends, kvmstub stays for 'run'. */
+        CALL0(s, end_guest);
+        return;
+    }
     s->killed = true;
     CALL0(s, kill);
 }
 
-static void h_detach(struct stub_session *s, struct rsp_cmd *c)
+static void h_extended(struct stub_session *s, struct rsp_cmd *c)
 {
     (void)c;
+    s->extended = true;
+    CALL0(s, extended);
     reply(s, "OK");
+}
+
+/* vRun: the image again from its start (the program gdb names is its own
+ * business; kvmstub runs the image it was given), stopped at its entry. */
+static void h_run(struct stub_session *s, struct rsp_cmd *c)
+{
+    int err = CALL0(s, restart);
+    if (err) {
+        reply_error(s, err);
+        return;
+    }
+    s->arch_known = false;
+    if (c->type == RSP_CMD_VRUN)
+        send_stop(s, CALL0(s, last_stop));
+    /* R has no reply. */
+}
+
+static void h_thread_extra(struct stub_session *s, struct rsp_cmd *c)
+{
+    const struct rsp_tid *t = &c->u.alive;
+    unsigned tid = t->tid.kind == RSP_ID_NUM && t->tid.num <= UINT32_MAX ? (unsigned)t->tid.num : 0;
+    struct stub_thread_info ti;
+    if (!thread_exists(s, tid) || CALL(s, thread_info, tid, &ti)) {
+        reply_error(s, ESRCH);
+        return;
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "CPU#%u [%s mode%s]", tid - 1, vm_mode_name(ti.mode),
+             ti.halted ? ", halted" : "");
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_hex(&r, text, strlen(text));
+    rsp_reply_end(&r);
+}
+
+/* QEMU's physical-memory mode: m, M, x and X then take guest-physical
+ * addresses (page tables, DMA buffers). gdb users type
+ * "maintenance packet Qqemu.PhyMemMode:1". */
+static void h_phymem(struct stub_session *s, struct rsp_cmd *c)
+{
+    if (c->type == RSP_CMD_PHYMEM_GET) {
+        reply(s, s->phys ? "1" : "0");
+        return;
+    }
+    s->phys = c->u.phymem;
+    reply(s, "OK");
+}
+
+/* The thread list as XML (qXfer:threads:read), with the same names as
+ * qThreadExtraInfo, for gdb's "info threads". */
+static void h_xfer_threads(struct stub_session *s, struct rsp_cmd *c)
+{
+    struct stub_text x = {0};
+    stub_text_add(&x, "<?xml version=\"1.0\"?>\n<threads>\n");
+    unsigned n = live_threads(s);
+    for (unsigned t = 1; t <= n; t++) {
+        struct stub_thread_info ti = {.mode = VM_MODE_REAL};
+        CALL(s, thread_info, t, &ti);
+        stub_text_add(&x, "  <thread id=\"%x\" core=\"%u\" name=\"CPU#%u\">%s mode%s</thread>\n", t,
+                      t - 1, t - 1, vm_mode_name(ti.mode), ti.halted ? ", halted" : "");
+    }
+    stub_text_add(&x, "</threads>\n");
+    uint64_t off = c->u.xfer.offset, want = c->u.xfer.length;
+    if (x.oom || off > x.len) {
+        reply_error(s, x.oom ? ENOMEM : EINVAL);
+        stub_text_free(&x);
+        return;
+    }
+    size_t k = x.len - (size_t)off;
+    if (want < k)
+        k = (size_t)want;
+    if (k > MEM_MAX)
+        k = MEM_MAX;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_put(&r, off + k < x.len ? "m" : "l", 1);
+    rsp_reply_put(&r, x.p + off, k);
+    rsp_reply_end(&r);
+    stub_text_free(&x);
+}
+
+static void h_detach(struct stub_session *s, struct rsp_cmd *c)
+{
+    reply(s, "OK");
+    s->keep_stopped = c->u.process.keep_stopped;
     s->closing = true;
-    stub_log("gdb detached; the guest stays %s", CALL0(s, last_stop)->exited ? "ended" : "stopped");
+}
+
+/* ---- LLDB's queries (lldb/docs/resources/lldbgdbremote.md) ---- */
+
+/* LLDB's target triple for the guest, hex-encoded as qHostInfo and
+ * qProcessInfo carry it: a bare-metal x86, no OS, no vendor. */
+static void lldb_triple(struct stub_session *s, struct rsp_reply *r)
+{
+    bool wide = arch(s) == STUB_ARCH_AMD64;
+    const char *triple = wide ? "x86_64-unknown-none" : "i386-unknown-none";
+    rsp_reply_str(r, "triple:");
+    rsp_reply_hex(r, triple, strlen(triple));
+    rsp_reply_str(r, wide ? ";ptrsize:8;" : ";ptrsize:4;");
+    rsp_reply_str(r, "endian:little;");
+}
+
+/* qHostInfo (LLDB): what the "host" is, here the guest's machine. x86
+ * reports watchpoints after the access, which LLDB must know so as not to
+ * run the instruction again. */
+static void h_lldb_host_info(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    lldb_triple(s, &r);
+    rsp_reply_str(&r, "watchpoint_exceptions_received:after;");
+    rsp_reply_end(&r);
+}
+
+/* qProcessInfo (LLDB): the one "process", the guest. Without it LLDB asks
+ * again at every turn and keeps the executable's triple. */
+static void h_lldb_process_info(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    struct rsp_reply r;
+    rsp_reply_begin(&r, &s->conn);
+    rsp_reply_str(&r, "pid:1;parent-pid:1;");
+    lldb_triple(s, &r);
+    rsp_reply_end(&r);
+}
+
+/* QListThreadsInStopReply (LLDB): see lldb_stop_threads(). */
+static void h_lldb_list_threads(struct stub_session *s, struct rsp_cmd *c)
+{
+    (void)c;
+    s->list_threads = true;
+    reply(s, "OK");
 }
 
 typedef void (*handler_fn)(struct stub_session *s, struct rsp_cmd *c);
@@ -681,6 +968,19 @@ static const handler_fn handlers[] = {
     [RSP_CMD_START_NOACK] = h_noack,
     [RSP_CMD_KILL] = h_kill,
     [RSP_CMD_DETACH] = h_detach,
+    [RSP_CMD_EXTENDED] = h_extended,
+    [RSP_CMD_RESTART] = h_run,
+    [RSP_CMD_VRUN] = h_run,
+    [RSP_CMD_THREAD_EXTRA] = h_thread_extra,
+    [RSP_CMD_PHYMEM_SET] = h_phymem,
+    [RSP_CMD_PHYMEM_GET] = h_phymem,
+    [RSP_CMD_QXFER_THREADS] = h_xfer_threads, /* LLDB's D1 too: kvmstub always keeps the guest stopped */
+    [RSP_CMD_QHOSTINFO] = h_lldb_host_info,
+    [RSP_CMD_QPROCESSINFO] = h_lldb_process_info,
+    [RSP_CMD_LIST_THREADS_STOP] = h_lldb_list_threads,
+    [RSP_CMD_QDETACH_STOPPED] = h_ok, /* LLDB asks before D1; see h_detach */
+    [RSP_CMD_REVERSE_STEP] = h_reverse,
+    [RSP_CMD_REVERSE_CONTINUE] = h_reverse,
 };
 
 static void handle(struct stub_session *s, uint8_t *payload, size_t len)
@@ -744,6 +1044,8 @@ static void finish_input(struct stub_session *s)
 
 void stub_session_input(struct stub_session *s, const uint8_t *data, size_t n)
 {
+    if (n)
+        attach_now(s);
     while (n && !s->closing && !s->killed) {
         struct rsp_event ev;
         size_t used = rsp_conn_feed(&s->conn, data, n, &ev);
@@ -786,11 +1088,16 @@ static void on_stopped(void *ctx, const struct stub_stop *stop)
     if (s->waiting_stop) {
         if (stop->why[0]) {
             char line[200];
-            int n = snprintf(line, sizeof(line), "kvmstub: %s\n", stop->why);
+            int n = snprintf(line, sizeof(line), "%skvmstub: %s\n", s->midline ? "\n" : "",
+                             stop->why);
             rsp_send_console(&s->conn, line, (size_t)n, 0);
+            s->midline = false;
         }
         s->waiting_stop = false;
-        send_stop(s, stop);
+        if (stop->refused)
+            reply(s, "E01"); /* gdb shows the text above, then the error */
+        else
+            send_stop(s, stop);
     }
     run_queue(s);
     finish_input(s);
@@ -803,5 +1110,7 @@ static void on_output(void *ctx, const uint8_t *data, size_t n)
     if (!s->waiting_stop)
         return;
     rsp_send_console(&s->conn, data, n, 0);
+    if (n)
+        s->midline = data[n - 1] != '\n';
     flush(s);
 }

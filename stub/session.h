@@ -35,13 +35,23 @@ struct stub_session {
     struct rsp_conn conn;
     uint32_t features;   /* what gdb announced in qSupported */
     enum stub_arch arch; /* register layout gdb was given */
+    unsigned regsets;    /* ... with these STUB_REGSET_* */
     bool real_mode;      /* described as i8086 */
     bool arch_known;
     unsigned g_tid;      /* Hg: whose registers and memory gdb sees */
     unsigned c_tid;      /* Hc: who steps with the legacy 's'; 0 for any */
     bool waiting_stop;   /* gdb waits for a stop reply */
+    bool midline;        /* the guest's console output so far ends mid-line */
+    bool x_raw;          /* LLDB's 'x' reply: bare data, no 'b' (see read_mem) */
+    bool list_threads;   /* LLDB's QListThreadsInStopReply: threads in stop replies */
     bool closing;
     bool killed;
+    bool extended;       /* '!': kill ends the guest, not kvmstub; run starts it again */
+    bool phys;           /* Qqemu.PhyMemMode: addresses are guest-physical */
+    bool keep_stopped;   /* the detach asked the guest to stay stopped */
+    bool attach_pending; /* connected, attach waits for gdb's first byte */
+    bool attached;
+    enum stub_gdb_arch gdb_arch;
     /* Packets received while the target ran, each stored as a 4-byte
      * length then the payload. */
     uint8_t *queue;
@@ -53,7 +63,11 @@ int stub_session_init(struct stub_session *s, const struct stub_target *target,
                       const struct stub_link *link);
 void stub_session_free(struct stub_session *s);
 
-/* Attaches to the target (stopping it if it runs) and detaches. */
+/* The register layout to give gdb (STUB_GDB_ARCH_AUTO by default). */
+void stub_session_set_arch(struct stub_session *s, enum stub_gdb_arch arch);
+
+/* Attaches to the target (stopping it if it runs) once gdb sends its first
+ * byte, and detaches. */
 void stub_session_attach(struct stub_session *s);
 void stub_session_detach(struct stub_session *s);
 

@@ -25,11 +25,18 @@
 
 #define STUB_MAX_THREADS 64u
 
-/* Signal numbers gdb knows (its own numbering equals Linux's for these). */
+/* Register sets a target may have beyond the x87/SSE and system ones. */
+enum {
+    STUB_REGSET_AVX = 1u << 0,    /* ymm upper halves */
+    STUB_REGSET_AVX512 = 1u << 1, /* xmm16-31, ymm16-31 upper halves, k0-7, zmm upper halves */
+};
+
+/* Signal numbers as the protocol carries them (gdb's own numbering, which
+ * is Linux's for these except SIGBUS: 7 is gdb's SIGEMT). */
 #define STUB_SIGINT 2
 #define STUB_SIGILL 4
 #define STUB_SIGTRAP 5
-#define STUB_SIGBUS 7
+#define STUB_SIGBUS 10
 #define STUB_SIGSEGV 11
 
 enum stub_stop_reason {
@@ -39,6 +46,7 @@ enum stub_stop_reason {
     STUB_REASON_WATCH,
     STUB_REASON_RWATCH,
     STUB_REASON_AWATCH,
+    STUB_REASON_HISTORY_BEGIN, /* executing backwards reached the start of history */
 };
 
 struct stub_stop {
@@ -49,6 +57,9 @@ struct stub_stop {
     enum stub_stop_reason reason;
     uint64_t addr;     /* data address for watchpoints */
     char why[160];     /* for the gdb console and the log; may be empty */
+    /* A reverse command was refused (why says why) and the target is where
+     * it was: gdb gets an error instead of a stop. */
+    bool refused;
 };
 
 enum stub_action {
@@ -92,13 +103,18 @@ struct stub_target_listener {
 
 struct stub_target_ops {
     unsigned (*threads)(void *ctx);
+    /* STUB_REGSET_* the registers have; the same for every thread. */
+    unsigned (*regsets)(void *ctx);
     int (*thread_info)(void *ctx, unsigned tid, struct stub_thread_info *out);
 
     int (*reg_read)(void *ctx, unsigned tid, enum vm_reg_id id, uint8_t *out, size_t size);
     int (*reg_write)(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *in, size_t size);
-    /* *done receives the bytes read before a fault. */
-    int (*mem_read)(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done);
-    int (*mem_write)(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len);
+    /* Linear addresses through tid's page tables, or guest-physical ones
+     * when phys; *done receives the bytes read before a fault. */
+    int (*mem_read)(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
+                    size_t *done);
+    int (*mem_write)(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
+                     size_t len);
 
     /* len is the watched length (1 for breakpoints); -ENOSPC when out of
      * resources, -ENOTSUP when this kind cannot be had here, -ENOENT when
@@ -108,6 +124,12 @@ struct stub_target_ops {
 
     /* -ESRCH once the target has ended. */
     int (*resume)(void *ctx, const struct stub_resume *r);
+    /* Executes backwards (NULL: the target cannot): action STEP (one
+     * instruction of thread tid) or CONTINUE (to the last breakpoint or
+     * watchpoint hit before here, or the start of history). The stop comes
+     * through the listener as for resume; a target that cannot go back
+     * here and now reports a refused stop saying why. */
+    int (*reverse)(void *ctx, unsigned tid, enum stub_action action);
     /* Stops a running target (SIGINT for gdb); no-op when stopped. */
     void (*interrupt)(void *ctx);
     bool (*running)(void *ctx);
@@ -118,16 +140,24 @@ struct stub_target_ops {
      * listener from now on. */
     void (*attach)(void *ctx, const struct stub_target_listener *listener);
     /* It goes away: its breakpoints and watchpoints go with it, and the
-     * target goes on as it was (stopped or running). */
-    void (*detach)(void *ctx);
+     * target runs on (as QEMU's and gdbserver's do), unless keep_stopped or
+     * the target's own policy (kvmstub's --on-detach stop) says otherwise. */
+    void (*detach)(void *ctx, bool keep_stopped);
     /* Output waits in the target while paused (a slow client). */
     void (*pause_output)(void *ctx, bool paused);
 
     /* A monitor command: text for the user in *out, 0 or a negative errno
      * for an unknown or failed command. */
     int (*monitor)(void *ctx, unsigned tid, const char *cmd, struct stub_text *out);
-    /* The debugger asked to end it all (k, vKill). */
+    /* The debugger asked to end it all (k, vKill outside extended mode). */
     void (*kill)(void *ctx);
+    /* extended-remote: the guest is gone (k, vKill), kvmstub stays; and
+     * the guest starts afresh, stopped at its entry (run, R). */
+    void (*end_guest)(void *ctx);
+    int (*restart)(void *ctx);
+    /* The debugger asked for extended mode ('!'): until the next attach,
+     * the guest's end does not end the target. */
+    void (*extended)(void *ctx);
 };
 
 struct stub_target {

@@ -1,6 +1,7 @@
 /* The KVM machine as a target (target_kvm.h). */
 #include "target_kvm.h"
 
+#include "history.h"
 #include "log.h"
 #include "monitor.h"
 
@@ -19,6 +20,18 @@ static unsigned threads(void *ctx)
 {
     struct stub_machine *m = ctx;
     return m->ncpus;
+}
+
+static unsigned regsets(void *ctx)
+{
+    struct stub_machine *m = ctx;
+    uint64_t x = vm_xsave_features(m->vm);
+    unsigned sets = 0;
+    if (x & (1u << 2))
+        sets |= STUB_REGSET_AVX;
+    if ((x & 0xe0) == 0xe0)
+        sets |= STUB_REGSET_AVX512;
+    return sets;
 }
 
 static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
@@ -43,22 +56,37 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
 {
     struct vm_cpu *cpu;
     int err = stopped_cpu(ctx, tid, &cpu);
-    return err ? err : vm_reg_write(cpu, id, buf, size);
+    if (!err && !(err = vm_reg_write(cpu, id, buf, size)))
+        stub_history_changed(((struct stub_machine *)ctx)->history);
+    return err;
 }
 
-static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done)
+static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
+                    size_t *done)
 {
+    struct stub_machine *m = ctx;
     struct vm_cpu *cpu;
     *done = 0;
-    int err = stopped_cpu(ctx, tid, &cpu);
-    return err ? err : vm_read_linear(cpu, addr, buf, len, done);
+    int err = stopped_cpu(m, tid, &cpu);
+    if (err)
+        return err;
+    return phys ? vm_read_physical(m->vm, addr, buf, len, done)
+                : vm_read_linear(cpu, addr, buf, len, done);
 }
 
-static int mem_write(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len)
+static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
+                     size_t len)
 {
+    struct stub_machine *m = ctx;
     struct vm_cpu *cpu;
-    int err = stopped_cpu(ctx, tid, &cpu);
-    return err ? err : vm_write_linear(cpu, addr, buf, len, NULL);
+    int err = stopped_cpu(m, tid, &cpu);
+    if (err)
+        return err;
+    err = phys ? vm_write_physical(m->vm, addr, buf, len, NULL)
+               : vm_write_linear(cpu, addr, buf, len, NULL);
+    if (!err)
+        stub_history_changed(m->history);
+    return err;
 }
 
 static enum vm_watch_type watch_type(enum stub_bp_kind kind)
@@ -75,8 +103,12 @@ static int bp_insert(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
     if (err)
         return err;
     if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
-        return vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
-    return vm_watch_insert(cpu, watch_type(kind), addr, len);
+        err = vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
+    else
+        err = vm_watch_insert(cpu, watch_type(kind), addr, len);
+    if (!err)
+        stub_history_bp(((struct stub_machine *)ctx)->history, kind, addr, len, true);
+    return err;
 }
 
 static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len)
@@ -85,6 +117,7 @@ static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
     int err = stopped_cpu(ctx, tid, &cpu);
     if (err)
         return err;
+    stub_history_bp(((struct stub_machine *)ctx)->history, kind, addr, len, false);
     if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
         return vm_bp_remove(cpu, addr, kind == STUB_BP_HARDWARE);
     return vm_watch_remove(cpu, watch_type(kind), addr, len);
@@ -95,9 +128,23 @@ static int resume(void *ctx, const struct stub_resume *r)
     return stub_machine_resume(ctx, r);
 }
 
+static int reverse(void *ctx, unsigned tid, enum stub_action action)
+{
+    struct stub_machine *m = ctx;
+    if (stub_machine_running(m))
+        return -EBUSY;
+    if (m->last.exited)
+        return -ESRCH;
+    return stub_history_reverse(m->history, tid, action);
+}
+
 static void interrupt(void *ctx)
 {
-    stub_machine_interrupt(ctx);
+    struct stub_machine *m = ctx;
+    if (stub_history_replaying(m->history))
+        stub_history_interrupt(m->history);
+    else
+        stub_machine_interrupt(m);
 }
 
 static bool running(void *ctx)
@@ -116,9 +163,9 @@ static void attach(void *ctx, const struct stub_target_listener *listener)
     stub_machine_attach(ctx, listener);
 }
 
-static void detach(void *ctx)
+static void detach(void *ctx, bool keep_stopped)
 {
-    stub_machine_detach(ctx);
+    stub_machine_detach(ctx, keep_stopped);
 }
 
 static void pause_output(void *ctx, bool paused)
@@ -140,8 +187,29 @@ static void kill_target(void *ctx)
     stub_machine_exit(ctx, 0);
 }
 
+static void end_guest(void *ctx)
+{
+    stub_machine_end_guest(ctx);
+}
+
+static void extended(void *ctx)
+{
+    stub_machine_set_extended(ctx);
+}
+
+static int restart(void *ctx)
+{
+    struct stub_machine *m = ctx;
+    char err[256];
+    int r = stub_machine_reset(m, err, sizeof(err));
+    if (r)
+        stub_log("cannot start the guest again: %s", err);
+    return r;
+}
+
 static const struct stub_target_ops ops = {
     .threads = threads,
+    .regsets = regsets,
     .thread_info = thread_info,
     .reg_read = reg_read,
     .reg_write = reg_write,
@@ -150,6 +218,7 @@ static const struct stub_target_ops ops = {
     .bp_insert = bp_insert,
     .bp_remove = bp_remove,
     .resume = resume,
+    .reverse = reverse,
     .interrupt = interrupt,
     .running = running,
     .last_stop = last_stop,
@@ -158,6 +227,9 @@ static const struct stub_target_ops ops = {
     .pause_output = pause_output,
     .monitor = monitor,
     .kill = kill_target,
+    .end_guest = end_guest,
+    .restart = restart,
+    .extended = extended,
 };
 
 struct stub_target stub_target_kvm(struct stub_machine *m)

@@ -9,8 +9,9 @@
 
 #include "regmap.h"
 
-/* The XML for arch (i8086 instead of i386 when real_mode), NUL-terminated,
+/* The XML for arch with the register sets STUB_REGSET_* (i8086 instead of
+ * i386 when real_mode), NUL-terminated,
  * in a static buffer; *len receives its length. */
-const char *stub_tdesc(enum stub_arch arch, bool real_mode, size_t *len);
+const char *stub_tdesc(enum stub_arch arch, unsigned sets, bool real_mode, size_t *len);
 
 #endif

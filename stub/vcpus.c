@@ -42,7 +42,8 @@ struct stub_vcpus {
     struct vm *vm;
     unsigned n;
     struct chan *chans;
-    bool spin; /* more than one core: spinning waits can pay off */
+    bool loop_spin; /* the loop may spin for a step's stop (see vcpus.h) */
+    bool vcpu_spin; /* vCPU threads may spin for the next request */
     atomic_bool loop_spinning;
     /* Console output, shared by every vCPU thread. */
     pthread_mutex_t out_mu;
@@ -140,7 +141,7 @@ static int run(struct chan *c, const struct stub_run *req, struct vm_event *ev)
 /* Waits for the next request; false when the thread should end. */
 static bool next_request(struct chan *c, struct stub_run *req)
 {
-    if (c->g->spin && !getenv("NOVSPIN")) {
+    if (c->g->vcpu_spin) {
         uint64_t t0 = now_us();
         while (!atomic_load_explicit(&c->cmd_pending, memory_order_acquire) &&
                now_us() - t0 < STUB_VCPUS_SPIN_US)
@@ -238,7 +239,7 @@ static void on_flush_timer(uv_timer_t *t)
 static void on_prepare(uv_prepare_t *p)
 {
     struct stub_vcpus *g = p->data;
-    if (!g->spin || getenv("NOLSPIN"))
+    if (!g->loop_spin)
         return;
     struct chan *c = NULL;
     for (unsigned i = 0; i < g->n && !c; i++)
@@ -272,7 +273,9 @@ int stub_vcpus_start(struct stub_vcpus **out, uv_loop_t *loop, struct vm *vm,
     g->on_output = on_output;
     g->on_stop = on_stop;
     g->ctx = ctx;
-    g->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    g->loop_spin = cores >= 2;
+    g->vcpu_spin = cores >= 3;
     atomic_init(&g->loop_spinning, false);
     pthread_mutex_init(&g->out_mu, NULL);
     pthread_cond_init(&g->out_space, NULL);

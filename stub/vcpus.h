@@ -16,11 +16,15 @@
  *    callbacks run on the loop thread; a stop is delivered only after the
  *    output that came before it. Sockets are the loop thread's alone.
  *
- * Hand-offs are fast when the host has a core to spare: after a stop a vCPU
- * thread spins briefly for the next request before it sleeps, and the loop
- * thread spins briefly for the stop of a single step before it goes back to
- * polling (both bounded by STUB_VCPUS_SPIN_US, so an idle kvmstub uses no
- * CPU). On a single-core host nobody spins. */
+ * Hand-offs are fast when the host has cores to spare. With two or more,
+ * the loop thread spins briefly for the stop of a single step before it
+ * goes back to polling: the vCPU runs the step on the other core meanwhile.
+ * With three or more, a vCPU thread also spins briefly for the next request
+ * after a stop; with two that would take the core gdb needs to answer (the
+ * loop writes the reply, gdb reads it and sends the next step while the
+ * vCPU spins), which measured several times slower than sleeping. Both
+ * spins are bounded by STUB_VCPUS_SPIN_US, so an idle kvmstub uses no
+ * CPU. */
 #ifndef STUB_VCPUS_H
 #define STUB_VCPUS_H
 

@@ -88,3 +88,35 @@ int vm_write_linear(struct vm_cpu *cpu, uint64_t addr, const void *buf, size_t l
     /* write_chunk only reads through p; the cast keeps one walker. */
     return walk(cpu, addr, (uint8_t *)(uintptr_t)buf, len, done, write_chunk);
 }
+
+/* Physical ranges are checked in one piece against RAM: what lies past its
+ * end is not there. */
+static size_t in_ram(const struct vm *vm, uint64_t gpa, size_t len)
+{
+    uint64_t size = vm->mem.size;
+    if (gpa >= size)
+        return 0;
+    return size - gpa < len ? (size_t)(size - gpa) : len;
+}
+
+int vm_read_physical(struct vm *vm, uint64_t gpa, void *buf, size_t len, size_t *done)
+{
+    size_t n = in_ram(vm, gpa, len);
+    int err = n ? vm_mem_read(&vm->mem, gpa, buf, n) : 0;
+    if (!err && n)
+        vm_debug_hide(vm, gpa, buf, n);
+    if (done)
+        *done = err ? 0 : n;
+    return err ? err : n < len ? -EFAULT : 0;
+}
+
+int vm_write_physical(struct vm *vm, uint64_t gpa, const void *buf, size_t len, size_t *done)
+{
+    size_t n = in_ram(vm, gpa, len);
+    int err = n ? vm_mem_write(&vm->mem, gpa, buf, n) : 0;
+    if (!err && n)
+        vm_debug_write_through(vm, gpa, buf, n);
+    if (done)
+        *done = err ? 0 : n;
+    return err ? err : n < len ? -EFAULT : 0;
+}

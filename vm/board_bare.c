@@ -49,6 +49,11 @@ static int bare_create(struct vm *vm, char *err, size_t errlen)
     int r = vm_bus_add(&vm->bus, &uart);
     if (!r)
         r = vm_debug_exit_attach(&vm->bus, VM_PORT_DEBUG_EXIT);
+    if (!r)
+        r = vm_bus_add_state(&vm->bus, &(struct vm_bus_state){.name = "uart",
+                                                              .save = vm_serial_save,
+                                                              .load = vm_serial_load,
+                                                              .dev = &b->uart});
     return r;
 }
 
@@ -97,6 +102,7 @@ static bool bare_console_pending(struct vm *vm)
 
 const struct vm_board vm_board_bare = {
     .name = "bare",
+    .vmstate_parts = 0, /* no in-kernel irqchip, PIT or clock: all is in the devices */
     .create = bare_create,
     .cpu_setup = bare_cpu_setup,
     .reset = bare_reset,

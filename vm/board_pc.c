@@ -47,6 +47,7 @@
 #include "image.h"
 #include "mptable.h"
 #include "serial.h"
+#include "vmstate.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -340,6 +341,13 @@ static int pc_create(struct vm *vm, char *err, size_t errlen)
             return r;
     if ((r = vm_debug_exit_attach(&vm->bus, VM_PORT_DEBUG_EXIT)))
         return r;
+    /* Snapshots carry the UART's state; the i8042's and the clock's are
+     * not saved (a snapshot of a pc guest restarts them from power-on). */
+    if ((r = vm_bus_add_state(&vm->bus, &(struct vm_bus_state){.name = "uart",
+                                                                .save = vm_serial_save,
+                                                                .load = vm_serial_load,
+                                                                .dev = &pc->uart})))
+        return r;
     pc->zone_usable = vm->caps.coalesced_pio && vm->coalesced_page;
     sync_thr_zone(pc);
     return 0;
@@ -512,6 +520,7 @@ static bool pc_console_pending(struct vm *vm)
 const struct vm_board vm_board_pc = {
     .name = "pc",
     .irqchip = true,
+    .vmstate_parts = VM_VMSTATE_IRQCHIP | VM_VMSTATE_PIT | VM_VMSTATE_CLOCK,
     .create = pc_create,
     .cpu_setup = pc_cpu_setup,
     .image_loaded = pc_image_loaded,

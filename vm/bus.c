@@ -54,8 +54,25 @@ const struct vm_bus_range *vm_bus_find(const struct vm_bus *bus, enum vm_bus_spa
     return NULL;
 }
 
+int vm_bus_add_state(struct vm_bus *bus, const struct vm_bus_state *state)
+{
+    size_t len = state->name ? strlen(state->name) : 0;
+    if (len == 0 || len >= VM_BUS_STATE_NAME || !state->save || !state->load)
+        return -EINVAL;
+    for (size_t i = 0; i < bus->nstates; i++)
+        if (strcmp(bus->states[i].name, state->name) == 0)
+            return -EEXIST;
+    struct vm_bus_state *n = realloc(bus->states, (bus->nstates + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    bus->states = n;
+    bus->states[bus->nstates++] = *state;
+    return 0;
+}
+
 void vm_bus_free(struct vm_bus *bus)
 {
     free(bus->ranges);
+    free(bus->states);
     memset(bus, 0, sizeof(*bus));
 }

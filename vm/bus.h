@@ -44,11 +44,28 @@ struct vm_bus_range {
      * exit). The run loop hands them to write() in order, before the exit
      * that follows them. */
     uint64_t coalesce_len;
+    /* Whether the zone is registered with KVM now (vm_coalesce_refresh). */
+    bool coalesced;
+};
+
+/* A device's state for snapshots (vm/snapshot.h), registered next to its
+ * ranges. save fills a malloc'd byte string; load checks one (it may come
+ * from a file: untrusted) and, only when apply is set and the check passed,
+ * puts it into the device. Called while every vCPU is stopped. */
+#define VM_BUS_STATE_NAME 24 /* bytes, with the NUL */
+
+struct vm_bus_state {
+    const char *name; /* unique on the bus, 1-23 characters */
+    int (*save)(void *dev, uint8_t **buf, size_t *len);
+    int (*load)(void *dev, const uint8_t *buf, size_t len, bool apply);
+    void *dev;
 };
 
 struct vm_bus {
     struct vm_bus_range *ranges;
     size_t n, cap;
+    struct vm_bus_state *states;
+    size_t nstates;
 };
 
 /* -EEXIST when the range overlaps one already there, -EINVAL when empty or
@@ -57,6 +74,8 @@ int vm_bus_add(struct vm_bus *bus, const struct vm_bus_range *range);
 /* The range holding addr in space, or NULL. */
 const struct vm_bus_range *vm_bus_find(const struct vm_bus *bus, enum vm_bus_space space,
                                        uint64_t addr);
+/* -EEXIST for a name already there, -EINVAL for a bad name. */
+int vm_bus_add_state(struct vm_bus *bus, const struct vm_bus_state *state);
 void vm_bus_free(struct vm_bus *bus);
 
 #endif

@@ -35,6 +35,7 @@ const char *vm_event_name(enum vm_event_type type)
     case VM_EVENT_RESET: return "reset";
     case VM_EVENT_ENTRY_FAILED: return "entry failed";
     case VM_EVENT_INTERNAL_ERROR: return "internal error";
+    case VM_EVENT_IO: return "port I/O catch";
     }
     return "?";
 }
@@ -189,6 +190,10 @@ static void drain_ring(struct vm_cpu *cpu)
     if (!ring)
         return;
     struct vm *vm = cpu->vm;
+    if (__atomic_load_n(&ring->first, __ATOMIC_RELAXED) ==
+        __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+        return; /* the common case, without the lock */
+    pthread_mutex_lock(&vm->ring_lock);
     uint32_t first = __atomic_load_n(&ring->first, __ATOMIC_RELAXED);
     while (first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE)) {
         if (first >= RING_MAX)
@@ -203,6 +208,18 @@ static void drain_ring(struct vm_cpu *cpu)
         first = (uint32_t)((first + 1) % RING_MAX);
         __atomic_store_n(&ring->first, first, __ATOMIC_RELEASE);
     }
+    pthread_mutex_unlock(&vm->ring_lock);
+}
+
+/* The first catch on ports [port, port+size) in this direction, or NULL. */
+static struct vm_io_catch *io_catch(struct vm *vm, uint16_t port, unsigned size, bool out)
+{
+    for (size_t i = 0; i < vm->debug.ncatches; i++) {
+        struct vm_io_catch *c = &vm->debug.catches[i];
+        if ((c->dir & (out ? VM_IO_OUT : VM_IO_IN)) && c->lo <= port + size - 1 && c->hi >= port)
+            return c;
+    }
+    return NULL;
 }
 
 /* A read of VM_BP_PORT by a planted `in $VM_BP_PORT,%al` at a breakpoint:
@@ -247,12 +264,40 @@ static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
     }
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool out = run->io.direction == KVM_EXIT_IO_OUT;
+    uint16_t port = run->io.port;
+    int got = 0;
+    bool caught = false;
+    /* Every element of a string instruction is done in this one exit. */
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
-        int got = bus_access(cpu, VM_BUS_PIO, run->io.port, data, size, out, ev);
-        if (got)
-            return got;
+        struct vm_event dev = {0};
+        int r = bus_access(cpu, VM_BUS_PIO, port, data, size, out, &dev);
+        if (r < 0)
+            return r;
+        if (r && !got) {
+            *ev = dev;
+            got = 1;
+        }
+        struct vm_io_catch *c = caught || !vm->debug.ncatches ? NULL : io_catch(vm, port, size, out);
+        if (c) {
+            if (got) {
+                /* The device's stop (the guest ending) comes after this. */
+                cpu->pending = *ev;
+                cpu->has_pending = true;
+            }
+            uint32_t v = 0;
+            memcpy(&v, data, size);
+            c->hits++;
+            ev->type = VM_EVENT_IO;
+            ev->u.io.port = port;
+            ev->u.io.out = out;
+            ev->u.io.size = (uint8_t)size;
+            ev->u.io.value = v;
+            ev->u.io.catch_id = c->id;
+            caught = true;
+            got = 1;
+        }
     }
-    return 0;
+    return got;
 }
 
 static int handle_mmio(struct vm_cpu *cpu, struct vm_event *ev)
@@ -270,9 +315,10 @@ static int handle_mmio(struct vm_cpu *cpu, struct vm_event *ev)
     /* A trapped page of RAM: do the access on the real memory, then see
      * whether it touched watched bytes. */
     atomic_fetch_add_explicit(&vm->stats.watch_traps, 1, memory_order_relaxed);
-    if (run->mmio.is_write)
+    if (run->mmio.is_write) {
         memcpy(ram, run->mmio.data, len);
-    else
+        vm_mem_mark_dirty(&vm->mem, gpa, len); /* KVM's log cannot see it */
+    } else
         memcpy(run->mmio.data, ram, len);
     uint64_t addr;
     enum vm_watch_type type;
@@ -548,11 +594,18 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
         ev->u.internal.exit_reason = run->exit_reason;
         return 1;
     }
-    if (got > 0 && (ev->type == VM_EVENT_DEBUG_EXIT || ev->type == VM_EVENT_RESET)) {
+    const struct vm_event *ended =
+        got > 0 && (ev->type == VM_EVENT_DEBUG_EXIT || ev->type == VM_EVENT_RESET) ? ev
+        : cpu->has_pending &&
+                (cpu->pending.type == VM_EVENT_DEBUG_EXIT || cpu->pending.type == VM_EVENT_RESET)
+            ? &cpu->pending
+            : NULL;
+    if (ended) {
         /* Every vCPU's next run ends at once: the machine is over. */
-        cpu->vm->exit_type = ev->type;
-        cpu->vm->exit_status = ev->type == VM_EVENT_DEBUG_EXIT ? ev->u.exit.status : 0;
+        cpu->vm->exit_type = ended->type;
+        cpu->vm->exit_status = ended->type == VM_EVENT_DEBUG_EXIT ? ended->u.exit.status : 0;
         atomic_store(&cpu->vm->exited, true);
+        cpu->has_pending = false;
     }
     return got;
 }
@@ -760,6 +813,11 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         ev->u.exit.status = vm->exit_status;
         return 0;
     }
+    if (cpu->has_pending) {
+        cpu->has_pending = false;
+        *ev = cpu->pending;
+        return 0;
+    }
     if (cpu->halted) {
         /* Nothing can wake it: the board raises no interrupts. */
         ev->type = VM_EVENT_HALT;
@@ -793,10 +851,12 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         bool kicked = atomic_exchange(&cpu->kick, false);
         if (err && err != -EINTR && err != -EAGAIN)
             return err;
+        /* Batched writes are collected however KVM_RUN came back: a kick
+         * that lands as EINTR (kvm-pvm does that) must still flush them. */
+        drain_ring(cpu);
         ev->type = VM_EVENT_SERIAL;
         int got = 0;
         if (!err) {
-            drain_ring(cpu);
             got = vm_cpu_handle_exit(cpu, mode, ev);
             if (got < 0)
                 return got;

@@ -334,6 +334,39 @@ void vm_bp_replant(struct vm *vm, uint64_t addr)
     pthread_mutex_unlock(&vm->debug.lock);
 }
 
+void vm_bp_unplant_all(struct vm *vm)
+{
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
+        if (p)
+            memcpy(p, bp->orig, bp->len);
+    }
+}
+
+void vm_bp_replant_all(struct vm *vm)
+{
+    struct vm_debug *d = &vm->debug;
+    unsigned pending = 0;
+    for (size_t i = 0; i < d->nbps; i++) {
+        struct vm_breakpoint *bp = &d->bps[i];
+        uint64_t gpa;
+        bp->gpa = VM_BP_PENDING;
+        bp->len = 0;
+        if (!vm->ncpus || vm_translate(&vm->cpus[0], bp->addr, &gpa) ||
+            !vm_mem_ptr(&vm->mem, gpa, 1)) {
+            pending++;
+            continue;
+        }
+        bp->gpa = gpa;
+        if (plant(&vm->cpus[0], bp))
+            bp->gpa = VM_BP_PENDING, pending++;
+    }
+    atomic_store(&d->npending, pending);
+    vm_watch_apply_traps(vm);
+    d->generation++;
+}
+
 int vm_bp_plant_pending(struct vm_cpu *cpu)
 {
     struct vm *vm = cpu->vm;
@@ -502,4 +535,47 @@ int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method
     d->watch_method = watch;
     d->generation++;
     return 0;
+}
+
+int vm_io_catch_add(struct vm *vm, uint16_t lo, uint16_t hi, enum vm_io_dir dir, unsigned *id)
+{
+    struct vm_debug *d = &vm->debug;
+    if (lo > hi || dir < VM_IO_IN || dir > VM_IO_ANY)
+        return -EINVAL;
+    if (d->ncatches >= VM_MAX_IO_CATCHES)
+        return -ENOSPC;
+    struct vm_io_catch *c = &d->catches[d->ncatches++];
+    *c = (struct vm_io_catch){.id = ++d->next_catch_id, .lo = lo, .hi = hi, .dir = dir};
+    if (id)
+        *id = c->id;
+    /* A refusal leaves the ring on: writes to it are then seen late. */
+    return vm_coalesce_refresh(vm);
+}
+
+int vm_io_catch_remove(struct vm *vm, unsigned id)
+{
+    struct vm_debug *d = &vm->debug;
+    for (size_t i = 0; i < d->ncatches; i++) {
+        if (d->catches[i].id == id) {
+            memmove(&d->catches[i], &d->catches[i + 1], (d->ncatches - i - 1) * sizeof(d->catches[0]));
+            d->ncatches--;
+            vm_coalesce_refresh(vm);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+size_t vm_io_catch_list(const struct vm *vm, struct vm_io_catch *out, size_t max)
+{
+    const struct vm_debug *d = &vm->debug;
+    for (size_t i = 0; i < d->ncatches && i < max; i++)
+        out[i] = d->catches[i];
+    return d->ncatches;
+}
+
+bool vm_cpu_on_planted_breakpoint(struct vm_cpu *cpu)
+{
+    uint64_t pc;
+    return cpu->vm->debug.nbps && vm_cpu_linear_pc(cpu, &pc) == 0 && vm_bp_find(cpu->vm, pc);
 }

@@ -131,4 +131,32 @@ int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method
 
 const char *vm_bp_method_name(enum vm_bp_method m);
 
+/* Catches on port I/O: the vCPU stops after an IN or OUT that touches
+ * ports lo..hi in direction dir (the access is done, VM_EVENT_IO tells
+ * which). A device's own stop on that access (debug-exit) comes at the
+ * next run, so a catch on the debug-exit port stops before the guest ends.
+ * Writes KVM would batch in its coalesced ring exit one by one while a
+ * catch covers them. Changed only while every vCPU is stopped. */
+enum vm_io_dir {
+    VM_IO_IN = 1,
+    VM_IO_OUT = 2,
+    VM_IO_ANY = 3,
+};
+
+#define VM_MAX_IO_CATCHES 32u
+
+struct vm_io_catch {
+    unsigned id; /* from 1, never reused */
+    uint16_t lo, hi;
+    enum vm_io_dir dir;
+    uint64_t hits;
+};
+
+/* -EINVAL for lo > hi or a bad dir, -ENOSPC when VM_MAX_IO_CATCHES are set. */
+int vm_io_catch_add(struct vm *vm, uint16_t lo, uint16_t hi, enum vm_io_dir dir, unsigned *id);
+/* -ENOENT for an unknown id. */
+int vm_io_catch_remove(struct vm *vm, unsigned id);
+/* Copies up to max catches to out; returns how many there are. */
+size_t vm_io_catch_list(const struct vm *vm, struct vm_io_catch *out, size_t max);
+
 #endif

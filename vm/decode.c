@@ -459,3 +459,33 @@ size_t vm_decode_access(const uint8_t *insn, size_t n, const struct kvm_regs *re
     add(o, &k, linear(&c, c.seg >= 0 ? c.seg : seg, ea), size_of(&c, d.size), d.access);
     return k;
 }
+
+const char *vm_decode_nondeterministic(const uint8_t *insn, size_t n, bool long_mode)
+{
+    size_t i = 0;
+    while (i < n && i < 15) {
+        uint8_t b = insn[i];
+        bool legacy = b == 0x66 || b == 0x67 || b == 0xf0 || b == 0xf2 || b == 0xf3 ||
+                      b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65;
+        if (!legacy && !(long_mode && (b & 0xf0) == 0x40))
+            break;
+        i++;
+    }
+    if (i + 1 >= n || insn[i] != 0x0f)
+        return NULL;
+    uint8_t op = insn[i + 1];
+    if (op == 0x31)
+        return "RDTSC";
+    if (op == 0x33)
+        return "RDPMC";
+    if (op == 0x01 && i + 2 < n && insn[i + 2] == 0xf9)
+        return "RDTSCP";
+    if (op == 0xc7 && i + 2 < n && (insn[i + 2] >> 6) == 3) {
+        unsigned reg = (insn[i + 2] >> 3) & 7;
+        if (reg == 6)
+            return "RDRAND";
+        if (reg == 7)
+            return "RDSEED";
+    }
+    return NULL;
+}

@@ -31,4 +31,10 @@ struct vm_access {
 size_t vm_decode_access(const uint8_t *insn, size_t n, const struct kvm_regs *regs,
                         const struct kvm_sregs *sregs, struct vm_access *out);
 
+/* Instructions whose result a deterministic re-execution cannot
+ * reproduce: RDTSC, RDTSCP, RDPMC, RDRAND, RDSEED. Returns the mnemonic,
+ * or NULL (also for bytes it cannot make sense of). long_mode: REX
+ * prefixes exist. */
+const char *vm_decode_nondeterministic(const uint8_t *insn, size_t n, bool long_mode);
+
 #endif

@@ -302,6 +302,8 @@ int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_opt
             continue;
         memcpy(dst, img->data + s->offset, s->filesz);
         memset(dst + s->filesz, 0, s->memsz - s->filesz);
+        /* Behind KVM's back: snapshots would not see a reloaded image. */
+        vm_mem_mark_dirty(&vm->mem, s->paddr, s->memsz);
     }
     if (f == VM_IMAGE_MULTIBOOT && (r = vm_multiboot_write(vm, img, opt->cmdline)))
         return r;

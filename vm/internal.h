@@ -84,6 +84,9 @@ struct vm_debug {
     struct vm_watchpoint *watches;
     size_t nwatches;
     uint64_t xlate_cr0; /* CR0.PG when the watch pages were last translated */
+    struct vm_io_catch catches[VM_MAX_IO_CATCHES];
+    size_t ncatches;
+    unsigned next_catch_id;
 };
 
 /* A trapped page lifted for one single-step, with its bytes before it. */
@@ -127,6 +130,10 @@ struct vm_cpu {
      * written, rip past it), both go back to these. */
     bool bp_io_fixup;
     uint64_t bp_io_rip, bp_io_rax;
+    /* A device's stop that a catch on the same access went before: the
+     * next run reports it. */
+    bool has_pending;
+    struct vm_event pending;
     bool needs_completion; /* KVM holds a PIO/MMIO instruction to finish */
     /* KVM_SET_GUEST_DEBUG as last applied. */
     bool guest_debug_dirty;
@@ -148,6 +155,10 @@ struct vm_image;
 struct vm_board {
     const char *name;
     bool irqchip; /* KVM's interrupt controllers: hlt never exits */
+    /* VM_VMSTATE_* (vm/vmstate.h) the board creates in KVM, which
+     * snapshots save and restore; devices' own state travels through the
+     * bus (vm_bus_add_state). */
+    unsigned vmstate_parts;
     /* Before any vCPU exists: devices on the bus, VM-wide KVM state. */
     int (*create)(struct vm *vm, char *err, size_t errlen);
     /* Each vCPU, right after KVM_CREATE_VCPU. */
@@ -176,10 +187,14 @@ struct vm {
     int vm_fd;
     size_t run_size;
     int coalesced_page; /* page offset of the ring in a vCPU mapping, or 0 */
+    /* The ring is the VM's, mapped into every vCPU: one drains it at a time
+     * (vCPU threads, in drain_ring). */
+    pthread_mutex_t ring_lock;
     struct vm_mem mem;
     struct vm_cpu *cpus;
     unsigned ncpus;
     struct kvm_cpuid2 *cpuid;
+    struct vm_xsave_layout xlayout;
     const struct vm_board *board;
     void *board_data;
     struct vm_bus bus;
@@ -213,6 +228,10 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step);
  * errno. Exposed so tests can feed it exits a host cannot produce. */
 int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev);
 
+/* Registers or unregisters KVM's coalesced zone of a bus range, as its
+ * device and the I/O catches allow (vm/machine.c). */
+int vm_coalesce_refresh(struct vm *vm);
+
 /* Raises or lowers an interrupt line of the board; no-op without one. */
 int vm_irq_set(struct vm *vm, unsigned line, bool level);
 
@@ -240,6 +259,12 @@ int vm_dr_exec_slot(const struct vm *vm, uint64_t addr);
  * (vm_watch_lift), and put back by vm_watch_unlift. */
 int vm_bp_unplant(struct vm_cpu *cpu, uint64_t addr);
 void vm_bp_replant(struct vm *vm, uint64_t addr);
+/* Around a snapshot load: every planted trap taken out (RAM holds the
+ * guest's bytes), then every breakpoint translated again with vCPU 0's page
+ * tables (they may differ) and planted over what the loaded RAM has; one
+ * the loaded guest has not mapped becomes pending. */
+void vm_bp_unplant_all(struct vm *vm);
+void vm_bp_replant_all(struct vm *vm);
 /* Plants the pending breakpoints the guest has mapped by now, as cpu's
  * page tables say; cheap when there are none. Any vCPU thread. */
 int vm_bp_plant_pending(struct vm_cpu *cpu);

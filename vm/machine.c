@@ -81,6 +81,35 @@ static int setup_cpuid(struct vm *vm, char *err, size_t errlen)
     return fail(err, errlen, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many CPUID entries");
 }
 
+/* Where the AVX and AVX-512 registers lie in KVM's XSAVE image, from the
+ * CPUID KVM supports (leaf 0xD: sub-leaf 0 the XCR0 bits, sub-leaf n the
+ * size and offset of component n). Components past the image are left out. */
+static void xsave_layout(struct vm *vm, size_t image)
+{
+    struct vm_xsave_layout *x = &vm->xlayout;
+    memset(x, 0, sizeof(*x));
+    if (!vm->cpuid)
+        return;
+    uint64_t supported = 0;
+    for (uint32_t i = 0; i < vm->cpuid->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &vm->cpuid->entries[i];
+        if (e->function != 0xd)
+            continue;
+        if (e->index == 0)
+            supported = e->eax | ((uint64_t)e->edx << 32);
+        else if (e->index >= 2 && e->index < 8) {
+            x->size[e->index] = e->eax;
+            x->offset[e->index] = e->ebx;
+        }
+    }
+    for (unsigned c = 2; c < 8; c++) {
+        bool fits = x->size[c] && x->offset[c] >= 576 &&
+                    (uint64_t)x->offset[c] + x->size[c] <= image;
+        if ((supported & (1ull << c)) && fits)
+            x->features |= 1ull << c;
+    }
+}
+
 static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
 {
     struct vm_cpu *cpu = &vm->cpus[index];
@@ -111,6 +140,9 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
         cpu->rc.xsave = calloc(1, cpu->rc.xsave_size);
         if (!cpu->rc.xsave)
             return fail(err, errlen, -ENOMEM, "out of memory");
+        if (index == 0)
+            xsave_layout(vm, cpu->rc.xsave_size);
+        cpu->rc.xlayout = &vm->xlayout;
     }
     cpu->guest_debug_dirty = true;
     /* Remember the power-on segment state; vm_reset() returns to it. */
@@ -136,6 +168,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->log_ctx = cfg->log_ctx;
     vm->trace = cfg->trace;
     pthread_mutex_init(&vm->note_lock, NULL);
+    pthread_mutex_init(&vm->ring_lock, NULL);
     atomic_init(&vm->exited, false);
     switch (cfg->board) {
     case VM_BOARD_BARE:
@@ -240,22 +273,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
             fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
         goto out;
     }
-    if (vm->caps.coalesced_pio && vm->coalesced_page) {
-        /* Write-only device registers (a UART's transmit register): guest
-         * writes land in a ring instead of exiting one by one; the run loop
-         * hands them to their device in order. */
-        for (size_t i = 0; i < vm->bus.n; i++) {
-            const struct vm_bus_range *b = &vm->bus.ranges[i];
-            if (!b->coalesce_len)
-                continue;
-            struct kvm_coalesced_mmio_zone z = {.addr = b->base, .size = (uint32_t)b->coalesce_len,
-                                                .pio = b->space == VM_BUS_PIO};
-            if (ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0) {
-                vm->coalesced_page = 0;
-                break;
-            }
-        }
-    }
+    if (vm_coalesce_refresh(vm))
+        vm->coalesced_page = 0; /* every write exits; slower, never wrong */
 
     vm->cpus = calloc(vm->ncpus, sizeof(*vm->cpus));
     if (!vm->cpus) {
@@ -313,6 +332,7 @@ void vm_destroy(struct vm *vm)
         close(vm->kvm_fd);
     free(vm->cpuid);
     pthread_mutex_destroy(&vm->note_lock);
+    pthread_mutex_destroy(&vm->ring_lock);
     free(vm);
 }
 
@@ -334,6 +354,7 @@ int vm_reset(struct vm *vm)
         struct kvm_vcpu_events ev = {0};
         ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &ev);
         cpu->halted = false;
+        cpu->has_pending = false;
         cpu->needs_completion = false;
         cpu->step.stepping_over = false;
         cpu->guest_debug_dirty = true;
@@ -353,6 +374,45 @@ bool vm_output_pending(struct vm *vm)
             return true;
     }
     return false;
+}
+
+/* An OUT catch covering part of a range the guest may write through the
+ * coalesced ring: those writes must exit one by one to be seen. */
+static bool caught_writes(const struct vm *vm, const struct vm_bus_range *b)
+{
+    for (size_t i = 0; i < vm->debug.ncatches; i++) {
+        const struct vm_io_catch *c = &vm->debug.catches[i];
+        if (b->space == VM_BUS_PIO && (c->dir & VM_IO_OUT) && c->lo < b->base + b->coalesce_len &&
+            c->hi >= b->base)
+            return true;
+    }
+    return false;
+}
+
+int vm_coalesce_refresh(struct vm *vm)
+{
+    if (!vm->caps.coalesced_pio || !vm->coalesced_page)
+        return 0;
+    /* Write-only device registers (a UART's transmit register): guest
+     * writes land in a ring instead of exiting one by one; the run loop
+     * hands them to their device in order. */
+    int err = 0;
+    for (size_t i = 0; i < vm->bus.n; i++) {
+        struct vm_bus_range *b = &vm->bus.ranges[i];
+        bool want = b->coalesce_len && !caught_writes(vm, b);
+        if (want == b->coalesced)
+            continue;
+        struct kvm_coalesced_mmio_zone z = {.addr = b->base, .size = (uint32_t)b->coalesce_len,
+                                            .pio = b->space == VM_BUS_PIO};
+        if (ioctl(vm->vm_fd, want ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO,
+                  &z) < 0) {
+            if (!err)
+                err = -errno;
+            continue;
+        }
+        b->coalesced = want;
+    }
+    return err;
 }
 
 size_t vm_console_take(struct vm *vm, uint8_t *out, size_t max)
@@ -393,6 +453,11 @@ const struct vm_caps *vm_caps(const struct vm *vm)
 const struct vm_stats *vm_stats(const struct vm *vm)
 {
     return &vm->stats;
+}
+
+uint64_t vm_xsave_features(const struct vm *vm)
+{
+    return vm->xlayout.features;
 }
 
 uint64_t vm_ram_size(const struct vm *vm)

@@ -1,11 +1,13 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 bool vm_mem_contains(const struct vm_mem *m, uint64_t gpa, uint64_t len)
 {
@@ -32,14 +34,78 @@ int vm_mem_write(struct vm_mem *m, uint64_t gpa, const void *buf, size_t len)
     if (!vm_mem_contains(m, gpa, len))
         return -EFAULT;
     memcpy(m->host + gpa, buf, len);
+    vm_mem_mark_dirty(m, gpa, len);
     return 0;
+}
+
+static uint64_t npages(const struct vm_mem *m)
+{
+    return m->size / VM_PAGE_SIZE;
+}
+
+size_t vm_mem_bitmap_words(const struct vm_mem *m)
+{
+    return (size_t)((npages(m) + 63) / 64);
+}
+
+/* Atomic, so that vCPU threads running at once (each owning its vCPU) may
+ * mark pages; collecting happens with every vCPU stopped. */
+static void set_bits(uint64_t *bits, uint64_t first, uint64_t count)
+{
+    while (count && first % 64) {
+        __atomic_fetch_or(&bits[first / 64], 1ull << (first % 64), __ATOMIC_RELAXED);
+        first++, count--;
+    }
+    for (; count >= 64; first += 64, count -= 64)
+        __atomic_store_n(&bits[first / 64], ~0ull, __ATOMIC_RELAXED);
+    for (; count; first++, count--)
+        __atomic_fetch_or(&bits[first / 64], 1ull << (first % 64), __ATOMIC_RELAXED);
+}
+
+void vm_mem_mark_dirty(struct vm_mem *m, uint64_t gpa, uint64_t len)
+{
+    if (!m->tracking || !len || gpa >= m->size)
+        return;
+    uint64_t end = len > m->size - gpa ? m->size : gpa + len;
+    uint64_t first = gpa / VM_PAGE_SIZE;
+    set_bits(m->dirty, first, (end - 1) / VM_PAGE_SIZE - first + 1);
+}
+
+/* Every page the host has backed (present or swapped out, from
+ * /proc/self/pagemap): the others were never touched, or given back by
+ * vm_mem_clear(), and read as zero. Where pagemap cannot be read, all. */
+static void mark_backed(const struct vm_mem *m, uint64_t *bits)
+{
+    enum { CHUNK = 4096 };
+    uint64_t n = npages(m);
+    uint64_t *e = malloc(CHUNK * sizeof(*e));
+    int fd = e ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+    uint64_t base = (uint64_t)(uintptr_t)m->host / VM_PAGE_SIZE;
+    for (uint64_t p = 0; fd >= 0 && p < n; p += CHUNK) {
+        size_t want = (size_t)(n - p < CHUNK ? n - p : CHUNK);
+        ssize_t got = pread(fd, e, want * sizeof(*e), (off_t)((base + p) * sizeof(*e)));
+        if (got != (ssize_t)(want * sizeof(*e))) {
+            close(fd);
+            fd = -1;
+            break;
+        }
+        for (size_t i = 0; i < want; i++)
+            if (e[i] & (3ull << 62)) /* present, swapped */
+                bits[(p + i) / 64] |= 1ull << ((p + i) % 64);
+    }
+    if (fd < 0)
+        set_bits(bits, 0, n);
+    else
+        close(fd);
+    free(e);
 }
 
 static int set_region(struct vm_mem *m, uint32_t id, uint64_t gpa, uint64_t size, bool readonly)
 {
     struct kvm_userspace_memory_region r = {
         .slot = id,
-        .flags = readonly ? KVM_MEM_READONLY : 0,
+        .flags = (readonly ? KVM_MEM_READONLY : 0) |
+                 (m->tracking && size ? KVM_MEM_LOG_DIRTY_PAGES : 0),
         .guest_phys_addr = gpa,
         .memory_size = size,
         .userspace_addr = (uint64_t)(uintptr_t)(m->host + gpa),
@@ -81,9 +147,39 @@ static int add_slot(struct vm_mem *m, uint64_t gpa, uint64_t size, bool readonly
     return 0;
 }
 
+/* ORs the slot's KVM dirty log into the RAM-wide bitmap; the log is cleared
+ * by reading it. */
+static int harvest(struct vm_mem *m, const struct vm_slot *s)
+{
+    uint64_t first = s->gpa / VM_PAGE_SIZE, n = s->size / VM_PAGE_SIZE;
+    size_t words = (size_t)((n + 63) / 64);
+    /* KVM writes all of the slot's bitmap (rounded up to 64 bits). */
+    struct kvm_dirty_log d = {.slot = s->id, .dirty_bitmap = m->log};
+    if (ioctl(m->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0)
+        return -errno;
+    unsigned shift = (unsigned)(first % 64);
+    uint64_t *out = &m->dirty[first / 64];
+    for (size_t w = 0; w < words; w++) {
+        uint64_t v = m->log[w];
+        if (w == words - 1 && n % 64)
+            v &= (1ull << (n % 64)) - 1;
+        if (!v)
+            continue;
+        out[w] |= v << shift;
+        /* Never reaches past the bitmap: bits there would be pages past RAM. */
+        if (shift && (v >> (64 - shift)))
+            out[w + 1] |= v >> (64 - shift);
+    }
+    return 0;
+}
+
 static int del_slot(struct vm_mem *m, size_t i)
 {
     struct vm_slot s = m->slots[i];
+    /* Its log dies with it: keep what it holds (all of it if KVM will not
+     * say, which costs a few extra pages in the next snapshot). */
+    if (m->tracking && harvest(m, &s))
+        set_bits(m->dirty, s.gpa / VM_PAGE_SIZE, s.size / VM_PAGE_SIZE);
     int err = set_region(m, s.id, s.gpa, 0, false);
     if (err)
         return err;
@@ -138,13 +234,115 @@ void vm_mem_destroy(struct vm_mem *m)
     free(m->slots);
     free(m->slot_used);
     free(m->traps);
+    free(m->dirty);
+    free(m->log);
     memset(m, 0, sizeof(*m));
 }
 
 int vm_mem_clear(struct vm_mem *m)
 {
+    /* What had content changes to zero; what the loader writes next through
+     * vm_mem_ptr() is found by the rescan at the next collect. */
+    if (m->tracking) {
+        mark_backed(m, m->dirty);
+        m->rescan = true;
+    }
     if (madvise(m->host, m->size, MADV_DONTNEED) < 0)
         return -errno;
+    return 0;
+}
+
+bool vm_mem_tracking(const struct vm_mem *m)
+{
+    return m->tracking;
+}
+
+/* Re-registers every slot with the current tracking flag; on failure the
+ * slots already changed are put back as they were. */
+static int reflag_slots(struct vm_mem *m)
+{
+    for (size_t i = 0; i < m->nslots; i++) {
+        const struct vm_slot *s = &m->slots[i];
+        int err = set_region(m, s->id, s->gpa, s->size, s->readonly);
+        if (err) {
+            m->tracking = !m->tracking;
+            for (size_t j = 0; j < i; j++)
+                set_region(m, m->slots[j].id, m->slots[j].gpa, m->slots[j].size,
+                           m->slots[j].readonly);
+            m->tracking = !m->tracking;
+            return err;
+        }
+    }
+    return 0;
+}
+
+int vm_mem_track_dirty(struct vm_mem *m, bool on)
+{
+    if (on == m->tracking)
+        return 0;
+    if (!on) {
+        m->tracking = false;
+        int err = reflag_slots(m);
+        if (err) {
+            m->tracking = true;
+            return err;
+        }
+        free(m->dirty);
+        free(m->log);
+        m->dirty = m->log = NULL;
+        return 0;
+    }
+    size_t words = vm_mem_bitmap_words(m);
+    m->dirty = calloc(words, sizeof(uint64_t));
+    m->log = calloc(words + 1, sizeof(uint64_t));
+    if (!m->dirty || !m->log) {
+        free(m->dirty);
+        free(m->log);
+        m->dirty = m->log = NULL;
+        return -ENOMEM;
+    }
+    m->tracking = true;
+    int err = reflag_slots(m);
+    /* A slot's first log must be readable too, or tracking is useless. */
+    for (size_t i = 0; !err && i < m->nslots; i++)
+        err = harvest(m, &m->slots[i]);
+    if (err) {
+        m->tracking = false;
+        reflag_slots(m);
+        free(m->dirty);
+        free(m->log);
+        m->dirty = m->log = NULL;
+        return err == -EINVAL || err == -ENOENT || err == -ENOTTY ? -ENOTSUP : err;
+    }
+    m->rescan = true;
+    return 0;
+}
+
+int vm_mem_dirty_collect(struct vm_mem *m, uint64_t *out)
+{
+    size_t words = vm_mem_bitmap_words(m);
+    if (!m->tracking) {
+        set_bits(out, 0, npages(m));
+        return 1;
+    }
+    for (size_t i = 0; i < m->nslots; i++) {
+        int err = harvest(m, &m->slots[i]);
+        if (err)
+            return err;
+    }
+    /* Guest writes to trapped pages are performed by the MMIO exit handler;
+     * counting those pages every time (and when their trap changes) spares
+     * it a hook. */
+    for (size_t i = 0; i < m->ntraps; i++)
+        set_bits(m->dirty, m->traps[i].gpa / VM_PAGE_SIZE, 1);
+    if (m->rescan) {
+        mark_backed(m, m->dirty);
+        m->rescan = false;
+    }
+    for (size_t w = 0; w < words; w++) {
+        out[w] |= m->dirty[w];
+        m->dirty[w] = 0;
+    }
     return 0;
 }
 
@@ -216,6 +414,9 @@ int vm_mem_set_trap(struct vm_mem *m, uint64_t gpa, enum vm_page_trap trap)
         return 0;
     if (!present && m->ntraps >= m->max_slots)
         return -ENOSPC;
+    /* While trapped, guest writes were done by the MMIO exit handler, which
+     * KVM does not log: count the page as changed when the trap goes. */
+    vm_mem_mark_dirty(m, page, VM_PAGE_SIZE);
 
     /* The window to re-tile: the slots touching the page, so that runs of
      * normal RAM are merged again when a trap goes away. */

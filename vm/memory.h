@@ -9,7 +9,19 @@
  *
  * Physical reads and writes here are the debugger's and the loader's view:
  * they go straight to RAM, traps or not. Every range is checked against the
- * RAM size without overflow; out-of-RAM gives -EFAULT. */
+ * RAM size without overflow; out-of-RAM gives -EFAULT.
+ *
+ * Dirty-page tracking (for incremental snapshots): when on, every slot that
+ * maps RAM carries KVM_MEM_LOG_DIRTY_PAGES, and one RAM-wide bitmap gathers
+ * what changed since the last vm_mem_dirty_collect(): guest writes that KVM
+ * logged (a slot's log is read before the slot goes away when traps re-tile
+ * RAM), writes through vm_mem_write(), ranges given to vm_mem_mark_dirty(),
+ * and every trapped page (guest writes to those are done by the MMIO exit
+ * handler, which KVM does not log). Writes through vm_mem_ptr() are not
+ * seen: whoever writes RAM that way calls vm_mem_mark_dirty().
+ * Tracking state belongs to whoever holds the stopped VM, like the slots;
+ * vm_mem_mark_dirty() may also be called by vCPU threads while they run
+ * (it is atomic). vm_mem_dirty_collect() has one consumer: snapshots. */
 #ifndef VM_MEMORY_H
 #define VM_MEMORY_H
 
@@ -51,6 +63,11 @@ struct vm_mem {
     /* Trapped pages sorted by gpa. */
     struct vm_trapped_page *traps;
     size_t ntraps;
+    /* Dirty-page tracking; bitmaps of vm_mem_bitmap_words() words. */
+    bool tracking;
+    bool rescan;     /* the next collect adds every page the host has backed */
+    uint64_t *dirty; /* pages changed since the last collect */
+    uint64_t *log;   /* KVM_GET_DIRTY_LOG buffer */
 };
 
 /* Maps size bytes (a multiple of 4 KiB) of RAM into the VM. */
@@ -70,5 +87,26 @@ void *vm_mem_ptr(const struct vm_mem *m, uint64_t gpa, uint64_t len);
  * no slot left, -ENOTSUP for VM_TRAP_WRITE without read-only slot support. */
 int vm_mem_set_trap(struct vm_mem *m, uint64_t gpa, enum vm_page_trap trap);
 enum vm_page_trap vm_mem_trap(const struct vm_mem *m, uint64_t gpa);
+
+/* Words of a bitmap with one bit per page of RAM (bit p%64 of word p/64). */
+size_t vm_mem_bitmap_words(const struct vm_mem *m);
+
+/* Turns dirty-page tracking on or off. Turning it on re-registers every slot
+ * with KVM_MEM_LOG_DIRTY_PAGES and makes the next collect report every page
+ * the host has backed so far (what happened before is unknown). KVM offers
+ * no capability bit for the bitmap log: a host whose KVM refuses the flag or
+ * the log gives -ENOTSUP, and tracking stays off. */
+int vm_mem_track_dirty(struct vm_mem *m, bool on);
+bool vm_mem_tracking(const struct vm_mem *m);
+
+/* Records that [gpa, gpa+len) changed (clipped to RAM); a no-op when
+ * tracking is off. */
+void vm_mem_mark_dirty(struct vm_mem *m, uint64_t gpa, uint64_t len);
+
+/* ORs into out the pages changed since the last collect and starts a new
+ * interval. Returns 0, 1 when tracking is off (then every bit is set: any
+ * page may have changed), or a negative errno when KVM would not hand over a
+ * log (nothing is lost: the next collect reports it). */
+int vm_mem_dirty_collect(struct vm_mem *m, uint64_t *out);
 
 #endif

@@ -82,6 +82,8 @@ int vm_regcache_fetch(struct vm_regcache *rc, unsigned groups)
     int err;
     if ((need & VM_RC_FPU) && (err = get_fpu(rc, &rc->fpu)))
         return err;
+    if ((need & VM_RC_DEBUG) && ioctl(rc->fd, KVM_GET_DEBUGREGS, &rc->dregs) < 0)
+        return -errno;
     if (need & VM_RC_MSRS) {
         union msrs m = {.hdr.nmsrs = 1};
         m.hdr.entries[0].index = MSR_KERNEL_GS_BASE;
@@ -102,6 +104,8 @@ int vm_regcache_flush(struct vm_regcache *rc)
     int err;
     if ((rc->dirty & VM_RC_FPU) && (err = set_fpu(rc, &rc->fpu)))
         return err;
+    if ((rc->dirty & VM_RC_DEBUG) && ioctl(rc->fd, KVM_SET_DEBUGREGS, &rc->dregs) < 0)
+        return -errno;
     if (rc->dirty & VM_RC_MSRS) {
         union msrs m = {.hdr.nmsrs = 1};
         m.hdr.entries[0].index = MSR_KERNEL_GS_BASE;

@@ -4,6 +4,8 @@
  * character timeout fires at once. */
 #include "serial.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -366,4 +368,73 @@ size_t vm_serial_input(struct vm_serial *s, const void *data, size_t n)
     update_irq(s);
     pthread_mutex_unlock(&s->lock);
     return done;
+}
+
+/* Layout: version 1, ier lcr mcr scr dll dlm fcr lsr_err msr_delta
+ * thre_pending, rx count (2, little-endian), the queued bytes, loop count
+ * (1), the loopback bytes. */
+#define STATE_VERSION 1u
+#define STATE_FIXED 11u
+
+int vm_serial_save(void *dev, uint8_t **buf, size_t *len)
+{
+    struct vm_serial *s = dev;
+    pthread_mutex_lock(&s->lock);
+    size_t n = STATE_FIXED + 2 + s->rx_count + 1 + s->loop_count;
+    uint8_t *b = malloc(n);
+    if (!b) {
+        pthread_mutex_unlock(&s->lock);
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    b[k++] = STATE_VERSION;
+    const uint8_t regs[] = {s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm,
+                            s->fcr, s->lsr_err, s->msr_delta, s->thre_pending};
+    memcpy(b + k, regs, sizeof(regs));
+    k += sizeof(regs);
+    b[k++] = (uint8_t)s->rx_count;
+    b[k++] = (uint8_t)(s->rx_count >> 8);
+    for (size_t i = 0; i < s->rx_count; i++)
+        b[k++] = s->rx[(s->rx_head + i) % VM_SERIAL_RX_MAX];
+    b[k++] = (uint8_t)s->loop_count;
+    memcpy(b + k, s->loop, s->loop_count);
+    pthread_mutex_unlock(&s->lock);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int vm_serial_load(void *dev, const uint8_t *b, size_t len, bool apply)
+{
+    struct vm_serial *s = dev;
+    if (len < STATE_FIXED + 3 || b[0] != STATE_VERSION)
+        return -EINVAL;
+    size_t rx = b[STATE_FIXED] | (size_t)b[STATE_FIXED + 1] << 8;
+    if (rx > VM_SERIAL_RX_MAX || len < STATE_FIXED + 2 + rx + 1)
+        return -EINVAL;
+    size_t lp = b[STATE_FIXED + 2 + rx];
+    if (lp > VM_SERIAL_FIFO || len != STATE_FIXED + 2 + rx + 1 + lp || b[10] > 1)
+        return -EINVAL;
+    if (!apply)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    s->ier = b[1] & 0x0f;
+    s->lcr = b[2];
+    s->mcr = b[3] & 0x1f;
+    s->scr = b[4];
+    s->dll = b[5];
+    s->dlm = b[6];
+    s->fcr = b[7] & FCR_KEPT;
+    s->lsr_err = b[8];
+    s->msr_delta = b[9];
+    s->thre_pending = b[10];
+    s->rx_head = 0;
+    s->rx_count = rx;
+    memcpy(s->rx, b + STATE_FIXED + 2, rx);
+    s->loop_count = lp;
+    memcpy(s->loop, b + STATE_FIXED + 3 + rx, lp);
+    update_coalescable(s);
+    update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 }

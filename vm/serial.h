@@ -93,4 +93,11 @@ bool vm_serial_tx_full(const struct vm_serial *s);
  * Raises the receive interrupt if the guest enabled it. */
 size_t vm_serial_input(struct vm_serial *s, const void *data, size_t n);
 
+/* The model's state for snapshots (vm/bus.h's vm_bus_state): registers,
+ * queued input and the loopback receiver; output is not part of it (its
+ * owner has taken it at every stop). load checks the bytes first and
+ * changes nothing unless they are whole and consistent. */
+int vm_serial_save(void *s, uint8_t **buf, size_t *len);
+int vm_serial_load(void *s, const uint8_t *buf, size_t len, bool apply);
+
 #endif

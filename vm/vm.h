@@ -56,6 +56,7 @@ enum vm_event_type {
                               * machine is over, as with qemu -no-reboot */
     VM_EVENT_ENTRY_FAILED,   /* KVM could not enter the guest: u.entry */
     VM_EVENT_INTERNAL_ERROR, /* KVM gave up (e.g. emulation failure): u.internal */
+    VM_EVENT_IO,             /* a catch on port I/O (vm/debug.h): u.io; the access is done */
 };
 
 struct vm_event {
@@ -75,6 +76,13 @@ struct vm_event {
         struct {
             uint64_t reason;
         } entry;
+        struct {
+            uint16_t port;
+            bool out;
+            uint8_t size;
+            uint32_t value;
+            unsigned catch_id;
+        } io;
         struct {
             uint32_t exit_reason; /* KVM_EXIT_* */
             uint32_t suberror;
@@ -148,6 +156,9 @@ unsigned vm_cpu_index(const struct vm_cpu *cpu);
 const struct vm_caps *vm_caps(const struct vm *vm);
 const struct vm_stats *vm_stats(const struct vm *vm);
 uint64_t vm_ram_size(const struct vm *vm);
+/* The XSAVE components whose registers vm_reg_read() can give (XCR0 bits:
+ * 1 << 2 AVX, 0xe0 AVX-512). */
+uint64_t vm_xsave_features(const struct vm *vm);
 const char *vm_board_name(const struct vm *vm);
 /* The board has KVM's in-kernel interrupt controllers: hlt waits in the
  * kernel for an interrupt instead of exiting to kvmstub. */
@@ -175,6 +186,10 @@ int vm_cpu_sregs(struct vm_cpu *cpu, struct kvm_sregs *out);
 /* The vCPU executed hlt and nothing has woken it (on a board with an
  * irqchip: KVM holds it halted, waiting for an interrupt). */
 bool vm_cpu_halted(const struct vm_cpu *cpu);
+/* The vCPU sits on a breakpoint planted in RAM: resuming it takes the byte
+ * out for one step, so no other vCPU may run meanwhile (it would pass the
+ * breakpoint unnoticed). */
+bool vm_cpu_on_planted_breakpoint(struct vm_cpu *cpu);
 
 /* The console (the board's UART): what the guest wrote, and input for it.
  * vm_console_take() is for the thread that owns the vCPUs' output: call it
@@ -208,6 +223,9 @@ uint64_t vm_boot_area(const struct vm *vm);
 int vm_read_linear(struct vm_cpu *cpu, uint64_t addr, void *buf, size_t len, size_t *done);
 int vm_write_linear(struct vm_cpu *cpu, uint64_t addr, const void *buf, size_t len, size_t *done);
 int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa);
+/* Guest-physical addresses, the same way (page tables, DMA buffers). */
+int vm_read_physical(struct vm *vm, uint64_t gpa, void *buf, size_t len, size_t *done);
+int vm_write_physical(struct vm *vm, uint64_t gpa, const void *buf, size_t len, size_t *done);
 
 /* Back to power-on: RAM cleared, devices reset, breakpoints and watchpoints
  * removed. The caller loads the image again. */

@@ -253,10 +253,11 @@ int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *
         snprintf(remote, sizeof(remote), "target remote %s", target);
     else
         snprintf(remote, sizeof(remote), "target remote :%d", port);
-    const char *argv[128] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
-                             "-ex", "set confirm off", "-ex", remote};
-    int n = 9;
-    for (int i = 0; cmds && cmds[i] && n < 120; i++) {
+    const char *argv[160] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
+                             "-ex", "set confirm off", "-ex", "set auto-connect-native-target off",
+                             "-ex", "set remotetimeout 30", "-ex", remote};
+    int n = 13;
+    for (int i = 0; cmds && cmds[i] && n < 154; i++) {
         argv[n++] = "-ex";
         argv[n++] = cmds[i];
     }
@@ -635,4 +636,110 @@ int e2e_rsp_expect_raw(struct e2e_rsp *c, const char *want, int timeout_ms)
         if (ms <= 0 || fill(c, ms))
             return -1;
     }
+}
+
+/* ---- LLDB ---- */
+
+int e2e_lldb(struct e2e_out *o, int port, const char *const *cmds, const char *file)
+{
+    char remote[64];
+    snprintf(remote, sizeof(remote), "gdb-remote %d", port);
+    const char *argv[128] = {"lldb", "--no-lldbinit", "--batch", "-o", remote};
+    int n = 5;
+    for (int i = 0; cmds && cmds[i] && n < 120; i++) {
+        argv[n++] = "-o";
+        argv[n++] = cmds[i];
+    }
+    if (file)
+        argv[n++] = file;
+    argv[n] = NULL;
+    return e2e_run(o, argv, E2E_TIMEOUT_S);
+}
+
+int e2e_run_sigint(struct e2e_out *o, const char *const *argv, const char *watch,
+                   const char *when, const char *done, int timeout_s)
+{
+    memset(o, 0, sizeof(*o));
+    int p[2];
+    if (pipe(p))
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        setpgid(0, 0);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t cap = 65536, len = 0;
+    o->text = malloc(cap);
+    bool finished = false;
+    double next = 0, interval = 0.5;
+    double end = e2e_now() + timeout_s;
+    for (;;) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        int ms = (int)((end - e2e_now()) * 1000);
+        /* Look at the watched file every 20 ms until it shows done. */
+        int r = ms <= 0 ? 0 : poll(&pf, 1, finished ? ms : (ms < 20 ? ms : 20));
+        if (r == 0 && !finished && ms > 0) {
+            char *w = slurp(watch);
+            if (w && strstr(w, done)) {
+                finished = true;
+            } else if (w && strstr(w, when) && e2e_now() >= next) {
+                kill(pid, SIGINT);
+                next = e2e_now() + interval;
+                interval *= 2;
+            }
+            free(w);
+            continue;
+        }
+        if (r <= 0) {
+            o->timed_out = true;
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (len + 4096 > cap)
+            o->text = realloc(o->text, cap *= 2);
+        ssize_t n = read(p[0], o->text + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    o->text[len] = 0;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    o->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return o->timed_out ? -1 : 0;
+}
+
+int e2e_image_bytes(const char *elf, uint64_t addr, void *out, size_t n)
+{
+    FILE *f = fopen(elf, "rb");
+    if (!f)
+        return -1;
+    int r = -1;
+    Elf64_Ehdr eh;
+    if (fread(&eh, sizeof(eh), 1, f) == 1 && eh.e_ident[EI_CLASS] == ELFCLASS64) {
+        for (unsigned i = 0; i < eh.e_phnum && r; i++) {
+            Elf64_Phdr ph;
+            if (fseek(f, (long)(eh.e_phoff + i * sizeof(ph)), SEEK_SET) ||
+                fread(&ph, sizeof(ph), 1, f) != 1 || ph.p_type != PT_LOAD)
+                continue;
+            /* Physical addresses: where kvmstub loads the segment. */
+            if (addr < ph.p_paddr || addr - ph.p_paddr > ph.p_filesz ||
+                n > ph.p_filesz - (addr - ph.p_paddr))
+                continue;
+            if (fseek(f, (long)(ph.p_offset + (addr - ph.p_paddr)), SEEK_SET) == 0 &&
+                fread(out, 1, n, f) == n)
+                r = 0;
+        }
+    }
+    fclose(f);
+    return r;
 }

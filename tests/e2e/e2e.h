@@ -118,8 +118,22 @@ int e2e_rsp_expect_raw(struct e2e_rsp *c, const char *want, int timeout_ms);
 /* True when the connection was closed by the stub (EOF within timeout). */
 bool e2e_rsp_closed(struct e2e_rsp *c, int timeout_ms);
 
+/* LLDB. Runs "lldb --no-lldbinit --batch" with "gdb-remote PORT" and then
+ * each of cmds (NULL-terminated, passed as -o) on file (may be NULL). At
+ * the end of a batch run lldb kills a process it is still attached to. */
+int e2e_lldb(struct e2e_out *o, int port, const char *const *cmds, const char *file);
+/* As e2e_run, and sends SIGINT to the command (as Ctrl-C in its terminal
+ * does) once the file watch (e.g. kvmstub's log) contains when, then again
+ * at growing intervals until watch contains done: a program may miss a
+ * Ctrl-C that comes too early (lldb does, just after it resumes). */
+int e2e_run_sigint(struct e2e_out *o, const char *const *argv, const char *watch,
+                   const char *when, const char *done, int timeout_s);
+
 double e2e_now(void);
 /* Address of a symbol in an ELF64 file, or 0. */
 uint64_t e2e_symbol(const char *elf, const char *name);
+/* n bytes of an ELF64 file's loadable image at address addr (a PT_LOAD
+ * segment's file bytes), as the guest has them at start. 0 or -1. */
+int e2e_image_bytes(const char *elf, uint64_t addr, void *out, size_t n);
 
 #endif

@@ -163,6 +163,13 @@ static void test_runner_mode(void)
     E2E_HAS(o.text, "ok 1");
     CU_ASSERT_EQUAL(o.status, 0);
     e2e_out_free(&o);
+    /* The CI recipe of README and examples/README.md. */
+    const char *ci[] = {KVMSTUB_BIN, "--no-gdb", "--serial", "-", "--timeout", "30", "--until",
+                        "all checks passed", EX("selftest.elf"), NULL};
+    e2e_run(&o, ci, E2E_TIMEOUT_S);
+    E2E_HAS(o.text, "ok 5 - popcount(0xdeadbeef) == 24\nselftest: all checks passed");
+    CU_ASSERT_EQUAL(o.status, 0);
+    e2e_out_free(&o);
 }
 
 static void register_suites(void)

@@ -126,7 +126,7 @@ static void test_bad_fields(void)
     /* unknown packets get the empty reply */
     expect(&c, "qFooBar", "");
     expect(&c, "vFoo;1", "");
-    expect(&c, "!", "");
+    expect(&c, "!", "OK"); /* extended mode: harmless, and answered */
     expect(&c, "Hg99", "E03");
     still_serving(&c);
     e2e_rsp_close(&c);
@@ -253,7 +253,7 @@ static void test_faulty_triple_fault(void)
 
 static void test_faulty_jump_to_unbacked_memory(void)
 {
-    faulty("7", "T07", "KVM internal error");
+    faulty("7", "T0a", "KVM internal error");
 }
 
 static void test_faulty_unknown_ports(void)
@@ -281,15 +281,19 @@ static void test_never_halting_guest_stays_interruptible(void)
     e2e_stub_kill(&s);
 }
 
-static void test_serial_flood_of_100_mb(void)
+/* The flood's size: 100 MB on a host with KVM; inside .ci/kvm-machine, where
+ * every exit of the nested guest is emulated, 10 MB (about a minute there);
+ * KVMSTUB_FLOOD_MB sets it. The test's name says it. */
+static unsigned long long flood_mb(void)
 {
-    /* 100 MB on a host with KVM; inside .ci/kvm-machine, where every exit
-     * of the nested guest is emulated, 10 MB (about a minute there) unless
-     * KVMSTUB_FLOOD_MB says otherwise. */
     const char *env = getenv("KVMSTUB_FLOOD_MB");
     unsigned long long mb = env ? strtoull(env, NULL, 10) : getenv("KVMSTUB_EMULATED") ? 10 : 100;
-    if (mb == 0)
-        mb = 1;
+    return mb ? mb : 1;
+}
+
+static void test_serial_flood(void)
+{
+    unsigned long long mb = flood_mb();
     char count[64];
     snprintf(count, sizeof(count), "rsi=%llu", mb * 1000000ull);
     struct e2e_stub s;
@@ -298,6 +302,7 @@ static void test_serial_flood_of_100_mb(void)
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
     CU_ASSERT(e2e_rsp_noack(&c) == 0);
+    long rss_before = e2e_stub_rss_kib(&s, false);
     double t0 = e2e_now();
     CU_ASSERT(e2e_rsp_send(&c, "c") == 0);
     uint64_t bytes = 0;
@@ -314,10 +319,15 @@ static void test_serial_flood_of_100_mb(void)
     CU_ASSERT_EQUAL(bytes, mb * 1000000ull);
     CU_ASSERT(all_x);
     long peak = e2e_stub_rss_kib(&s, true);
-    printf("\n    %llu MB of serial output in %.1f s (%.1f MB/s), stub peak RSS %ld KiB\n", mb,
-           took, (double)mb / took, peak);
-    /* Output is bounded in flight: the guest waits for a slow client. */
-    CU_ASSERT(peak < 64 * 1024);
+    printf("\n    %llu MB of serial output in %.1f s (%.1f MB/s), stub RSS %ld KiB before, "
+           "peak %ld KiB\n",
+           mb, took, (double)mb / took, rss_before, peak);
+    /* Output is bounded in flight: the guest waits for a slow client. A stub
+     * that kept the flood, or leaked a little of each write, would grow by a
+     * share of it, so the bound scales with the size that runs. */
+    CU_ASSERT(rss_before > 0);
+    if (e2e_rss_meaningful())
+        CU_ASSERT(peak - rss_before < (long)(mb * 1000000ull / 1024 / 2));
     still_serving(&c);
     e2e_rsp_close(&c);
     e2e_stub_kill(&s);
@@ -338,7 +348,9 @@ static void register_suites(void)
     CU_add_test(s, "faulty guest: ports without devices", test_faulty_unknown_ports);
     CU_add_test(s, "a guest that never halts stays interruptible",
                 test_never_halting_guest_stays_interruptible);
-    CU_add_test(s, "a serial flood of 100 MB", test_serial_flood_of_100_mb);
+    static char flood_name[64];
+    snprintf(flood_name, sizeof(flood_name), "a serial flood of %llu MB", flood_mb());
+    CU_add_test(s, flood_name, test_serial_flood);
 }
 
 int main(void)

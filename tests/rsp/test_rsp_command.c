@@ -89,6 +89,13 @@ static void test_bare_packets(void)
         {"vMustReplyEmpty", RSP_CMD_VMUSTREPLYEMPTY},
         {"QStartNoAckMode", RSP_CMD_START_NOACK},
         {"vCont?", RSP_CMD_VCONT_QUERY},
+        {"qHostInfo", RSP_CMD_QHOSTINFO},
+        {"qProcessInfo", RSP_CMD_QPROCESSINFO},
+        {"QListThreadsInStopReply", RSP_CMD_LIST_THREADS_STOP},
+        {"qSupportsDetachAndStayStopped:", RSP_CMD_QDETACH_STOPPED},
+        {"qSupportsDetachAndStayStopped", RSP_CMD_QDETACH_STOPPED},
+        {"bs", RSP_CMD_REVERSE_STEP},
+        {"bc", RSP_CMD_REVERSE_CONTINUE},
     };
     for (size_t i = 0; i < COUNT(good); i++)
         check_type(&good[i].s, 1, good[i].type);
@@ -97,6 +104,9 @@ static void test_bare_packets(void)
         "?x",         "g0",         "kk",        "k;1",           "qC:1",
         "qC,1",       "qC;",        "qfThreadInfo;", "qsThreadInfo:x", "qOffsets:",
         "vMustReplyEmpty;1", "QStartNoAckMode:1", "vCont?c", "vCont??", "g ",
+        "qHostInfo:", "qProcessInfo;1", "QListThreadsInStopReply:1",
+        "qSupportsDetachAndStayStopped:1", "qSupportsDetachAndStayStopped::",
+        "bc0", "bs;", "bss", "bc1000",
     };
     check_malformed(bad, COUNT(bad));
 
@@ -480,6 +490,10 @@ static void test_qsupported(void)
         {"qSupported:;;swbreak+;;", RSP_FEAT_SWBREAK},
         {"qSupported:SWBREAK+", 0},
         {"qSupported:swbreak+x", 0},
+        {"qSupported:binary-upload+", RSP_FEAT_BINARY_UPLOAD},
+        {"qSupported:binary-upload-", 0},
+        {"qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;fork-events+;vfork-events+",
+         RSP_FEAT_XML_I386 | RSP_FEAT_MULTIPROCESS | RSP_FEAT_FORK_EVENTS | RSP_FEAT_VFORK_EVENTS},
     };
     for (size_t i = 0; i < COUNT(cases); i++) {
         int rc = parse(cases[i].s);
@@ -510,7 +524,7 @@ static void test_qxfer_features(void)
     static const char *const other[] = {
         "qXfer:auxv:read::0,100",           "qXfer:features:write:target.xml:0:abc",
         "qXfer:memory-map:read::0,100",     "qXfer:libraries-svr4:read::0,fff",
-        "qXfer:threads:read::0,fff",        "qXfer",
+        "qXfer",
         "qXfer:",                           "qXfer:features",
         "qXfer:featuresread:target.xml:0,1", "qXfer:exec-file:read:1:0,100",
     };
@@ -576,32 +590,84 @@ static void test_detach_kill(void)
     CU_ASSERT_EQUAL(parse("D"), 0);
     CU_ASSERT_EQUAL(cmd.type, RSP_CMD_DETACH);
     CU_ASSERT_FALSE(cmd.u.process.has_pid);
+    CU_ASSERT_FALSE(cmd.u.process.keep_stopped);
     CU_ASSERT_EQUAL(parse("D;1"), 0);
     CU_ASSERT(cmd.u.process.has_pid);
     CU_ASSERT_EQUAL(cmd.u.process.pid, 1);
+    CU_ASSERT_FALSE(cmd.u.process.keep_stopped);
+    /* LLDB's "detach and stay stopped". */
+    CU_ASSERT_EQUAL(parse("D1"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_DETACH);
+    CU_ASSERT(cmd.u.process.keep_stopped);
+    CU_ASSERT_FALSE(cmd.u.process.has_pid);
     CU_ASSERT_EQUAL(parse("vKill;a"), 0);
     CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VKILL);
     CU_ASSERT(cmd.u.process.has_pid);
     CU_ASSERT_EQUAL(cmd.u.process.pid, 0xa);
 
     static const char *const bad[] = {
-        "D;", "Dx", "D;zz", "D;1x", "D1", "D:1", "vKill", "vKill;", "vKill;zz", "vKill;1x", "vKill:1",
+        "D;", "Dx", "D;zz", "D;1x", "D11", "D0", "D1;1", "D:1", "vKill", "vKill;", "vKill;zz",
+        "vKill;1x", "vKill:1",
     };
     check_malformed(bad, COUNT(bad));
 }
 
 /* ---- unknown packets ---- */
 
+static void test_extended_and_qemu_packets(void)
+{
+    CU_ASSERT_EQUAL(parse("!"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_EXTENDED);
+    CU_ASSERT_EQUAL(parse("R00"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_RESTART);
+    CU_ASSERT_EQUAL(parse("R"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_RESTART);
+    CU_ASSERT_EQUAL(parse("vRun;"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VRUN);
+    CU_ASSERT_STRING_EQUAL(cmd.u.run.args, "");
+    CU_ASSERT_EQUAL(parse("vRun;2f746d702f61;6172670a"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_VRUN);
+    CU_ASSERT_STRING_EQUAL(cmd.u.run.args, "2f746d702f61;6172670a");
+    CU_ASSERT_EQUAL(parse("qThreadExtraInfo,2"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_THREAD_EXTRA);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.num, 2);
+    CU_ASSERT_EQUAL(parse("qThreadExtraInfo,p1.3"), 0);
+    CU_ASSERT_EQUAL(cmd.u.alive.tid.num, 3);
+    CU_ASSERT_EQUAL(parse("Qqemu.PhyMemMode:1"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_PHYMEM_SET);
+    CU_ASSERT(cmd.u.phymem);
+    CU_ASSERT_EQUAL(parse("Qqemu.PhyMemMode:0"), 0);
+    CU_ASSERT_FALSE(cmd.u.phymem);
+    CU_ASSERT_EQUAL(parse("qqemu.PhyMemMode"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_PHYMEM_GET);
+    CU_ASSERT_EQUAL(parse("qXfer:threads:read::0,fff"), 0);
+    CU_ASSERT_EQUAL(cmd.type, RSP_CMD_QXFER_THREADS);
+    CU_ASSERT_EQUAL(cmd.u.xfer.length, 0xfff);
+    static const char *const bad[] = {"!x", "Rzz", "qThreadExtraInfo", "qThreadExtraInfo,",
+                                      "Qqemu.PhyMemMode:2", "Qqemu.PhyMemMode", "vRun",
+                                      "qqemu.PhyMemModeX:1"};
+    for (size_t i = 0; i < COUNT(bad); i++) {
+        parse(bad[i]);
+        if (cmd.type != RSP_CMD_MALFORMED && cmd.type != RSP_CMD_UNSUPPORTED)
+            fprintf(stderr, "'%s' parsed as %s\n", bad[i], rsp_cmd_name(cmd.type));
+        CU_ASSERT(cmd.type == RSP_CMD_MALFORMED || cmd.type == RSP_CMD_UNSUPPORTED);
+    }
+}
+
 static void test_unsupported(void)
 {
     static const char *const cases[] = {
         "qTStatus",       "vFile:open:6a7573742070726f6273,0,1c0", "QNonStop:0",
-        "qL1200000000000000000", "!",   "qXfer:auxv:read::0,100", "vAttach;1",
-        "vRun;",          "vStopped",   "vCtrlC",     "qThreadExtraInfo,1",  "QPassSignals:e;10",
-        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "bc",    "i",          "R00",        "A",
+        "qL1200000000000000000", "qXfer:auxv:read::0,100", "vAttach;1",
+        "vStopped",   "vCtrlC",     "QPassSignals:e;10",
+        "qGetTLSAddr:1,0,0", "qCRC:1000,10", "b9600", "i",          "A",
         "qP0000001f0000000000000001", "vContc",       "vCont_",    "vMustReplyEmptyX",
         "vKillX", "QStartNoAckModeX", "q",            "Q",          "v",          "qc",
         "t1000:0,0", "F-1,4,0",       "\x03",         "+",          "$",
+        /* LLDB's other queries, answered "unsupported" on purpose */
+        "QThreadSuffixSupported", "qVAttachOrWaitSupported", "QEnableErrorStrings",
+        "qStructuredDataPlugins", "jThreadsInfo", "jThreadExtendedInfo:", "qMemoryRegionInfo:0",
+        "qWatchpointSupportInfo:", "qHostInfoX", "qProcessInfoPID:1", "QListThreadsInStopReplyX",
     };
     check_type(cases, COUNT(cases), RSP_CMD_UNSUPPORTED);
 
@@ -639,7 +705,7 @@ static void test_decoded_payload(void)
 
 static void test_cmd_names(void)
 {
-    for (int t = RSP_CMD_UNSUPPORTED; t <= RSP_CMD_DETACH; t++) {
+    for (int t = RSP_CMD_UNSUPPORTED; t <= RSP_CMD_QDETACH_STOPPED; t++) {
         const char *name = rsp_cmd_name((enum rsp_cmd_type)t);
         CHECKF(name && name[0] && strcmp(name, "?unknown") != 0, "no name for type %d", t);
         for (int u = RSP_CMD_UNSUPPORTED; u < t; u++)
@@ -671,6 +737,7 @@ static void register_suites(void)
         {"qRcmd", test_qrcmd},
         {"qSymbol", test_qsymbol},
         {"D and vKill", test_detach_kill},
+        {"extended-remote and QEMU's packets", test_extended_and_qemu_packets},
         {"unsupported", test_unsupported},
         {"decoded payload", test_decoded_payload},
         {"command names", test_cmd_names},

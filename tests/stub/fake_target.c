@@ -48,6 +48,12 @@ static unsigned threads(void *ctx)
     return f->nthreads;
 }
 
+static unsigned regsets(void *ctx)
+{
+    struct fake *f = ctx;
+    return f->regsets;
+}
+
 static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
 {
     struct fake *f = ctx;
@@ -83,9 +89,11 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
     return 0;
 }
 
-static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t len, size_t *done)
+static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
+                    size_t *done)
 {
     struct fake *f = ctx;
+    f->last_phys = phys;
     *done = 0;
     if (f->running)
         return -EBUSY;
@@ -99,9 +107,11 @@ static int mem_read(void *ctx, unsigned tid, uint64_t addr, void *buf, size_t le
     return n < len ? -EFAULT : 0;
 }
 
-static int mem_write(void *ctx, unsigned tid, uint64_t addr, const void *buf, size_t len)
+static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
+                     size_t len)
 {
     struct fake *f = ctx;
+    f->last_phys = phys;
     if (f->running)
         return -EBUSY;
     if (!valid(f, tid))
@@ -185,9 +195,10 @@ static void attach(void *ctx, const struct stub_target_listener *l)
     f->attaches++;
 }
 
-static void detach(void *ctx)
+static void detach(void *ctx, bool keep_stopped)
 {
     struct fake *f = ctx;
+    f->detach_kept_stopped = keep_stopped;
     f->attached = false;
     f->detaches++;
     f->nbps = 0;
@@ -219,8 +230,43 @@ static void kill_target(void *ctx)
     f->killed = true;
 }
 
+static void end_guest(void *ctx)
+{
+    struct fake *f = ctx;
+    f->ended++;
+    f->running = false;
+    f->last = (struct stub_stop){.tid = 1, .exited = true};
+}
+
+static void extended(void *ctx)
+{
+    struct fake *f = ctx;
+    f->extended = true;
+}
+
+static int restart(void *ctx)
+{
+    struct fake *f = ctx;
+    f->restarts++;
+    f->last = (struct stub_stop){.tid = 1, .signal = STUB_SIGTRAP};
+    return 0;
+}
+
+static int reverse(void *ctx, unsigned tid, enum stub_action action)
+{
+    struct fake *f = ctx;
+    if (f->running)
+        return -EBUSY;
+    f->reverses++;
+    f->last_reverse = action;
+    f->reverse_tid = tid;
+    f->running = true;
+    return 0;
+}
+
 static const struct stub_target_ops ops = {
     .threads = threads,
+    .regsets = regsets,
     .thread_info = thread_info,
     .reg_read = reg_read,
     .reg_write = reg_write,
@@ -229,6 +275,7 @@ static const struct stub_target_ops ops = {
     .bp_insert = bp_insert,
     .bp_remove = bp_remove,
     .resume = resume,
+    .reverse = reverse,
     .interrupt = interrupt,
     .running = running,
     .last_stop = last_stop,
@@ -237,11 +284,17 @@ static const struct stub_target_ops ops = {
     .pause_output = pause_output,
     .monitor = monitor,
     .kill = kill_target,
+    .end_guest = end_guest,
+    .restart = restart,
+    .extended = extended,
 };
 
 struct stub_target fake_target(struct fake *f)
 {
-    return (struct stub_target){.ops = &ops, .ctx = f};
+    static struct stub_target_ops forward_only;
+    forward_only = ops;
+    forward_only.reverse = NULL;
+    return (struct stub_target){.ops = f->no_reverse ? &forward_only : &ops, .ctx = f};
 }
 
 void fake_stop(struct fake *f, const struct stub_stop *stop)

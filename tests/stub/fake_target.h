@@ -20,6 +20,7 @@ struct fake_bp {
 
 struct fake {
     unsigned nthreads;
+    unsigned regsets; /* STUB_REGSET_* */
     enum vm_mode mode[FAKE_THREADS];
     bool halted[FAKE_THREADS];
     uint8_t regs[FAKE_THREADS][VM_REG_COUNT][16];
@@ -34,6 +35,11 @@ struct fake {
     unsigned resumes;
     struct stub_resume last_resume;
     unsigned interrupts;
+    /* reverse execution (bs, bc); no_reverse: the target has no such op */
+    bool no_reverse;
+    unsigned reverses;
+    enum stub_action last_reverse;
+    unsigned reverse_tid;
     struct stub_stop last;
     /* the debugger */
     struct stub_target_listener listener;
@@ -42,6 +48,10 @@ struct fake {
     bool paused;
     unsigned pause_calls;
     bool killed;
+    unsigned ended, restarts;  /* extended-remote kill and run */
+    bool extended;             /* the session asked for extended mode */
+    bool detach_kept_stopped;
+    bool last_phys;            /* the last memory access was physical */
     /* monitor */
     char monitor_cmd[256];
     unsigned monitor_tid;

@@ -65,24 +65,46 @@ static void test_registers_g_and_p(void)
     fake_set_reg(&t.f, 1, VM_REG_RAX, 0x1122334455667788ull);
     static char g[4096];
     snprintf(g, sizeof(g), "%s", st_ask(&t, "g"));
-    CU_ASSERT_EQUAL(strlen(g), 2 * stub_regmap_size(STUB_ARCH_AMD64));
+    /* g: the general registers through gs (164 bytes), the rest by p. */
+    CU_ASSERT_EQUAL(strlen(g), 2 * 164);
+    CU_ASSERT_EQUAL(2 * stub_regmap_g_size(STUB_ARCH_AMD64, 0), 2 * 164);
     CU_ASSERT_EQUAL(strncmp(g, "8877665544332211", 16), 0);
+    fake_set_reg(&t.f, 1, VM_REG_CR3, 0x3ff1000);
+    size_t cr3 = 0, nregs;
+    const struct stub_reg *d = stub_regmap(STUB_ARCH_AMD64, 0, &nregs);
+    while (cr3 < nregs && d[cr3].id != VM_REG_CR3)
+        cr3++;
+    CU_ASSERT_FATAL(cr3 < nregs && cr3 >= stub_regmap_g_count(STUB_ARCH_AMD64, 0));
+    char pk[32];
+    snprintf(pk, sizeof(pk), "p%zx", cr3);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, pk), "0010ff0300000000");
     /* rip is register 16 in gdb's amd64 layout */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "p10"), "0010000000000000");
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P10=0020000000000000"), "OK");
     CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RIP), 0x2000);
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P10=0020"), "E16"); /* wrong size */
-    CU_ASSERT_STRING_EQUAL(st_ask(&t, "p42"), "E16");      /* no register 0x42 */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "p1ff"), "E16");     /* no register 0x1ff */
     /* A refused value becomes an error, and G stops at it. */
     t.f.refuse_reg = VM_REG_RBX;
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P1=0100000000000000"), "E16");
     char G[4096];
-    snprintf(G, sizeof(G), "G%s", g);
+    int glen = snprintf(G, sizeof(G), "G%s", g);
+    CU_ASSERT_FATAL(glen > 0 && (size_t)glen < sizeof(G));
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "E16");
     t.f.refuse_reg = -1;
     CU_ASSERT_STRING_EQUAL(st_ask(&t, G), "OK");
     CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RIP), 0x1000); /* G wrote the old values back */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "G00"), "E16");
+    /* A G of every register is taken too. */
+    size_t full = stub_regmap_size(STUB_ARCH_AMD64, 0);
+    static char Gall[8192];
+    Gall[0] = 'G';
+    for (size_t i = 0; i < 2 * full; i++)
+        Gall[1 + i] = '0';
+    Gall[1 + 2 * full] = 0;
+    memcpy(Gall + 1 + 2 * 16 * 8, "0030000000000000", 16); /* rip, register 16 */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, Gall), "OK");
+    CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RIP), 0x3000);
     st_close(&t);
 }
 
@@ -101,7 +123,7 @@ static void test_i386_layout_keeps_upper_halves(void)
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "P3=33333333"), "OK"); /* ebx is 3 in i386 */
     CU_ASSERT_EQUAL(fake_reg(&t.f, 1, VM_REG_RBX), 0x1111111133333333ull);
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "p3"), "33333333");
-    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_size(STUB_ARCH_I386));
+    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_g_size(STUB_ARCH_I386, 0));
     st_close(&t);
 }
 
@@ -244,6 +266,46 @@ static void test_continue_step_and_stop_replies(void)
     st_close(&t);
 }
 
+/* bs and bc: advertised, passed on with the thread, the start of history
+ * reported as replaylog:begin, a refusal as its text and an error. */
+static void test_reverse_packets(void)
+{
+    struct st t;
+    st_open(&t, 2, true);
+    const char *r = st_ask(&t, "qSupported:swbreak+");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "ReverseStep+;ReverseContinue+"));
+    st_ask(&t, "Hc2");
+    st_send(&t, "bs");
+    CU_ASSERT_EQUAL(st_unread(&t), 0); /* a stop comes later */
+    CU_ASSERT_EQUAL(t.f.reverses, 1);
+    CU_ASSERT_EQUAL(t.f.last_reverse, STUB_ACTION_STEP);
+    CU_ASSERT_EQUAL(t.f.reverse_tid, 2);
+    st_stop(&t, 2, STUB_REASON_NONE, 0);
+    CU_ASSERT_EQUAL(strncmp(st_next(&t), "T05thread:2;", 12), 0);
+    st_send(&t, "bc");
+    CU_ASSERT_EQUAL(t.f.last_reverse, STUB_ACTION_CONTINUE);
+    st_stop(&t, 1, STUB_REASON_HISTORY_BEGIN, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_next(&t), "T05thread:1;replaylog:begin;"));
+    st_send(&t, "bc");
+    struct stub_stop no = {.tid = 1, .signal = STUB_SIGTRAP, .refused = true};
+    snprintf(no.why, sizeof(no.why), "cannot go back past RDTSC");
+    fake_stop(&t.f, &no);
+    char text[256] = "";
+    CU_ASSERT_STRING_EQUAL(st_next_skip_console(&t, text, sizeof(text)), "E01");
+    CU_ASSERT_STRING_EQUAL(text, "kvmstub: cannot go back past RDTSC\n");
+    CU_ASSERT_FALSE(t.s.waiting_stop);
+    st_close(&t);
+
+    /* A target without reverse execution: not advertised, bs unsupported. */
+    struct st u;
+    st_open(&u, 1, true);
+    u.f.no_reverse = true;
+    u.s.target = fake_target(&u.f);
+    CU_ASSERT_PTR_NULL(strstr(st_ask(&u, "qSupported:swbreak+"), "Reverse"));
+    CU_ASSERT_STRING_EQUAL(st_ask(&u, "bs"), "");
+    st_close(&u);
+}
+
 static void test_exit_is_reported_again(void)
 {
     struct st t;
@@ -323,13 +385,25 @@ static void test_vcont_actions_per_thread(void)
     CU_ASSERT_EQUAL(t.f.last_resume.threads[0].action, STUB_ACTION_CONTINUE);
     st_stop(&t, 3, STUB_REASON_NONE, 0);
     CU_ASSERT_EQUAL(strncmp(st_next(&t), "T05thread:3;", 12), 0);
-    /* C and S carry a signal; the target gets the action. */
-    st_send(&t, "vCont;C05:1;S02:3");
+    /* C and S with signal 0 are c and s. */
+    st_send(&t, "vCont;C00:1;S00:3");
     CU_ASSERT_EQUAL(t.f.last_resume.threads[0].action, STUB_ACTION_CONTINUE);
     CU_ASSERT_EQUAL(t.f.last_resume.threads[1].action, STUB_ACTION_NONE);
     CU_ASSERT_EQUAL(t.f.last_resume.threads[2].action, STUB_ACTION_STEP);
     st_stop(&t, 1, STUB_REASON_NONE, 0);
     st_next(&t);
+    /* A real signal cannot be given to a bare-metal guest: refused, with
+     * the reason on gdb's console, and nothing runs. */
+    unsigned resumes = t.f.resumes;
+    char text[256] = "";
+    st_send(&t, "vCont;C05:1;S02:3");
+    CU_ASSERT_STRING_EQUAL(st_next_skip_console(&t, text, sizeof(text)), "E16");
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "cannot deliver SIGTRAP (gdb's signal 5)"));
+    text[0] = 0;
+    st_send(&t, "C0a");
+    CU_ASSERT_STRING_EQUAL(st_next_skip_console(&t, text, sizeof(text)), "E16");
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "cannot deliver SIGBUS (gdb's signal 10)"));
+    CU_ASSERT_EQUAL(t.f.resumes, resumes);
     /* Nonexistent thread, or nothing to run. */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "vCont;s:7"), "E03");
     CU_ASSERT_EQUAL(strncmp(st_ask(&t, "vCont;t:1"), "T05", 3), 0);
@@ -486,7 +560,8 @@ static void test_kill(void)
 {
     struct st t;
     st_open(&t, 1, true);
-    st_send(&t, "k");
+    /* gdb reads nothing after k; LLDB waits for an exit status. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "k"), "X09");
     CU_ASSERT(t.f.killed);
     CU_ASSERT_EQUAL(st_unread(&t), 0);
     st_send(&t, "qC"); /* ignored: the target is gone */
@@ -495,6 +570,53 @@ static void test_kill(void)
     st_open(&t, 1, true);
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "vKill;1"), "OK");
     CU_ASSERT(t.f.killed);
+    st_close(&t);
+}
+
+/* What LLDB (14, Debian 12's) sends and needs, in its order. */
+static void test_lldb_client(void)
+{
+    struct st t;
+    st_open(&t, 2, true);
+    const char *r = st_ask(&t, "qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;"
+                                "fork-events+;vfork-events+");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, ";binary-upload+"));
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "QThreadSuffixSupported"), "");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "QListThreadsInStopReply"), "OK");
+    /* "x86_64-unknown-none", hex-encoded as LLDB reads it. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qHostInfo"),
+                           "triple:7838365f36342d756e6b6e6f776e2d6e6f6e65;ptrsize:8;"
+                           "endian:little;watchpoint_exceptions_received:after;");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qProcessInfo"),
+                           "pid:1;parent-pid:1;triple:7838365f36342d756e6b6e6f776e2d6e6f6e65;"
+                           "ptrsize:8;endian:little;");
+    /* Every thread and its pc, before the expedited registers. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "?"), "T05thread:1;threads:1,2;thread-pcs:1000,1001;"
+                                            "10:0010000000000000;07:0080000000000000;"
+                                            "06:0090000000000000;");
+    /* Before LLDB's probe, gdb's form; after it, the bare data. Both escape
+     * '*', '}' and '#' as '}' and the byte xor 0x20 (as they come here). */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "M100,3:2a7d23"), "OK");
+    const char *x = st_ask(&t, "x100,3");
+    CU_ASSERT(t.pkt_len == 7 && memcmp(x, "b}\x0a}]}\x03", 7) == 0);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "x0,0"), "OK");
+    x = st_ask(&t, "x100,3");
+    CU_ASSERT(t.pkt_len == 6 && memcmp(x, "}\x0a}]}\x03", 6) == 0);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qSupportsDetachAndStayStopped:"), "OK");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "D1"), "OK");
+    CU_ASSERT(t.closed);
+    st_close(&t);
+
+    /* A client that announced binary-upload keeps the 'b' even if it
+     * probes; an i386 guest is described as such. */
+    st_open(&t, 1, true);
+    t.f.mode[0] = VM_MODE_PROTECTED;
+    st_ask(&t, "qSupported:binary-upload+");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "x0,0"), "OK");
+    x = st_ask(&t, "x100,1");
+    CU_ASSERT(t.pkt_len == 2 && x[0] == 'b');
+    r = st_ask(&t, "qHostInfo");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "triple:693338362d756e6b6e6f776e2d6e6f6e65;ptrsize:4;"));
     st_close(&t);
 }
 
@@ -510,9 +632,110 @@ static void test_simple_queries(void)
     st_close(&t);
 }
 
+static void test_extended_remote(void)
+{
+    struct st t;
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "!"), "OK");
+    CU_ASSERT(t.f.extended);
+    /* run: the image afresh, stopped at its entry, with a stop reply. */
+    CU_ASSERT_EQUAL(strncmp(st_ask(&t, "vRun;"), "T05thread:1;", 12), 0);
+    CU_ASSERT_EQUAL(t.f.restarts, 1);
+    /* kill ends the guest, not kvmstub; run again works. */
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "vKill;1"), "OK");
+    CU_ASSERT_FALSE(t.f.killed);
+    CU_ASSERT_EQUAL(t.f.ended, 1);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "?"), "W00");
+    CU_ASSERT_EQUAL(strncmp(st_ask(&t, "vRun;2f612f62;"), "T05", 3), 0);
+    CU_ASSERT_EQUAL(t.f.restarts, 2);
+    /* R restarts with no reply at all (a reply would desynchronise gdb). */
+    st_send(&t, "R00");
+    CU_ASSERT_EQUAL(st_unread(&t), 0);
+    CU_ASSERT_EQUAL(t.f.restarts, 3);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qC"), "QC1");
+    st_close(&t);
+    /* Without '!', k ends it all. */
+    st_open(&t, 1, true);
+    st_send(&t, "k");
+    CU_ASSERT(t.f.killed);
+    st_close(&t);
+}
+
+static void test_physical_memory_mode(void)
+{
+    struct st t;
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qqemu.PhyMemMode"), "0");
+    st_ask(&t, "m100,1");
+    CU_ASSERT_FALSE(t.f.last_phys);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "Qqemu.PhyMemMode:1"), "OK");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qqemu.PhyMemMode"), "1");
+    st_ask(&t, "m100,1");
+    CU_ASSERT(t.f.last_phys);
+    st_ask(&t, "M100,1:00");
+    CU_ASSERT(t.f.last_phys);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "Qqemu.PhyMemMode:0"), "OK");
+    st_ask(&t, "x100,1");
+    CU_ASSERT_FALSE(t.f.last_phys);
+    st_close(&t);
+}
+
+static void test_thread_names(void)
+{
+    struct st t;
+    st_open(&t, 2, true);
+    t.f.mode[1] = VM_MODE_REAL;
+    t.f.halted[1] = true;
+    /* "CPU#1 [real mode, halted]" in hex */
+    const char *r = st_ask(&t, "qThreadExtraInfo,2");
+    static const char want[] = "CPU#1 [real mode, halted]";
+    char hex[128] = "";
+    for (size_t i = 0; i < sizeof(want) - 1; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)want[i]);
+    CU_ASSERT_STRING_EQUAL(r, hex);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "qThreadExtraInfo,3"), "E03");
+    const char *x = st_ask(&t, "qXfer:threads:read::0,fff");
+    CU_ASSERT_EQUAL(x[0], 'l');
+    /* (binary replies escape '#' as "}\x03") */
+    CU_ASSERT_PTR_NOT_NULL(strstr(x, "<thread id=\"1\" core=\"0\" name=\"CPU}\x03" "0\">long mode</thread>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(x, "<thread id=\"2\" core=\"1\" name=\"CPU}\x03" "1\">real mode, halted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_ask(&t, "qSupported"), "qXfer:threads:read+"));
+    st_close(&t);
+}
+
+static void test_detach_keep_stopped(void)
+{
+    struct st t;
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "D1"), "OK");
+    stub_session_detach(&t.s);
+    CU_ASSERT(t.f.detach_kept_stopped);
+    st_close(&t);
+    st_open(&t, 1, true);
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "D"), "OK");
+    stub_session_detach(&t.s);
+    CU_ASSERT_FALSE(t.f.detach_kept_stopped);
+    st_close(&t);
+}
+
+static void test_forced_layout(void)
+{
+    /* --gdb-arch amd64: a real-mode guest gets the amd64 layout, which
+     * every later mode fits. */
+    struct st t;
+    st_open(&t, 1, true);
+    t.f.mode[0] = VM_MODE_REAL;
+    stub_session_set_arch(&t.s, STUB_GDB_ARCH_AMD64);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_ask(&t, "qXfer:features:read:target.xml:0,3fff"), "i386:x86-64"));
+    CU_ASSERT_EQUAL(strlen(st_ask(&t, "g")), 2 * stub_regmap_g_size(STUB_ARCH_AMD64, 0));
+    st_close(&t);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("stub_session", NULL, NULL);
+    CU_add_test(s, "bs and bc: advertised, replaylog:begin, refusals as errors",
+                test_reverse_packets);
     CU_add_test(s, "qSupported, acks, then no-ack mode", test_supported_and_no_ack);
     CU_add_test(s, "unknown packets get empty replies, malformed ones errors",
                 test_unknown_and_malformed);
@@ -538,7 +761,15 @@ static void register_suites(void)
     CU_add_test(s, "monitor commands", test_monitor);
     CU_add_test(s, "detach, then a new session attaches", test_detach_and_reattach);
     CU_add_test(s, "k and vKill", test_kill);
+    CU_add_test(s, "LLDB: x forms, qHostInfo, qProcessInfo, threads in stops, D1",
+                test_lldb_client);
     CU_add_test(s, "qAttached, qOffsets, qSymbol, vMustReplyEmpty", test_simple_queries);
+    CU_add_test(s, "extended-remote: !, vRun, vKill, R", test_extended_remote);
+    CU_add_test(s, "QEMU's physical memory mode", test_physical_memory_mode);
+    CU_add_test(s, "qThreadExtraInfo and qXfer:threads:read", test_thread_names);
+    CU_add_test(s, "detach, and LLDB's detach that keeps the guest stopped",
+                test_detach_keep_stopped);
+    CU_add_test(s, "--gdb-arch amd64 in real mode", test_forced_layout);
 }
 
 int main(void)

@@ -109,12 +109,44 @@ static void test_protected_mode_operands(void)
     CHECK(B(0xc4, 0x45, 0x08), 1, 0x9008, 6, true, false);
 }
 
+/* What reverse execution must refuse: TSC, performance counters and the
+ * random-number instructions, behind prefixes; look-alikes pass. */
+static void test_nondeterministic(void)
+{
+    static const struct {
+        uint8_t b[6];
+        size_t n;
+        bool lm;
+        const char *want;
+    } cases[] = {
+        {{0x0f, 0x31}, 2, false, "RDTSC"},
+        {{0x0f, 0x01, 0xf9}, 3, true, "RDTSCP"},
+        {{0x0f, 0x33}, 2, true, "RDPMC"},
+        {{0x48, 0x0f, 0xc7, 0xf0}, 4, true, "RDRAND"},   /* rdrand rax */
+        {{0x66, 0x0f, 0xc7, 0xf8}, 4, false, "RDSEED"},  /* rdseed ax */
+        {{0x0f, 0xc7, 0x0e}, 3, false, NULL},            /* cmpxchg8b [esi]: memory form */
+        {{0x0f, 0x01, 0xf8}, 3, true, NULL},             /* swapgs */
+        {{0x48, 0x0f, 0x31}, 3, false, NULL},            /* dec eax; then 0f 31 is not first */
+        {{0x90}, 1, true, NULL},
+        {{0x0f}, 1, true, NULL},                         /* cut short */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = vm_decode_nondeterministic(cases[i].b, cases[i].n, cases[i].lm);
+        if (cases[i].want) {
+            CU_ASSERT(got && strcmp(got, cases[i].want) == 0);
+        } else {
+            CU_ASSERT_PTR_NULL(got);
+        }
+    }
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("vm_decode", NULL, NULL);
     CU_add_test(s, "long mode operands", test_long_mode_operands);
     CU_add_test(s, "real mode operands", test_real_mode_operands);
     CU_add_test(s, "protected mode operands", test_protected_mode_operands);
+    CU_add_test(s, "RDTSC, RDTSCP, RDPMC, RDRAND, RDSEED found", test_nondeterministic);
 }
 
 int main(void)

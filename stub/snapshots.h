@@ -1,0 +1,54 @@
+/* stub/snapshots.h: whole-machine snapshots as kvmstub's user sees them:
+ * checkpoints of the stopped machine (vm/snapshot.h plus kvmstub's own
+ * state: the stop gdb is told about), the named ones of `monitor snapshot`,
+ * files (`monitor snapshot write`, `kvmstub --restore`).
+ *
+ * One store per machine, shared with reverse execution (stub/history.h):
+ * it is opened at first use, which turns on dirty-page logging from then
+ * on. Loop thread only, machine stopped. Errors: negative errno with a
+ * message for the user in err. */
+#ifndef STUB_SNAPSHOTS_H
+#define STUB_SNAPSHOTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "text.h"
+#include "vm/snapshot.h"
+
+struct stub_machine;
+struct stub_snapshots;
+
+int stub_snapshots_create(struct stub_snapshots **out, struct stub_machine *m);
+void stub_snapshots_free(struct stub_snapshots *s);
+
+/* The shared store, opened now if it was not. */
+int stub_snapshots_store(struct stub_snapshots *s, struct vm_snapshots **out, char *err,
+                         size_t errlen);
+/* A checkpoint of the machine as it is (stopped). */
+int stub_snapshots_take(struct stub_snapshots *s, struct vm_snapshot **out, char *err,
+                        size_t errlen);
+/* Puts the machine back to a checkpoint: nothing is changed when it is
+ * refused. Breakpoints and watchpoints stay as gdb set them. */
+int stub_snapshots_apply(struct stub_snapshots *s, const struct vm_snapshot *snap, char *err,
+                         size_t errlen);
+
+/* `monitor snapshot ARGS`: save NAME, load NAME, list, delete NAME,
+ * write FILE. */
+int stub_snapshots_command(struct stub_snapshots *s, const char *args, struct stub_text *t);
+
+/* --restore FILE, after the VM was created with the file's RAM size and
+ * vCPUs (stub_snapshots_peek). */
+int stub_snapshots_restore(struct stub_snapshots *s, const char *path, char *err, size_t errlen);
+
+/* The RAM size, vCPU count and image path a snapshot file records,
+ * checked against this host first. */
+struct stub_snapshot_file_info {
+    uint64_t ram_size;
+    unsigned ncpus;
+    char image[4097];
+};
+int stub_snapshots_peek(const char *path, struct stub_snapshot_file_info *info, char *err,
+                        size_t errlen);
+
+#endif
