@@ -1378,7 +1378,10 @@ int stub_history_create(struct stub_history **out, struct stub_machine *m, uint6
         return -ENOMEM;
     h->m = m;
     h->limit = limit;
-    h->autostart = limit != 0;
+    /* Not where replay cannot work (interrupt controllers and timers in
+     * KVM): a checkpoint at every stop would cost a Linux guest's RAM in
+     * copies for nothing. */
+    h->autostart = limit != 0 && !vm_has_irqchip(m->vm);
     uv_timer_init(m->loop, &h->watchdog);
     h->watchdog.data = h;
     uv_timer_init(m->loop, &h->kick_timer);

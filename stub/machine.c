@@ -35,11 +35,12 @@ static void initial_stop(struct stub_machine *m)
     m->last.signal = STUB_SIGTRAP;
     for (unsigned i = 0; i < m->ncpus; i++)
         m->has_kept[i] = false;
+    m->reset_pending = false;
 }
 
 static int load(struct stub_machine *m, char *err, size_t errlen)
 {
-    int r = vm_image_load(m->vm, &m->image, &m->opts->image_opts, err, errlen);
+    int r = vm_image_load(m->vm, &m->image, &m->image_opts, err, errlen);
     if (r)
         return r;
     struct vm_cpu *boot = stub_machine_cpu(m, tid_of(0));
@@ -94,10 +95,27 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
         st->signal = m->attach_stop ? STUB_SIGTRAP : STUB_SIGINT;
         break;
     case VM_EVENT_SHUTDOWN:
+        if (m->pc && !m->attached) {
+            /* A PC resets on a triple fault; with nobody to look at it,
+             * that ends the guest as with qemu -no-reboot. */
+            st->exited = true;
+            st->status = 0;
+            snprintf(st->why, sizeof(st->why),
+                     "triple fault (last rip 0x%llx): the machine resets, which ends it",
+                     (unsigned long long)rip);
+            break;
+        }
         st->signal = STUB_SIGSEGV;
         snprintf(st->why, sizeof(st->why),
-                 "triple fault: the guest CPU shut down (last rip 0x%llx)",
-                 (unsigned long long)rip);
+                 "triple fault: the guest CPU shut down (last rip 0x%llx)%s",
+                 (unsigned long long)rip,
+                 m->pc ? "; continuing resets the machine, which ends it" : "");
+        break;
+    case VM_EVENT_RESET:
+        st->exited = true;
+        st->status = 0;
+        snprintf(st->why, sizeof(st->why),
+                 "the guest reset the machine (a reboot), which ends it, as with qemu -no-reboot");
         break;
     case VM_EVENT_ENTRY_FAILED:
         st->signal = STUB_SIGILL;
@@ -213,6 +231,7 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
     m->last = *st;
     m->last_benign = benign(ms);
     m->stops++;
+    m->reset_pending = m->pc && ms->type == VM_EVENT_SHUTDOWN && !st->exited && !ms->failed;
     if (m->attached && !st->exited)
         stub_history_live_stop(m->history, st);
     if (st->why[0])
@@ -427,6 +446,7 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->opts = opts;
     m->shutdown = shutdown;
     m->loop = loop;
+    m->image_opts = opts->image_opts;
     *image_problem = true;
     uint64_t ram = opts->memory;
     unsigned ncpus = 1;
@@ -450,12 +470,42 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     }
     if (image && (r = vm_image_open(&m->image, image, err, errlen)))
         return r;
+    if (opts->initrd) {
+        if ((r = vm_image_open_file(&m->initrd, opts->initrd, "initrd", err, errlen)))
+            return r;
+        m->image_opts.initrd = m->initrd.data;
+        m->image_opts.initrd_size = m->initrd.size;
+        m->image_opts.initrd_name = opts->initrd;
+    }
+    enum vm_image_format format =
+        opts->image_opts.format == VM_IMAGE_AUTO ? vm_image_detect(&m->image)
+                                                 : opts->image_opts.format;
+    m->pc = opts->machine == STUB_MACHINE_PC ||
+            (opts->machine == STUB_MACHINE_AUTO && format == VM_IMAGE_BZIMAGE);
+    if (m->pc && opts->has_on_hlt) {
+        snprintf(err, errlen,
+                 "--on-hlt applies to --machine bare only: on pc, hlt waits in KVM for the next "
+                 "interrupt, as on a real PC");
+        return -EINVAL;
+    }
+    if (m->pc && opts->force_hlt_breakpoints) {
+        snprintf(err, errlen,
+                 "--hlt-breakpoints applies to --machine bare only: on pc, hlt never reaches "
+                 "kvmstub");
+        return -EINVAL;
+    }
     *image_problem = false;
+    /* KVMSTUB_NO_BLOCKIRQ=1: step as on a host without
+     * KVM_GUESTDBG_BLOCKIRQ (for testing the fallback). */
+    const char *nb = getenv("KVMSTUB_NO_BLOCKIRQ");
+    if (!opts->restore && !opts->has_memory && m->pc)
+        ram = STUB_PC_DEFAULT_RAM;
     struct vm_config cfg = {.ram_size = ram,
                             .ncpus = ncpus,
-                            .board = VM_BOARD_BARE,
+                            .board = m->pc ? VM_BOARD_PC : VM_BOARD_BARE,
                             .log = stub_vm_log,
-                            .trace = opts->trace};
+                            .trace = opts->trace,
+                            .no_blockirq = nb && strcmp(nb, "1") == 0};
     if ((r = vm_create(&cfg, &m->vm, err, errlen)))
         return r;
     m->ncpus = vm_ncpus(m->vm);
@@ -467,7 +517,9 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     }
     *image_problem = true;
     const struct vm_caps *caps = vm_caps(m->vm);
-    enum vm_bp_method bp = opts->force_hlt_breakpoints ? VM_BP_HLT : caps->sw_bp;
+    struct vm_debug_info di;
+    vm_debug_info(m->vm, &di); /* the board's default method */
+    enum vm_bp_method bp = opts->force_hlt_breakpoints ? VM_BP_HLT : di.bp_method;
     if ((r = vm_debug_configure(m->vm, bp, opts->watch_method))) {
         snprintf(err, errlen, "cannot set up breakpoints: %s", strerror(-r));
         return r;
@@ -485,6 +537,9 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
         snprintf(err, errlen, "cannot open --serial file %s: %s", opts->serial, strerror(-r));
         return r;
     }
+    if (opts->serial && strcmp(opts->serial, "-") == 0 &&
+        (r = stub_input_start(&m->input, loop, m->vm, 0, err, errlen)))
+        return r;
     uv_timer_init(loop, &m->report_timer);
     m->report_timer.data = m;
     m->until_matched = -1;
@@ -519,6 +574,7 @@ void stub_machine_free(struct stub_machine *m)
 {
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
+    stub_input_stop(&m->input);
     stub_history_free(m->history);
     m->history = NULL;
     stub_snapshots_free(m->snapshots);
@@ -531,6 +587,7 @@ void stub_machine_free(struct stub_machine *m)
     m->held = NULL;
     stub_console_close(&m->console);
     vm_image_free(&m->image);
+    vm_image_free(&m->initrd);
     vm_destroy(m->vm);
     m->vm = NULL;
     free(m->kept);
@@ -555,6 +612,15 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
         any |= r->threads[i].action != STUB_ACTION_NONE;
     if (!any)
         return -EINVAL;
+    if (m->reset_pending) {
+        /* The PC resets after the triple fault gdb has seen: the end. */
+        m->reset_pending = false;
+        struct stub_machine_stop *k = &m->kept[0];
+        memset(k, 0, sizeof(*k));
+        k->type = VM_EVENT_RESET;
+        translate(m, 0, &(struct vm_event){.type = VM_EVENT_RESET}, 0, &k->st);
+        m->has_kept[0] = true;
+    }
     for (unsigned i = 0; i < m->ncpus; i++) {
         if (m->has_kept[i]) {
             /* A stop that happened during the last run goes first, from

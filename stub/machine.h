@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "console.h"
+#include "input.h"
 #include "options.h"
 #include "shutdown.h"
 #include "target.h"
@@ -47,9 +48,14 @@ struct stub_machine {
     uv_loop_t *loop;
     struct vm *vm;
     struct vm_image image;
+    struct vm_image initrd;       /* --initrd, read once (size 0: none) */
+    struct vm_image_options image_opts;
+    bool pc;                      /* the pc board (else bare) */
+    bool reset_pending;           /* pc: a triple fault was reported; resuming ends */
     struct stub_vcpus *vcpus;
     unsigned ncpus;
     struct stub_console console;
+    struct stub_input input; /* --serial -: stdin to the guest's UART */
     struct stub_stop last; /* valid while stopped */
     bool last_benign;      /* ... and the guest may simply run on from it */
     bool end_at_stop;      /* extended-remote kill of a running guest */

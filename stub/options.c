@@ -30,13 +30,18 @@ static const char usage[] =
     "  --on-detach run|stop what the guest does when gdb detaches or goes away:\n"
     "                       run on without gdb's breakpoints (default), or stay\n"
     "Guest:\n"
-    "  --memory SIZE        guest RAM, with K, M or G (default 64M, at most 3G)\n"
-    "  --format FMT         auto, bin, elf or multiboot (default auto)\n"
+    "  --machine bare|pc    bare: no interrupts, polled UART (default but for\n"
+    "                       bzImages); pc: PIC, IOAPIC, LAPIC, PIT, UART on IRQ 4\n"
+    "  --memory SIZE        guest RAM, with K, M or G (default 64M, 128M on pc;\n"
+    "                       at most 3G)\n"
+    "  --format FMT         auto, bin, elf, multiboot or bzimage (default auto)\n"
     "  --mode MODE          real, protected or long: CPU mode for a flat binary\n"
     "                       (default real)\n"
     "  --load ADDR          load address of a flat binary (default 0x1000)\n"
     "  --entry ADDR         start here instead of the image's entry point\n"
-    "  --cmdline STR        multiboot command line (after the image name)\n"
+    "  --cmdline STR        multiboot command line, or words for Linux after\n"
+    "                       kvmstub's default (console=ttyS0 ..., see README)\n"
+    "  --initrd FILE        initial RAM disk for a Linux bzImage\n"
     "  --reg NAME=VALUE     set a register before the guest starts (repeatable),\n"
     "                       e.g. --reg rax=2\n"
     "Running:\n"
@@ -49,9 +54,10 @@ static const char usage[] =
     "                       the oldest go first; 0 turns history off)\n"
     "  --restore FILE       start the machine saved by 'monitor snapshot write FILE'\n"
     "                       (IMAGE may then be left out: the file names it)\n"
-    "  --on-hlt stop|exit   report hlt to gdb as a stop (default), or end the guest\n"
-    "                       with exit status 0\n"
-    "  --serial FILE|-      also copy the guest's serial output to FILE (- is stdout)\n"
+    "  --on-hlt stop|exit   bare only: report hlt to gdb as a stop (default), or end\n"
+    "                       the guest with exit status 0\n"
+    "  --serial FILE|-      also copy the guest's serial output to FILE; - is the\n"
+    "                       terminal: output to stdout, stdin to the guest's UART\n"
     "  --watchpoints M      auto, debug-registers or page-traps (default auto: debug\n"
     "                       registers where the host honours them)\n"
     "  --hlt-breakpoints    plant hlt for software breakpoints even where int3 works\n"
@@ -121,7 +127,7 @@ enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
     OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
-    OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE,
+    OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE, OPT_MACHINE, OPT_INITRD,
 };
 
 static const struct option longopts[] = {
@@ -137,6 +143,8 @@ static const struct option longopts[] = {
     {"history", required_argument, NULL, OPT_HISTORY},
     {"restore", required_argument, NULL, OPT_RESTORE},
     {"memory", required_argument, NULL, OPT_MEMORY},
+    {"machine", required_argument, NULL, OPT_MACHINE},
+    {"initrd", required_argument, NULL, OPT_INITRD},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"mode", required_argument, NULL, OPT_MODE},
     {"load", required_argument, NULL, OPT_LOAD},
@@ -317,6 +325,18 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
                 return fail(err, errlen,
                             "--memory %s: give between 1M and 3G, in whole 4K pages", a);
             o->memory = v;
+            o->has_memory = true;
+            break;
+        case OPT_MACHINE:
+            if (strcmp(a, "bare") == 0)
+                o->machine = STUB_MACHINE_BARE;
+            else if (strcmp(a, "pc") == 0)
+                o->machine = STUB_MACHINE_PC;
+            else
+                return fail(err, errlen, "--machine: '%s' is not bare or pc", a);
+            break;
+        case OPT_INITRD:
+            o->initrd = a;
             break;
         case OPT_FORMAT:
             if (strcmp(a, "auto") == 0)
@@ -327,8 +347,11 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
                 o->image_opts.format = VM_IMAGE_ELF;
             else if (strcmp(a, "multiboot") == 0)
                 o->image_opts.format = VM_IMAGE_MULTIBOOT;
+            else if (strcmp(a, "bzimage") == 0)
+                o->image_opts.format = VM_IMAGE_BZIMAGE;
             else
-                return fail(err, errlen, "--format: '%s' is not auto, bin, elf or multiboot", a);
+                return fail(err, errlen,
+                            "--format: '%s' is not auto, bin, elf, multiboot or bzimage", a);
             break;
         case OPT_MODE:
             if (strcmp(a, "real") == 0)
@@ -372,6 +395,7 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
                 o->on_hlt = STUB_HLT_EXIT;
             else
                 return fail(err, errlen, "--on-hlt: '%s' is not stop or exit", a);
+            o->has_on_hlt = true;
             break;
         case OPT_SERIAL:
             o->serial = a;

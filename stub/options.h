@@ -28,6 +28,17 @@ enum stub_on_hlt {
     STUB_HLT_EXIT, /* end the guest with exit status 0 */
 };
 
+enum stub_machine_kind {
+    STUB_MACHINE_AUTO, /* pc for a bzImage, bare for everything else */
+    STUB_MACHINE_BARE,
+    STUB_MACHINE_PC,
+};
+
+/* RAM when --memory is not given: a bare-metal program needs little; the
+ * pc board's usual guest, Linux, needs its init_size (about 64 MiB for
+ * Debian's kernel) above 16 MiB plus an initrd, and QEMU gives 128 MiB. */
+#define STUB_PC_DEFAULT_RAM (128ull << 20)
+
 struct stub_initial_reg {
     enum vm_reg_id id;
     uint64_t value;
@@ -41,9 +52,13 @@ struct stub_options {
     bool stdio;
     bool no_gdb;            /* listen nowhere (implies run) */
     uint64_t memory;
+    bool has_memory;
+    enum stub_machine_kind machine;
+    const char *initrd;     /* --initrd FILE, or NULL */
     struct vm_image_options image_opts;
     const char *serial;     /* copy serial output here; "-" for stdout */
     enum stub_on_hlt on_hlt;
+    bool has_on_hlt;
     enum stub_on_detach on_detach;
     enum stub_gdb_arch gdb_arch;
     bool run;               /* start the guest without waiting for gdb */

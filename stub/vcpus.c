@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 /* How often the loop collects output that only an exit would deliver (the
- * coalesced ring of a guest that writes and then spins). */
+ * coalesced ring of a guest that writes and then spins), and makes a
+ * running vCPU exit while breakpoints wait for the guest to map them (they
+ * are planted at exits). */
 #define FLUSH_INTERVAL_MS 10
 
 struct chan {
@@ -222,7 +224,7 @@ static void on_async(uv_async_t *a)
 static void on_flush_timer(uv_timer_t *t)
 {
     struct stub_vcpus *g = t->data;
-    if (!vm_output_pending(g->vm))
+    if (!vm_output_pending(g->vm) && !vm_bp_pending(g->vm))
         return;
     for (unsigned i = 0; i < g->n; i++) {
         if (g->chans[i].running) {

@@ -32,6 +32,7 @@ const char *vm_event_name(enum vm_event_type type)
     case VM_EVENT_WATCH: return "watchpoint";
     case VM_EVENT_INTERRUPTED: return "interrupted";
     case VM_EVENT_SHUTDOWN: return "shutdown (triple fault)";
+    case VM_EVENT_RESET: return "reset";
     case VM_EVENT_ENTRY_FAILED: return "entry failed";
     case VM_EVENT_INTERNAL_ERROR: return "internal error";
     case VM_EVENT_IO: return "port I/O catch";
@@ -221,6 +222,30 @@ static struct vm_io_catch *io_catch(struct vm *vm, uint16_t port, unsigned size,
     return NULL;
 }
 
+/* A read of VM_BP_PORT by a planted `in $VM_BP_PORT,%al` at a breakpoint:
+ * a hit. KVM finishes the in before the stop is reported (see the top of
+ * this file); settle() then puts rip back on the breakpoint and rax back as
+ * it was, so the guest never sees the trap. */
+static int port_breakpoint(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    uint64_t pc;
+    int err = vm_cpu_linear_pc(cpu, &pc);
+    if (err)
+        return err;
+    const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
+    if (!bp || bp->len != 2 || vm->debug.bp_method != VM_BP_PORT_IN)
+        return 0; /* the guest's own read of the port */
+    cpu->bp_io_fixup = true;
+    cpu->bp_io_rip = cpu->rc.regs.rip;
+    cpu->bp_io_rax = cpu->rc.regs.rax;
+    atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+    ev->type = VM_EVENT_BREAKPOINT;
+    ev->u.bp.addr = pc;
+    ev->u.bp.hardware = bp->hardware && !bp->software;
+    return 1;
+}
+
 static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -231,6 +256,12 @@ static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
         bytes > vm->run_size - run->io.data_offset)
         return 0; /* not something KVM produces; refuse to touch memory */
     atomic_fetch_add_explicit(&vm->stats.io_exits, 1, memory_order_relaxed);
+    if (run->io.port == VM_BP_PORT && run->io.direction == KVM_EXIT_IO_IN && size == 1 &&
+        run->io.count == 1 && vm->debug.nbps) {
+        int got = port_breakpoint(cpu, ev);
+        if (got)
+            return got;
+    }
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool out = run->io.direction == KVM_EXIT_IO_OUT;
     uint16_t port = run->io.port;
@@ -349,6 +380,30 @@ static int reinject(struct vm_cpu *cpu, unsigned vector, uint64_t dr6)
     return 0;
 }
 
+/* A step through a breakpoint's lifted code page: on at once while rip
+ * stays on the page (1, with a breakpoint event, when it reaches a
+ * breakpoint there; -1 to go on stepping); 0 when it left the page, and
+ * the page is trapped again by the caller. */
+static int visit_step(struct vm_cpu *cpu, struct vm_event *ev)
+{
+    struct vm *vm = cpu->vm;
+    uint64_t pc, gpa;
+    if (vm_cpu_linear_pc(cpu, &pc) || vm_translate(cpu, pc, &gpa) ||
+        (gpa & VM_PAGE_MASK) != cpu->step.lifted[0].gpa)
+        return 0;
+    const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
+    if (!bp || bp->gpa != gpa)
+        return -1;
+    uint64_t a;
+    enum vm_watch_type t;
+    vm_watch_unlift(cpu, &a, &t);
+    atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
+    ev->type = VM_EVENT_BREAKPOINT;
+    ev->u.bp.addr = pc;
+    ev->u.bp.hardware = bp->hardware && !bp->software;
+    return 1;
+}
+
 static int handle_debug(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -408,6 +463,11 @@ static int handle_debug(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_eve
         vm_bp_replant(vm, cpu->step.over);
         cpu->step.stepping_over = false;
     }
+    if (cpu->step.visiting) {
+        int got = visit_step(cpu, ev);
+        if (got)
+            return got > 0 ? 1 : 0; /* a hit, or still on the page */
+    }
     if (cpu->step.nlifted) {
         if (vm_watch_unlift(cpu, &ev->u.watch.addr, &ev->u.watch.type)) {
             atomic_fetch_add_explicit(&vm->stats.watch_hits, 1, memory_order_relaxed);
@@ -442,7 +502,7 @@ static int drop_pending_exception(struct vm_cpu *cpu)
     return ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0 ? -errno : 0;
 }
 
-static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
+static int handle_internal_error(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
     struct kvm_run *run = cpu->run;
@@ -451,7 +511,12 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
     if (err)
         return err;
     const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
-    if (bp && vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR) {
+    /* Code fetched at a breakpoint whose page is trapped, or an int3 some
+     * nested hosts report this way. */
+    if (bp && bp->gpa != VM_BP_PENDING &&
+        ((vm->debug.bp_method == VM_BP_INT3_INTERNAL_ERROR && bp->len) ||
+         (!bp->len && !cpu->step.nlifted &&
+          run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION))) {
         if ((err = drop_pending_exception(cpu)))
             return err;
         atomic_fetch_add_explicit(&vm->stats.breakpoint_hits, 1, memory_order_relaxed);
@@ -471,6 +536,9 @@ static int handle_internal_error(struct vm_cpu *cpu, struct vm_event *ev)
         vm_watch_predict(cpu);
         if ((err = vm_watch_lift(cpu, fetch ? gpa : ~0ull)))
             return err;
+        /* Code on a page trapped for a breakpoint alone: run through it. */
+        cpu->step.visiting = fetch && mode == VM_RUN_CONTINUE && cpu->step.nlifted == 1 &&
+                             !vm_watch_covers(vm, gpa);
         if (cpu->step.nlifted)
             return drop_pending_exception(cpu);
         cpu->step.predicted = false;
@@ -517,7 +585,7 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
         return 1;
     case KVM_EXIT_INTERNAL_ERROR:
         cpu->guest_debug_dirty = true;
-        return handle_internal_error(cpu, ev);
+        return handle_internal_error(cpu, mode, ev);
     case KVM_EXIT_INTR:
         return 0;
     default:
@@ -526,13 +594,16 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
         ev->u.internal.exit_reason = run->exit_reason;
         return 1;
     }
-    const struct vm_event *ended = got > 0 && ev->type == VM_EVENT_DEBUG_EXIT ? ev
-                                   : cpu->has_pending && cpu->pending.type == VM_EVENT_DEBUG_EXIT
-                                       ? &cpu->pending
-                                       : NULL;
+    const struct vm_event *ended =
+        got > 0 && (ev->type == VM_EVENT_DEBUG_EXIT || ev->type == VM_EVENT_RESET) ? ev
+        : cpu->has_pending &&
+                (cpu->pending.type == VM_EVENT_DEBUG_EXIT || cpu->pending.type == VM_EVENT_RESET)
+            ? &cpu->pending
+            : NULL;
     if (ended) {
         /* Every vCPU's next run ends at once: the machine is over. */
-        cpu->vm->exit_status = ended->u.exit.status;
+        cpu->vm->exit_type = ended->type;
+        cpu->vm->exit_status = ended->type == VM_EVENT_DEBUG_EXIT ? ended->u.exit.status : 0;
         atomic_store(&cpu->vm->exited, true);
         cpu->has_pending = false;
     }
@@ -586,6 +657,14 @@ static int settle(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev
     int err = finish(cpu, mode, ev);
     if (err)
         return err;
+    if (cpu->bp_io_fixup) {
+        cpu->bp_io_fixup = false;
+        if ((err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS)))
+            return err;
+        cpu->rc.regs.rip = cpu->bp_io_rip;
+        cpu->rc.regs.rax = cpu->bp_io_rax;
+        cpu->rc.dirty |= VM_RC_REGS;
+    }
     if (cpu->step.stepping_over) {
         vm_bp_replant(vm, cpu->step.over);
         cpu->step.stepping_over = false;
@@ -634,28 +713,45 @@ static int step_off_breakpoint(struct vm_cpu *cpu)
         return err;
     bool planted = vm_bp_find(vm, pc) != NULL;
     if (planted || vm_dr_exec_slot(vm, pc) >= 0) {
-        if (planted)
-            vm_bp_unplant(vm, pc);
+        if (planted && (err = vm_bp_unplant(cpu, pc)))
+            return err;
         cpu->step.over = pc;
         cpu->step.stepping_over = true;
     }
     return 0;
 }
 
-/* Single-stepping a hlt on a board without interrupts: KVM completes the
- * instruction and reports the step's #DB instead of the halt (Linux 5.x and
- * later; nested hosts differ), so the halt would be lost and the guest
- * would run on. The result is known without running it: the CPU halts
- * after the hlt. */
+/* Single-stepping a hlt. On a board without interrupts KVM completes the
+ * instruction and reports the step's #DB instead of the halt (Linux 5.x
+ * and later; nested hosts differ), so the halt would be lost and the guest
+ * would run on; the result is known without running it: the CPU halts
+ * after the hlt. With an irqchip the vCPU would wait in the kernel for an
+ * interrupt that a step holds back (KVM_GUESTDBG_BLOCKIRQ) or that would
+ * take the step into its handler: the step completes the hlt as if the
+ * CPU had been woken, and stops after it. */
 static bool step_is_hlt(struct vm_cpu *cpu)
 {
     struct vm *vm = cpu->vm;
     uint64_t pc;
     uint8_t op;
-    if (vm->board->set_irq || vm_cpu_linear_pc(cpu, &pc) || vm_bp_find(vm, pc) ||
+    if (vm_cpu_linear_pc(cpu, &pc) || vm_bp_find(vm, pc) ||
         vm_read_linear(cpu, pc, &op, 1, NULL))
         return false;
     return op == OPCODE_HLT;
+}
+
+/* A step of a vCPU that KVM holds halted (the hlt done, rip after it)
+ * runs the next instruction at once, as if an interrupt had woken it:
+ * otherwise it would wait for an interrupt the step holds back. */
+static int wake_for_step(struct vm_cpu *cpu)
+{
+    struct kvm_mp_state mp;
+    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) < 0)
+        return -errno;
+    if (mp.mp_state != KVM_MP_STATE_HALTED)
+        return 0;
+    mp.mp_state = KVM_MP_STATE_RUNNABLE;
+    return ioctl(cpu->fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
 }
 
 int vm_cpu_begin_run(struct vm_cpu *cpu)
@@ -663,7 +759,33 @@ int vm_cpu_begin_run(struct vm_cpu *cpu)
     int err = step_off_breakpoint(cpu);
     if (!err && !cpu->step.nlifted)
         err = vm_watch_refresh(cpu);
+    if (!err && !cpu->step.nlifted)
+        err = vm_bp_plant_pending(cpu);
     return err;
+}
+
+/* Where KVM cannot hold interrupts back during a step
+ * (KVM_GUESTDBG_BLOCKIRQ), an interrupt due at the entry would be taken
+ * first and the step would end in its handler. An STI interrupt shadow
+ * blocks maskable interrupts for exactly one instruction, which is what a
+ * step needs; it is architectural state KVM lets userspace set
+ * (KVM_SET_VCPU_EVENTS), valid only with RFLAGS.IF set (with IF clear
+ * nothing can interrupt the step anyway). */
+static int shadow_step(struct vm_cpu *cpu)
+{
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS);
+    if (err)
+        return err;
+    if (!(cpu->rc.regs.rflags & (1u << 9)))
+        return 0;
+    struct kvm_vcpu_events e;
+    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &e) < 0)
+        return -errno;
+    if (e.interrupt.shadow)
+        return 0;
+    e.interrupt.shadow = KVM_X86_SHADOW_INT_STI;
+    e.flags = KVM_VCPUEVENT_VALID_SHADOW;
+    return ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0 ? -errno : 0;
 }
 
 int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
@@ -675,6 +797,9 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
     int err = vm_regcache_flush(&cpu->rc);
     if (!err)
         err = vm_debug_apply(cpu, step);
+    if (!err && step && cpu->vm->board->irqchip &&
+        !(cpu->vm->caps.guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ))
+        err = shadow_step(cpu);
     return err;
 }
 
@@ -684,7 +809,7 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
     int err;
     memset(ev, 0, sizeof(*ev));
     if (atomic_load(&vm->exited)) {
-        ev->type = VM_EVENT_DEBUG_EXIT;
+        ev->type = vm->exit_type;
         ev->u.exit.status = vm->exit_status;
         return 0;
     }
@@ -698,14 +823,21 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         ev->type = VM_EVENT_HALT;
         return 0;
     }
+    if (mode == VM_RUN_STEP && vm->board->irqchip && (err = wake_for_step(cpu)))
+        return err;
     if (mode == VM_RUN_STEP && step_is_hlt(cpu)) {
         if ((err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS)))
             return err;
         cpu->rc.regs.rip += 1;
         cpu->rc.dirty |= VM_RC_REGS;
-        cpu->halted = true;
-        atomic_fetch_add_explicit(&vm->stats.hlt_exits, 1, memory_order_relaxed);
-        ev->type = VM_EVENT_HALT;
+        if (vm->board->irqchip) {
+            atomic_fetch_add_explicit(&vm->stats.steps, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_STEP;
+        } else {
+            cpu->halted = true;
+            atomic_fetch_add_explicit(&vm->stats.hlt_exits, 1, memory_order_relaxed);
+            ev->type = VM_EVENT_HALT;
+        }
         return vm_regcache_flush(&cpu->rc);
     }
     if ((err = vm_cpu_begin_run(cpu)))
@@ -729,6 +861,8 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
             if (got < 0)
                 return got;
             if (!cpu->step.nlifted && vm_watch_active(vm) && (err = vm_watch_refresh(cpu)))
+                return err;
+            if (!cpu->step.nlifted && (err = vm_bp_plant_pending(cpu)))
                 return err;
         }
         if (kicked && !got) {

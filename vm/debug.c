@@ -12,6 +12,8 @@ const char *vm_bp_method_name(enum vm_bp_method m)
     case VM_BP_INT3: return "int3 (KVM_EXIT_DEBUG)";
     case VM_BP_INT3_INTERNAL_ERROR: return "int3 (reported as KVM_EXIT_INTERNAL_ERROR)";
     case VM_BP_HLT: return "planted hlt";
+    case VM_BP_PAGE_TRAP: return "page traps on the code page";
+    case VM_BP_PORT_IN: return "planted in $0xe5,%al (page traps on one-byte instructions)";
     }
     return "?";
 }
@@ -19,13 +21,27 @@ const char *vm_bp_method_name(enum vm_bp_method m)
 void vm_debug_init(struct vm *vm)
 {
     struct vm_debug *d = &vm->debug;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&d->lock, &a);
+    pthread_mutexattr_destroy(&a);
+    atomic_init(&d->npending, 0);
     d->bp_method = vm->caps.sw_bp;
+    /* A planted hlt never reaches kvmstub where KVM's LAPIC halts the
+     * vCPU itself. */
+    if (d->bp_method == VM_BP_HLT && vm->board->irqchip)
+        d->bp_method = VM_BP_PORT_IN;
     d->hw_exec = vm->caps.hw_exec_bp;
     d->hw_data = vm->caps.hw_data_bp;
+    d->initialized = true;
 }
 
 void vm_debug_free(struct vm *vm)
 {
+    if (vm->debug.initialized)
+        pthread_mutex_destroy(&vm->debug.lock);
+    vm->debug.initialized = false;
     for (size_t i = 0; i < vm->debug.nwatches; i++)
         free(vm->debug.watches[i].pages);
     free(vm->debug.watches);
@@ -34,9 +50,108 @@ void vm_debug_free(struct vm *vm)
     vm->debug.bps = NULL;
 }
 
+/* The trap the method plants; 0 bytes for page traps. */
+static size_t trap_bytes(const struct vm *vm, uint8_t out[VM_BP_MAX_TRAP])
+{
+    switch (vm->debug.bp_method) {
+    case VM_BP_HLT:
+        out[0] = 0xf4;
+        return 1;
+    case VM_BP_PORT_IN:
+        out[0] = 0xe4; /* in $imm8,%al */
+        out[1] = VM_BP_PORT;
+        return 2;
+    case VM_BP_PAGE_TRAP:
+        return 0;
+    default:
+        out[0] = 0xcc;
+        return 1;
+    }
+}
+
 uint8_t vm_bp_trap_byte(const struct vm *vm)
 {
-    return vm->debug.bp_method == VM_BP_HLT ? 0xf4 : 0xcc;
+    uint8_t t[VM_BP_MAX_TRAP] = {0};
+    trap_bytes(vm, t);
+    return t[0];
+}
+
+/* The breakpoint's trap bytes are in RAM (not pending, not a page trap). */
+static bool planted_byte(const struct vm *vm, const struct vm_breakpoint *bp)
+{
+    (void)vm;
+    return bp->gpa != VM_BP_PENDING && bp->len;
+}
+
+static bool page_trapped(const struct vm_breakpoint *bp)
+{
+    return bp->gpa != VM_BP_PENDING && !bp->len;
+}
+
+/* Instructions of one byte, by their first byte (no prefix can precede
+ * them, since a prefix makes two). In 64-bit mode 0x40-0x4f are REX
+ * prefixes; elsewhere they are inc/dec. Opcodes invalid in 64-bit mode
+ * count as one byte: nothing is known of what follows them. */
+static bool one_byte_insn(uint8_t op, bool long_mode)
+{
+    if (op >= 0x40 && op <= 0x4f)
+        return !long_mode;
+    if (op == 0x9a || op == 0xea) /* far call and jump: invalid in 64-bit mode */
+        return long_mode;
+    if ((op >= 0x50 && op <= 0x5f) || (op >= 0x90 && op <= 0x9f && op != 0x9a) ||
+        (op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f) ||
+        (op >= 0xec && op <= 0xef) || (op >= 0xf8 && op <= 0xfd))
+        return true;
+    switch (op) {
+    case 0x06: case 0x07: case 0x0e: case 0x16: case 0x17: case 0x1e: case 0x1f:
+    case 0x27: case 0x2f: case 0x37: case 0x3f: case 0x60: case 0x61:
+    case 0xc3: case 0xc9: case 0xcb: case 0xcc: case 0xce: case 0xcf: case 0xd4: case 0xd5:
+    case 0xd6: case 0xd7: case 0xf1: case 0xf4: case 0xf5:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether a two-byte trap can go at bp: its instruction is at least two
+ * bytes long, both bytes are on one page, and no other planted trap
+ * overlaps them. */
+static bool fits_two(struct vm_cpu *cpu, const struct vm_breakpoint *bp)
+{
+    struct vm *vm = cpu->vm;
+    const uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 2);
+    if (!p || (bp->gpa & (VM_PAGE_SIZE - 1)) == VM_PAGE_SIZE - 1 ||
+        vm_regcache_fetch(&cpu->rc, VM_RC_SREGS))
+        return false;
+    bool long_mode = (cpu->rc.sregs.efer & (1u << 10)) && cpu->rc.sregs.cs.l;
+    if (one_byte_insn(p[0], long_mode))
+        return false;
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *o = &vm->debug.bps[i];
+        if (o != bp && planted_byte(vm, o) && o->gpa + o->len > bp->gpa && o->gpa < bp->gpa + 2)
+            return false;
+    }
+    return true;
+}
+
+/* Puts a breakpoint whose gpa is known in place: its trap bytes, or its
+ * page trapped where they cannot go. */
+static int plant(struct vm_cpu *cpu, struct vm_breakpoint *bp)
+{
+    struct vm *vm = cpu->vm;
+    uint8_t t[VM_BP_MAX_TRAP];
+    size_t n = trap_bytes(vm, t);
+    if (n == 2 && !fits_two(cpu, bp))
+        n = 0;
+    bp->len = (uint8_t)n;
+    if (!n)
+        return vm_watch_apply_traps(vm);
+    uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, n);
+    if (!p)
+        return -EFAULT;
+    memcpy(bp->orig, p, n);
+    memcpy(p, t, n);
+    return 0;
 }
 
 static struct vm_breakpoint *find(struct vm *vm, uint64_t addr)
@@ -118,11 +233,13 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
             return -ENOSPC;
         uint64_t gpa;
         int err = vm_translate(cpu, addr, &gpa);
-        if (err)
+        if (err == -EFAULT) {
+            gpa = VM_BP_PENDING; /* not mapped yet: planted once it is */
+        } else if (err) {
             return err;
-        uint8_t *p = vm_mem_ptr(&vm->mem, gpa, 1);
-        if (!p)
+        } else if (!vm_mem_ptr(&vm->mem, gpa, 1)) {
             return -EFAULT;
+        }
         if (d->nbps == d->capbps) {
             size_t cap = d->capbps ? d->capbps * 2 : 16;
             struct vm_breakpoint *n = realloc(d->bps, cap * sizeof(*n));
@@ -132,8 +249,14 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
             d->capbps = cap;
         }
         bp = &d->bps[d->nbps++];
-        *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa, .orig = *p};
-        *p = vm_bp_trap_byte(vm);
+        *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa};
+        if (gpa == VM_BP_PENDING) {
+            atomic_fetch_add(&d->npending, 1);
+        } else if ((err = plant(cpu, bp))) {
+            d->nbps--;
+            vm_watch_apply_traps(vm); /* back to the traps without it */
+            return err;
+        }
         if (d->nbps == 1)
             d->generation++; /* #BP interception goes on */
     }
@@ -170,49 +293,133 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     }
     if (bp->hardware || bp->software)
         return 0;
-    uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
+    bool trapped = page_trapped(bp);
+    uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
     if (p)
-        *p = bp->orig;
+        memcpy(p, bp->orig, bp->len);
+    if (bp->gpa == VM_BP_PENDING)
+        atomic_fetch_sub(&d->npending, 1);
     *bp = d->bps[--d->nbps];
     if (d->nbps == 0)
         d->generation++;
-    return 0;
+    return trapped ? vm_watch_apply_traps(vm) : 0;
 }
 
-void vm_bp_unplant(struct vm *vm, uint64_t addr)
+int vm_bp_unplant(struct vm_cpu *cpu, uint64_t addr)
 {
+    struct vm *vm = cpu->vm;
+    pthread_mutex_lock(&vm->debug.lock);
     struct vm_breakpoint *bp = find(vm, addr);
-    uint8_t *p = bp ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
-    if (p)
-        *p = bp->orig;
+    int err = 0;
+    if (bp && page_trapped(bp)) {
+        err = vm_watch_lift(cpu, bp->gpa);
+    } else if (bp && planted_byte(vm, bp)) {
+        uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, bp->len);
+        if (p)
+            memcpy(p, bp->orig, bp->len);
+    }
+    pthread_mutex_unlock(&vm->debug.lock);
+    return err;
 }
 
 void vm_bp_replant(struct vm *vm, uint64_t addr)
 {
+    pthread_mutex_lock(&vm->debug.lock);
     struct vm_breakpoint *bp = find(vm, addr);
-    uint8_t *p = bp ? vm_mem_ptr(&vm->mem, bp->gpa, 1) : NULL;
+    uint8_t t[VM_BP_MAX_TRAP];
+    trap_bytes(vm, t);
+    uint8_t *p = bp && planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
     if (p)
-        *p = vm_bp_trap_byte(vm);
+        memcpy(p, t, bp->len);
+    pthread_mutex_unlock(&vm->debug.lock);
+}
+
+void vm_bp_unplant_all(struct vm *vm)
+{
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
+        if (p)
+            memcpy(p, bp->orig, bp->len);
+    }
+}
+
+void vm_bp_replant_all(struct vm *vm)
+{
+    struct vm_debug *d = &vm->debug;
+    unsigned pending = 0;
+    for (size_t i = 0; i < d->nbps; i++) {
+        struct vm_breakpoint *bp = &d->bps[i];
+        uint64_t gpa;
+        bp->gpa = VM_BP_PENDING;
+        bp->len = 0;
+        if (!vm->ncpus || vm_translate(&vm->cpus[0], bp->addr, &gpa) ||
+            !vm_mem_ptr(&vm->mem, gpa, 1)) {
+            pending++;
+            continue;
+        }
+        bp->gpa = gpa;
+        if (plant(&vm->cpus[0], bp))
+            bp->gpa = VM_BP_PENDING, pending++;
+    }
+    atomic_store(&d->npending, pending);
+    vm_watch_apply_traps(vm);
+    d->generation++;
+}
+
+int vm_bp_plant_pending(struct vm_cpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    struct vm_debug *d = &vm->debug;
+    if (!atomic_load_explicit(&d->npending, memory_order_relaxed))
+        return 0;
+    int err = 0;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->nbps && !err; i++) {
+        struct vm_breakpoint *bp = &d->bps[i];
+        uint64_t gpa;
+        if (bp->gpa != VM_BP_PENDING || vm_translate(cpu, bp->addr, &gpa) ||
+            !vm_mem_ptr(&vm->mem, gpa, 1))
+            continue;
+        /* One being stepped over stays out until its step is done. */
+        if (cpu->step.stepping_over && cpu->step.over == bp->addr)
+            continue;
+        bp->gpa = gpa;
+        atomic_fetch_sub(&d->npending, 1);
+        err = plant(cpu, bp);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return err;
+}
+
+bool vm_bp_pending(const struct vm *vm)
+{
+    return atomic_load_explicit(&vm->debug.npending, memory_order_relaxed) != 0;
 }
 
 void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len)
 {
     for (size_t i = 0; i < vm->debug.nbps; i++) {
         const struct vm_breakpoint *bp = &vm->debug.bps[i];
-        if (bp->gpa >= gpa && bp->gpa - gpa < len)
-            buf[bp->gpa - gpa] = bp->orig;
+        for (size_t b = 0; planted_byte(vm, bp) && b < bp->len; b++)
+            if (bp->gpa + b >= gpa && bp->gpa + b - gpa < len)
+                buf[bp->gpa + b - gpa] = bp->orig[b];
     }
 }
 
 void vm_debug_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, size_t len)
 {
+    uint8_t t[VM_BP_MAX_TRAP];
+    trap_bytes(vm, t);
     for (size_t i = 0; i < vm->debug.nbps; i++) {
         struct vm_breakpoint *bp = &vm->debug.bps[i];
-        if (bp->gpa >= gpa && bp->gpa - gpa < len) {
-            bp->orig = buf[bp->gpa - gpa];
-            uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
-            if (p)
-                *p = vm_bp_trap_byte(vm);
+        for (size_t b = 0; planted_byte(vm, bp) && b < bp->len; b++) {
+            if (bp->gpa + b >= gpa && bp->gpa + b - gpa < len) {
+                bp->orig[b] = buf[bp->gpa + b - gpa];
+                uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa + b, 1);
+                if (p)
+                    *p = t[b];
+            }
         }
     }
 }
@@ -246,13 +453,16 @@ int vm_debug_apply(struct vm_cpu *cpu, bool single_step)
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
         g.arch.debugreg[7] = dr7 | 0x400 | 0x200; /* reserved bit 10, GE for exact data hits */
     }
-    if (d->nbps && d->bp_method != VM_BP_HLT)
+    if (d->nbps && (d->bp_method == VM_BP_INT3 || d->bp_method == VM_BP_INT3_INTERNAL_ERROR))
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
     if (single_step) {
         g.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
         /* Where KVM can, a step runs one instruction of the guest's own
-         * code, not the interrupt handler that became due meanwhile. */
-        if (cpu->vm->caps.guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ)
+         * code, not the interrupt handler that became due meanwhile. Not
+         * while the guest runs through a breakpoint's trapped page step by
+         * step: that is the guest running, and it may wait there for an
+         * interrupt. */
+        if ((cpu->vm->caps.guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ) && !cpu->step.visiting)
             g.control |= KVM_GUESTDBG_BLOCKIRQ;
     }
     cpu->single_step = single_step;
@@ -279,12 +489,18 @@ void vm_debug_clear(struct vm *vm)
         const struct vm_watchpoint *w = &d->watches[d->nwatches - 1];
         vm_watch_drop(vm, w->type, w->addr, w->len);
     }
+    bool trapped = false;
     for (size_t i = 0; i < d->nbps; i++) {
-        uint8_t *p = vm_mem_ptr(&vm->mem, d->bps[i].gpa, 1);
+        const struct vm_breakpoint *bp = &d->bps[i];
+        uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
         if (p)
-            *p = d->bps[i].orig;
+            memcpy(p, bp->orig, bp->len);
+        trapped |= page_trapped(bp);
     }
     d->nbps = 0;
+    atomic_store(&d->npending, 0);
+    if (trapped)
+        vm_watch_apply_traps(vm);
     d->nhw_emulated = 0;
     for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++)
         d->dr[i].used = false;
@@ -300,6 +516,7 @@ void vm_debug_info(const struct vm *vm, struct vm_debug_info *out)
     out->hw_exec = d->hw_exec;
     out->hw_data = d->hw_data && d->watch_method != VM_WATCH_PAGE_TRAPS;
     out->breakpoints = d->nbps;
+    out->pending = atomic_load(&d->npending);
     out->watchpoints = d->nwatches;
     for (size_t i = 0; i < d->nwatches; i++)
         out->page_trapped += d->watches[i].dr < 0;
@@ -311,7 +528,8 @@ int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method
     struct vm_debug *d = &vm->debug;
     if (d->nbps || d->nwatches)
         return -EBUSY;
-    if (bp != VM_BP_HLT && bp != vm->caps.sw_bp)
+    if (bp == VM_BP_HLT ? vm->board->irqchip
+                        : bp != VM_BP_PAGE_TRAP && bp != VM_BP_PORT_IN && bp != vm->caps.sw_bp)
         return -ENOTSUP;
     d->bp_method = bp;
     d->watch_method = watch;

@@ -6,11 +6,30 @@
  * on it, which counts as a hit too; hosts that do not intercept #BP at all
  * get hlt instead, which exits to userspace on every KVM without an in-kernel
  * irqchip (a hlt stop at a planted address is a hit, and rip is moved back).
- * vm/probe.c decides which at start-up. The original byte is remembered,
+ * On a board whose hlt stays in the kernel (pc) a host that does not
+ * intercept int3 leaves no one-byte trap that always exits. There a
+ * breakpoint on an instruction of two bytes or more gets the two-byte
+ * `in $0xe5,%al` (port 0xe5 has no device, in KVM or kvmstub, so the read
+ * exits; the hit is reported with rip and rax as they were). One on a
+ * one-byte instruction (the second byte would land on the next one, where
+ * a jump may lead) or across a page end takes its page out of the guest's
+ * memory map instead (a page trap, as for watchpoints): fetching code from
+ * it exits, a fetch at the breakpoint is a hit, and other code on that
+ * page runs step by step until it leaves the page, which is slow for code
+ * the guest runs a lot. Both trap only in kernel mode (CPL 0), like hlt.
+ * vm/probe.c decides which at start-up. The original bytes are remembered,
  * hidden from debugger reads and restored on removal; resuming from a
  * breakpoint steps over it. An int3 or #DB the guest raises itself (no
  * breakpoint of ours there, no step of ours) is given back to the guest,
  * so it behaves the same with and without breakpoints set.
+ *
+ * A software (or planted hardware) breakpoint at an address the guest has
+ * not mapped yet (a kernel's text before it builds its page tables) is
+ * accepted and kept pending: at every exit to kvmstub and every resume,
+ * pending breakpoints are translated again and planted once the mapping
+ * exists. A guest that maps the address and runs it without any exit in
+ * between runs through it; DR0-DR3 breakpoints, where they fire, work on
+ * linear addresses from the first instruction.
  *
  * Hardware breakpoints use DR0-DR3 where they fire, otherwise the same
  * planted trap, still limited to four so gdb's hbreak keeps its meaning. A
@@ -45,6 +64,8 @@ enum vm_bp_method {
     VM_BP_INT3,                /* int3, reported as KVM_EXIT_DEBUG */
     VM_BP_INT3_INTERNAL_ERROR, /* int3, reported as KVM_EXIT_INTERNAL_ERROR */
     VM_BP_HLT,                 /* hlt, reported as KVM_EXIT_HLT */
+    VM_BP_PAGE_TRAP,           /* the code page trapped, fetches there exit */
+    VM_BP_PORT_IN,             /* in $0xe5,%al (page traps where it cannot go) */
 };
 
 enum vm_watch_type {
@@ -67,7 +88,8 @@ enum vm_watch_method {
 /* Insert or remove a breakpoint at a linear address. hardware selects Z1.
  * Inserting an existing one succeeds (gdb re-sends); -ENOSPC when four
  * hardware breakpoints are in use or the table is full, -EFAULT when the
- * address is not mapped, -ENOENT when removing an unknown one. */
+ * address maps outside RAM (an address not mapped at all is kept pending),
+ * -ENOENT when removing an unknown one. */
 int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware);
 int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware);
 
@@ -79,6 +101,11 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware);
 int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len);
 int vm_watch_remove(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, uint64_t len);
 
+/* Some breakpoint waits for the guest to map its address. Any thread: the
+ * owner of running vCPUs makes them exit now and then while this holds, so
+ * pending breakpoints are checked even when the guest makes no exits. */
+bool vm_bp_pending(const struct vm *vm);
+
 /* Removes every breakpoint and watchpoint (detach, reset). */
 void vm_debug_clear(struct vm *vm);
 
@@ -88,7 +115,8 @@ struct vm_debug_info {
     enum vm_watch_method watch_method;
     bool hw_exec;        /* hardware breakpoints use DR0-DR3 */
     bool hw_data;        /* watchpoints may use DR0-DR3 */
-    size_t breakpoints;  /* planted trap bytes */
+    size_t breakpoints;  /* software breakpoints (and planted hardware ones) */
+    size_t pending;      /* of those, waiting for the guest to map them */
     size_t watchpoints;
     size_t page_trapped; /* watchpoints on page traps */
     size_t pages;        /* pages trapped */
@@ -97,7 +125,8 @@ void vm_debug_info(const struct vm *vm, struct vm_debug_info *out);
 
 /* Chooses how software breakpoints are planted and how watchpoints are
  * made; before any is set. The bp method must be one the host delivers
- * (VM_BP_HLT always is) or -ENOTSUP. */
+ * (VM_BP_PAGE_TRAP and VM_BP_PORT_IN always are, VM_BP_HLT on a board
+ * without an irqchip) or -ENOTSUP. */
 int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method watch);
 
 const char *vm_bp_method_name(enum vm_bp_method m);

@@ -2,6 +2,7 @@
 #include "image.h"
 
 #include "boot.h"
+#include "bzimage.h"
 #include "image_formats.h"
 #include "internal.h"
 
@@ -21,34 +22,43 @@ const char *vm_image_format_name(enum vm_image_format f)
     case VM_IMAGE_BIN: return "flat binary";
     case VM_IMAGE_ELF: return "ELF";
     case VM_IMAGE_MULTIBOOT: return "multiboot";
+    case VM_IMAGE_BZIMAGE: return "Linux bzImage";
     }
     return "?";
 }
 
 int vm_image_open(struct vm_image *img, const char *path, char *err, size_t errlen)
 {
+    return vm_image_open_file(img, path, "image", err, errlen);
+}
+
+int vm_image_open_file(struct vm_image *img, const char *path, const char *what, char *err,
+                       size_t errlen)
+{
     memset(img, 0, sizeof(*img));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vm_image_error(err, errlen, -errno, "cannot open image %s: %s", path,
+        return vm_image_error(err, errlen, -errno, "cannot open %s %s: %s", what, path,
                               strerror(errno));
     struct stat st;
     int r = 0;
     if (fstat(fd, &st) < 0) {
-        r = vm_image_error(err, errlen, -errno, "cannot stat image %s: %s", path, strerror(errno));
+        r = vm_image_error(err, errlen, -errno, "cannot stat %s %s: %s", what, path,
+                           strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        r = vm_image_error(err, errlen, -EINVAL, "image %s is not a regular file", path);
+        r = vm_image_error(err, errlen, -EINVAL, "%s %s is not a regular file", what,
+                           path);
         goto out;
     }
     if (st.st_size == 0) {
-        r = vm_image_error(err, errlen, -EINVAL, "image %s is empty", path);
+        r = vm_image_error(err, errlen, -EINVAL, "%s %s is empty", what, path);
         goto out;
     }
     if ((uint64_t)st.st_size > VM_IMAGE_MAX_FILE) {
-        r = vm_image_error(err, errlen, -EFBIG, "image %s is %lld bytes; kvmstub loads at most 1 GiB",
-                           path, (long long)st.st_size);
+        r = vm_image_error(err, errlen, -EFBIG, "%s %s is %lld bytes; kvmstub loads at most 1 GiB",
+                           what, path, (long long)st.st_size);
         goto out;
     }
     img->size = (size_t)st.st_size;
@@ -63,8 +73,8 @@ int vm_image_open(struct vm_image *img, const char *path, char *err, size_t errl
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            r = vm_image_error(err, errlen, n < 0 ? -errno : -EIO, "cannot read image %s: %s",
-                               path, n < 0 ? strerror(errno) : "file shrank while reading");
+            r = vm_image_error(err, errlen, n < 0 ? -errno : -EIO, "cannot read %s %s: %s",
+                               what, path, n < 0 ? strerror(errno) : "file shrank while reading");
             goto out;
         }
         done += (size_t)n;
@@ -96,6 +106,7 @@ void vm_image_free(struct vm_image *img)
 {
     free(img->data);
     free(img->name);
+    free(img->cmdline);
     memset(img, 0, sizeof(*img));
 }
 
@@ -143,25 +154,109 @@ static int parse_flat(struct vm_image *img, const struct vm_image_options *opt, 
     return vm_image_add_segment(img, load, 0, img->size, img->size, err, errlen);
 }
 
+enum vm_image_format vm_image_detect(const struct vm_image *img)
+{
+    if (vm_multiboot_find(img) >= 0)
+        return VM_IMAGE_MULTIBOOT;
+    if (is_elf(img))
+        return VM_IMAGE_ELF;
+    if (vm_bzimage_detect(img->data, img->size))
+        return VM_IMAGE_BZIMAGE;
+    return VM_IMAGE_BIN;
+}
+
+static const char *a_format(enum vm_image_format f)
+{
+    switch (f) {
+    case VM_IMAGE_ELF: return "an ELF file";
+    case VM_IMAGE_MULTIBOOT: return "a multiboot kernel";
+    case VM_IMAGE_BZIMAGE: return "a Linux bzImage";
+    default: return "a flat binary";
+    }
+}
+
+/* Linux's boot protocol: everything vm/bzimage.c lays out in low RAM, the
+ * kernel, the initrd; then the boot CPU at the 64-bit entry. */
+static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_image_options *opt,
+                        char *err, size_t errlen)
+{
+    struct vm_bzimage bz;
+    int r = vm_bzimage_parse(&bz, img->data, img->size, err, errlen);
+    if (r)
+        return r;
+    size_t n = strlen(VM_LINUX_CMDLINE) + (opt->cmdline ? 1 + strlen(opt->cmdline) : 0) + 1;
+    char *cmdline = malloc(n);
+    if (!cmdline)
+        return vm_image_error(err, errlen, -ENOMEM, "out of memory");
+    snprintf(cmdline, n, "%s%s%s", VM_LINUX_CMDLINE, opt->cmdline ? " " : "",
+             opt->cmdline ? opt->cmdline : "");
+    struct vm_bzimage_params p = {.cmdline = cmdline,
+                                  .initrd = opt->initrd,
+                                  .initrd_size = opt->initrd ? opt->initrd_size : 0};
+    struct vm_bzimage_entry e;
+    char why[400];
+    r = vm_bzimage_load(&bz, vm->mem.host, vm->mem.size, &p, &e, why, sizeof(why));
+    if (r) {
+        free(cmdline);
+        /* The loader names no file; the initrd's problems name it. */
+        if (r == -EFBIG && opt->initrd_name)
+            return vm_image_error(err, errlen, r, "initrd %s: %s", opt->initrd_name, why);
+        return vm_image_error(err, errlen, r, "%s: %s", img->name, why);
+    }
+    free(img->cmdline);
+    img->cmdline = cmdline;
+    img->mode = VM_MODE_LONG;
+    img->entry = e.rip;
+    img->initrd_addr = e.initrd_addr;
+    img->initrd_size = e.initrd_size;
+    img->segments[0] = (struct vm_segment){.paddr = e.kernel_addr,
+                                           .offset = bz.kernel_offset,
+                                           .filesz = bz.kernel_size,
+                                           .memsz = e.kernel_end - e.kernel_addr};
+    img->nsegments = 1;
+    if ((r = vm_enter_bzimage(&vm->cpus[0], &e)))
+        return vm_image_error(err, errlen, r, "cannot set up the vCPU for the kernel's entry: %s",
+                              strerror(-r));
+    return 0;
+}
+
+static int board_tables(struct vm *vm, const struct vm_image *img, char *err, size_t errlen)
+{
+    return vm->board->image_loaded ? vm->board->image_loaded(vm, img, err, errlen) : 0;
+}
+
 int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_options *opt,
                   char *err, size_t errlen)
 {
     img->nsegments = 0;
     img->mbi = 0;
+    img->initrd_addr = img->initrd_size = 0;
     enum vm_image_format f = opt->format;
-    if (f == VM_IMAGE_AUTO) {
-        if (vm_multiboot_find(img) >= 0)
-            f = VM_IMAGE_MULTIBOOT;
-        else if (is_elf(img))
-            f = VM_IMAGE_ELF;
-        else
-            f = VM_IMAGE_BIN;
-    }
+    if (f == VM_IMAGE_AUTO)
+        f = vm_image_detect(img);
     if (f != VM_IMAGE_BIN && (opt->has_mode || opt->has_load))
         return vm_image_error(err, errlen, -EINVAL,
                               "--mode and --load apply to flat binaries only; %s is %s",
-                              img->name, f == VM_IMAGE_ELF ? "an ELF file" : "a multiboot kernel");
+                              img->name, a_format(f));
+    if (f != VM_IMAGE_BZIMAGE && opt->initrd)
+        return vm_image_error(err, errlen, -EINVAL,
+                              "--initrd applies to Linux bzImages only; %s is %s, which kvmstub "
+                              "gives no initrd",
+                              img->name, a_format(f));
     img->format = f;
+    if (f == VM_IMAGE_BZIMAGE) {
+        if (!vm->board->irqchip)
+            return vm_image_error(err, errlen, -EINVAL,
+                                  "%s is a Linux bzImage, which needs the pc board: use "
+                                  "--machine pc (or leave --machine out)",
+                                  img->name);
+        if (opt->has_entry)
+            return vm_image_error(err, errlen, -EINVAL,
+                                  "--entry does not apply to a Linux bzImage: the boot protocol "
+                                  "fixes its entry point");
+        int r = load_bzimage(vm, img, opt, err, errlen);
+        return r ? r : board_tables(vm, img, err, errlen);
+    }
     int r;
     switch (f) {
     case VM_IMAGE_BIN:
@@ -215,5 +310,5 @@ int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_opt
     if ((r = vm_enter_mode(vm, &vm->cpus[0], &entry)))
         return vm_image_error(err, errlen, r, "cannot set up the vCPU for %s mode: %s",
                               vm_mode_name(img->mode), strerror(-r));
-    return 0;
+    return board_tables(vm, img, err, errlen);
 }

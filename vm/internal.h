@@ -24,10 +24,21 @@
 
 /* ---- breakpoints and watchpoints (debug.c, watch.c) ---- */
 
+/* A breakpoint whose address the guest has not mapped yet is pending:
+ * gpa is VM_BP_PENDING until vm_bp_plant_pending() finds the mapping. */
+#define VM_BP_PENDING (~0ull)
+
+/* The port a VM_BP_PORT_IN breakpoint reads: unassigned on a PC, and no
+ * device KVM emulates in the kernel, so the read always exits. */
+#define VM_BP_PORT 0xe5u
+#define VM_BP_MAX_TRAP 2u
+
 struct vm_breakpoint {
     uint64_t addr; /* linear, as gdb gave it */
-    uint64_t gpa;  /* where the trap byte is planted */
-    uint8_t orig;  /* the byte it replaced */
+    uint64_t gpa;  /* where the trap is planted (or the byte on the trapped
+                    * page), or VM_BP_PENDING */
+    uint8_t len;   /* trap bytes planted at gpa; 0: the page is trapped */
+    uint8_t orig[VM_BP_MAX_TRAP]; /* the bytes the trap replaced */
     bool software; /* wanted by a Z0 */
     bool hardware; /* wanted by a Z1 emulated by planting */
 };
@@ -55,6 +66,12 @@ struct vm_hw_slot {
 };
 
 struct vm_debug {
+    /* Pending breakpoints get planted by whichever vCPU thread sees the
+     * mapping first, while the others run; this lock (recursive) orders
+     * that with every change of the page traps made during a run. */
+    pthread_mutex_t lock;
+    bool initialized;
+    atomic_uint npending;
     enum vm_bp_method bp_method;
     enum vm_watch_method watch_method; /* what the owner asked for */
     bool hw_exec;                      /* DR execution breakpoints usable */
@@ -91,6 +108,11 @@ struct vm_cpu_step {
     bool predicted;
     uint64_t predicted_addr;
     enum vm_watch_type predicted_type;
+    /* The lifted page is a breakpoint's code page, and the guest runs on
+     * it step by step (interrupts allowed) until it leaves the page or
+     * reaches the breakpoint: one lift per visit of the page, not one per
+     * instruction (memory-slot changes are costly). */
+    bool visiting;
 };
 
 /* ---- vCPUs and the VM ---- */
@@ -104,6 +126,10 @@ struct vm_cpu {
     struct vm_regcache rc;
     struct vm_cpu_step step;
     bool halted;           /* executed hlt; stays halted until rip is set */
+    /* A VM_BP_PORT_IN trap was hit: once KVM has completed the in (rax
+     * written, rip past it), both go back to these. */
+    bool bp_io_fixup;
+    uint64_t bp_io_rip, bp_io_rax;
     /* A device's stop that a catch on the same access went before: the
      * next run reports it. */
     bool has_pending;
@@ -124,8 +150,11 @@ struct vm_cpu {
 };
 
 /* A board: what vm_create() builds around the CPUs and RAM (vm/board_*.c). */
+struct vm_image;
+
 struct vm_board {
     const char *name;
+    bool irqchip; /* KVM's interrupt controllers: hlt never exits */
     /* VM_VMSTATE_* (vm/vmstate.h) the board creates in KVM, which
      * snapshots save and restore; devices' own state travels through the
      * bus (vm_bus_add_state). */
@@ -134,7 +163,11 @@ struct vm_board {
     int (*create)(struct vm *vm, char *err, size_t errlen);
     /* Each vCPU, right after KVM_CREATE_VCPU. */
     int (*cpu_setup)(struct vm *vm, struct vm_cpu *cpu, char *err, size_t errlen);
-    /* Devices back to power-on. */
+    /* The image is in RAM and the boot CPU set up: firmware tables (NULL:
+     * none). A refusal explains itself in err. */
+    int (*image_loaded)(struct vm *vm, const struct vm_image *img, char *err, size_t errlen);
+    /* Devices (and, with an irqchip, the interrupt controllers and every
+     * vCPU's LAPIC, MSRs and run state) back to power-on. */
     void (*reset)(struct vm *vm);
     void (*destroy)(struct vm *vm);
     /* Sets an interrupt line's level; NULL: the board has no interrupt
@@ -147,6 +180,7 @@ struct vm_board {
 };
 
 extern const struct vm_board vm_board_bare;
+extern const struct vm_board vm_board_pc;
 
 struct vm {
     int kvm_fd;
@@ -167,9 +201,10 @@ struct vm {
     struct vm_debug debug;
     struct vm_caps caps;
     struct vm_stats stats;
-    /* The guest ended through a device (debug-exit); set by the vCPU thread
-     * that saw it, read by every run loop. */
+    /* The guest ended through a device (debug-exit, a reset request); set
+     * by the vCPU thread that saw it, read by every run loop. */
     atomic_bool exited;
+    enum vm_event_type exit_type; /* VM_EVENT_DEBUG_EXIT or VM_EVENT_RESET */
     uint32_t exit_status;
     vm_log_fn log;
     void *log_ctx;
@@ -200,6 +235,10 @@ int vm_coalesce_refresh(struct vm *vm);
 /* Raises or lowers an interrupt line of the board; no-op without one. */
 int vm_irq_set(struct vm *vm, unsigned line, bool level);
 
+/* CPU state at a Linux kernel's 64-bit entry (mode.c). */
+struct vm_bzimage_entry;
+int vm_enter_bzimage(struct vm_cpu *cpu, const struct vm_bzimage_entry *e);
+
 /* ---- debug.c / watch.c internals ---- */
 
 void vm_debug_init(struct vm *vm);
@@ -207,7 +246,7 @@ void vm_debug_free(struct vm *vm);
 /* Debug register slots (DR0-DR3); -ENOSPC when all four are taken. */
 int vm_dr_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr);
 void vm_dr_free(struct vm *vm, int slot);
-/* The breakpoint trap byte for the host's method. */
+/* The first breakpoint trap byte for the host's method. */
 uint8_t vm_bp_trap_byte(const struct vm *vm);
 /* KVM_SET_GUEST_DEBUG for the current breakpoints plus single-stepping. */
 int vm_debug_apply(struct vm_cpu *cpu, bool single_step);
@@ -215,9 +254,20 @@ int vm_debug_apply(struct vm_cpu *cpu, bool single_step);
 const struct vm_breakpoint *vm_bp_find(const struct vm *vm, uint64_t addr);
 /* The DR execution breakpoint slot at linear addr, or -1. */
 int vm_dr_exec_slot(const struct vm *vm, uint64_t addr);
-/* Temporarily restores / re-plants the breakpoint at addr (stepping over). */
-void vm_bp_unplant(struct vm *vm, uint64_t addr);
+/* Temporarily restores / re-plants the breakpoint at addr (stepping over).
+ * A page-trapped breakpoint's page is lifted for cpu's next step instead
+ * (vm_watch_lift), and put back by vm_watch_unlift. */
+int vm_bp_unplant(struct vm_cpu *cpu, uint64_t addr);
 void vm_bp_replant(struct vm *vm, uint64_t addr);
+/* Around a snapshot load: every planted trap taken out (RAM holds the
+ * guest's bytes), then every breakpoint translated again with vCPU 0's page
+ * tables (they may differ) and planted over what the loaded RAM has; one
+ * the loaded guest has not mapped becomes pending. */
+void vm_bp_unplant_all(struct vm *vm);
+void vm_bp_replant_all(struct vm *vm);
+/* Plants the pending breakpoints the guest has mapped by now, as cpu's
+ * page tables say; cheap when there are none. Any vCPU thread. */
+int vm_bp_plant_pending(struct vm_cpu *cpu);
 /* Overlays the original bytes of planted breakpoints onto buf, which holds
  * guest-physical [gpa, gpa+len). */
 void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len);
@@ -238,6 +288,11 @@ int vm_watch_release_dr(struct vm_cpu *cpu, int slot);
 /* Re-translates page-trapped watchpoints when the paging state changed. */
 int vm_watch_refresh(struct vm_cpu *cpu);
 bool vm_watch_active(const struct vm *vm);
+/* Some page-trapped watchpoint covers the page at gpa. */
+bool vm_watch_covers(const struct vm *vm, uint64_t gpa);
+/* Brings the memory slots in line with what page-trapped watchpoints and
+ * breakpoints need. */
+int vm_watch_apply_traps(struct vm *vm);
 /* Lifts the trap of one page (gpa) or of every trapped page (gpa ~0) for
  * this vCPU's next single step; vm_watch_unlift() puts them back and
  * reports a write to watched bytes made meanwhile. */

@@ -174,6 +174,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     case VM_BOARD_BARE:
         vm->board = &vm_board_bare;
         break;
+    case VM_BOARD_PC:
+        vm->board = &vm_board_pc;
+        break;
     }
     if (!vm->board) {
         free(vm);
@@ -219,6 +222,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->coalesced_page = vm->caps.coalesced_pio ? check(vm->kvm_fd, KVM_CAP_COALESCED_MMIO) : 0;
     int dbg2 = check(vm->kvm_fd, KVM_CAP_SET_GUEST_DEBUG2);
     vm->caps.guest_debug_flags = dbg2 > 0 ? (uint32_t)dbg2 : 0;
+    if (cfg->no_blockirq)
+        vm->caps.guest_debug_flags &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ;
     int max_cpus = check(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
     if (max_cpus <= 0)
         max_cpus = check(vm->kvm_fd, KVM_CAP_NR_VCPUS);
@@ -262,6 +267,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     }
     if (err && errlen)
         err[0] = 0;
+    vm->ncpus = ncpus; /* the board sizes its tables by it */
     if ((r = vm->board->create(vm, err, errlen))) {
         if (err && errlen && !err[0])
             fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
@@ -270,7 +276,6 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     if (vm_coalesce_refresh(vm))
         vm->coalesced_page = 0; /* every write exits; slower, never wrong */
 
-    vm->ncpus = ncpus;
     vm->cpus = calloc(vm->ncpus, sizeof(*vm->cpus));
     if (!vm->cpus) {
         r = fail(err, errlen, -ENOMEM, "out of memory");
@@ -465,7 +470,16 @@ const char *vm_board_name(const struct vm *vm)
     return vm->board->name;
 }
 
+bool vm_has_irqchip(const struct vm *vm)
+{
+    return vm->board->irqchip;
+}
+
 bool vm_cpu_halted(const struct vm_cpu *cpu)
 {
-    return cpu->halted;
+    if (!cpu->vm->board->irqchip)
+        return cpu->halted;
+    /* KVM halts the vCPU itself and keeps the state. */
+    struct kvm_mp_state mp;
+    return ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
 }

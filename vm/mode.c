@@ -6,6 +6,7 @@
  * reachable at its physical address and everything above it exits as MMIO
  * like on a machine with nothing there. */
 #include "boot.h"
+#include "bzimage.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -148,6 +149,43 @@ int vm_enter_mode(struct vm *vm, struct vm_cpu *cpu, const struct vm_entry *e)
     s->cr8 = 0;
     rc->regs.rax = e->eax;
     rc->regs.rbx = e->ebx;
+    memset(&rc->fpu, 0, sizeof(rc->fpu));
+    rc->fpu.fcw = 0x37f;
+    rc->fpu.mxcsr = 0x1f80;
+    rc->kernel_gs_base = 0;
+    rc->valid |= VM_RC_REGS;
+    rc->dirty |= VM_RC_REGS | VM_RC_SREGS | VM_RC_FPU | VM_RC_MSRS;
+    cpu->halted = false;
+    return 0;
+}
+
+/* Linux's 64-bit boot protocol (vm/bzimage.h did the tables): long mode
+ * with the loader's identity map, __BOOT_CS and __BOOT_DS, interrupts off,
+ * RSI at the zero page. Everything else starts at zero, as boot.rst asks. */
+int vm_enter_bzimage(struct vm_cpu *cpu, const struct vm_bzimage_entry *e)
+{
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS | VM_RC_FPU | VM_RC_MSRS);
+    if (err)
+        return err;
+    struct vm_regcache *rc = &cpu->rc;
+    struct kvm_sregs *s = &rc->sregs;
+    memset(&rc->regs, 0, sizeof(rc->regs));
+    rc->regs.rflags = 2;
+    rc->regs.rip = e->rip;
+    rc->regs.rsp = e->rsp;
+    rc->regs.rsi = e->rsi;
+    s->cs = flat(e->cs, true, true);
+    s->ds = s->es = s->fs = s->gs = s->ss = flat(e->ds, false, true);
+    s->gdt.base = e->gdt_base;
+    s->gdt.limit = e->gdt_limit;
+    s->idt.base = 0;
+    s->idt.limit = 0;
+    s->cr0 = e->cr0;
+    s->cr3 = e->cr3;
+    s->cr4 = e->cr4;
+    s->efer = e->efer;
+    s->cr2 = 0;
+    s->cr8 = 0;
     memset(&rc->fpu, 0, sizeof(rc->fpu));
     rc->fpu.fcw = 0x37f;
     rc->fpu.mxcsr = 0x1f80;

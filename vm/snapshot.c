@@ -45,7 +45,7 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
     }
     vm_pagestore_set_limit(ss->ps, cfg->limit);
     r = vm_cpustate_ctx_init(&ss->cpu, vm->kvm_fd, vm->vm_fd, vm->cpus[0].fd,
-                             (cfg->vm_parts & VM_VMSTATE_IRQCHIP) != 0);
+                             (ss->vm_parts & VM_VMSTATE_IRQCHIP) != 0);
     if (r) {
         vm_pagestore_destroy(ss->ps);
         free(ss);
@@ -396,37 +396,6 @@ int vm_snapshot_check(const struct vm_snapshots *ss, const struct vm_snapshot *s
 /* Around a load: RAM holds the guest's bytes while the store compares and
  * writes pages; afterwards each breakpoint is translated again (the page
  * tables may differ) and planted over the byte the loaded RAM has. */
-static void unplant_all(struct vm *vm)
-{
-    for (size_t i = 0; i < vm->debug.nbps; i++) {
-        uint8_t *p = vm_mem_ptr(&vm->mem, vm->debug.bps[i].gpa, 1);
-        if (p)
-            *p = vm->debug.bps[i].orig;
-    }
-}
-
-static void replant_all(struct vm *vm)
-{
-    struct vm_debug *d = &vm->debug;
-    for (size_t i = 0; i < d->nbps; i++) {
-        struct vm_breakpoint *bp = &d->bps[i];
-        uint64_t gpa;
-        if (vm->ncpus && vm_translate(&vm->cpus[0], bp->addr, &gpa) == 0 &&
-            vm_mem_ptr(&vm->mem, gpa, 1))
-            bp->gpa = gpa;
-        uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, 1);
-        if (!p)
-            continue;
-        bp->orig = *p;
-        /* Two linear addresses on one byte: the first took the guest's. */
-        for (size_t j = 0; j < i; j++)
-            if (d->bps[j].gpa == bp->gpa)
-                bp->orig = d->bps[j].orig;
-        *p = vm_bp_trap_byte(vm);
-    }
-    d->generation++;
-}
-
 int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
                      struct vm_pagestore_cost *cost, char *err, size_t errlen)
 {
@@ -442,7 +411,7 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
                         i);
     if ((r = load_blobs(vm, s, false, err, errlen)))
         return r;
-    unplant_all(vm);
+    vm_bp_unplant_all(vm);
     /* What the guest changed since the last save or load: those pages are
      * restored too. A failure here leaves everything as it was. */
     r = vm_mem_dirty_collect(&vm->mem, vm_pagestore_changed(ss->ps));
@@ -465,7 +434,7 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
         cpu->needs_completion = false;
     }
     load_blobs(vm, s, true, NULL, 0);
-    replant_all(vm);
+    vm_bp_replant_all(vm);
     if (vm->ncpus)
         vm_watch_refresh(&vm->cpus[0]);
     return r;

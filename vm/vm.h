@@ -39,6 +39,8 @@ struct vm_cpu;
 
 enum vm_board_kind {
     VM_BOARD_BARE, /* no interrupt controller, a polled UART, debug-exit */
+    VM_BOARD_PC,   /* a PC: KVM's PICs, IOAPIC, LAPICs and PIT, a 16550A on
+                    * IRQ 4, an i8042, a CMOS clock, debug-exit (board_pc.c) */
 };
 
 enum vm_event_type {
@@ -50,6 +52,8 @@ enum vm_event_type {
     VM_EVENT_WATCH,          /* u.watch; the access has completed */
     VM_EVENT_INTERRUPTED,    /* vm_cpu_kick() */
     VM_EVENT_SHUTDOWN,       /* triple fault */
+    VM_EVENT_RESET,          /* the guest asked for a reset (pc: i8042 pulse): the
+                              * machine is over, as with qemu -no-reboot */
     VM_EVENT_ENTRY_FAILED,   /* KVM could not enter the guest: u.entry */
     VM_EVENT_INTERNAL_ERROR, /* KVM gave up (e.g. emulation failure): u.internal */
     VM_EVENT_IO,             /* a catch on port I/O (vm/debug.h): u.io; the access is done */
@@ -135,6 +139,9 @@ struct vm_config {
     vm_log_fn log;        /* diagnostics, or NULL */
     void *log_ctx;
     bool trace;           /* log unhandled ports and MMIO */
+    /* Behave as if KVM lacked KVM_GUESTDBG_BLOCKIRQ (to exercise the
+     * fallback that keeps steps out of interrupt handlers without it). */
+    bool no_blockirq;
 };
 
 /* Opens /dev/kvm, checks the API version and the capabilities kvmstub relies
@@ -153,6 +160,9 @@ uint64_t vm_ram_size(const struct vm *vm);
  * 1 << 2 AVX, 0xe0 AVX-512). */
 uint64_t vm_xsave_features(const struct vm *vm);
 const char *vm_board_name(const struct vm *vm);
+/* The board has KVM's in-kernel interrupt controllers: hlt waits in the
+ * kernel for an interrupt instead of exiting to kvmstub. */
+bool vm_has_irqchip(const struct vm *vm);
 
 /* Runs the guest until something a debugger cares about happens. Device
  * accesses are handled inside. Returns 0 with *ev filled, or a negative
@@ -173,7 +183,8 @@ int vm_cpu_linear_pc(struct vm_cpu *cpu, uint64_t *pc);
 /* The segment, control and descriptor-table registers as KVM holds them
  * (for decoding them in full; a debugger's view is vm/regs.h). */
 int vm_cpu_sregs(struct vm_cpu *cpu, struct kvm_sregs *out);
-/* The vCPU executed hlt and nothing has woken it. */
+/* The vCPU executed hlt and nothing has woken it (on a board with an
+ * irqchip: KVM holds it halted, waiting for an interrupt). */
 bool vm_cpu_halted(const struct vm_cpu *cpu);
 /* The vCPU sits on a breakpoint planted in RAM: resuming it takes the byte
  * out for one step, so no other vCPU may run meanwhile (it would pass the

@@ -22,11 +22,28 @@ bool vm_watch_active(const struct vm *vm)
     return false;
 }
 
-/* The trap each page needs: every access for read and access watchpoints,
- * only writes for write watchpoints (when read-only slots trap them). */
+bool vm_watch_covers(const struct vm *vm, uint64_t gpa)
+{
+    for (size_t i = 0; i < vm->debug.nwatches; i++) {
+        const struct vm_watchpoint *w = &vm->debug.watches[i];
+        for (size_t p = 0; w->dr < 0 && p < w->npages; p++)
+            if (w->pages[p].gpa == (gpa & VM_PAGE_MASK))
+                return true;
+    }
+    return false;
+}
+
+/* The trap each page needs: every access for read and access watchpoints
+ * and for page-trapped breakpoints (code fetches must exit), only writes
+ * for write watchpoints (when read-only slots trap them). */
 static enum vm_page_trap wanted(const struct vm *vm, uint64_t gpa)
 {
     enum vm_page_trap t = VM_TRAP_NONE;
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        if (bp->gpa != VM_BP_PENDING && !bp->len && (bp->gpa & VM_PAGE_MASK) == gpa)
+            return VM_TRAP_ALL;
+    }
     for (size_t i = 0; i < vm->debug.nwatches; i++) {
         const struct vm_watchpoint *w = &vm->debug.watches[i];
         if (w->dr >= 0)
@@ -44,11 +61,25 @@ static enum vm_page_trap wanted(const struct vm *vm, uint64_t gpa)
     return t;
 }
 
-/* Brings the memory slots in line with the watchpoint table. */
+static int set_trap(struct vm_mem *m, uint64_t gpa, enum vm_page_trap t, int err)
+{
+    if (vm_mem_trap(m, gpa) == t)
+        return err;
+    int e = vm_mem_set_trap(m, gpa, t);
+    return err ? err : e;
+}
+
+/* Brings the memory slots in line with the watchpoint and breakpoint
+ * tables. */
 static int apply_traps(struct vm *vm)
 {
     struct vm_mem *m = &vm->mem;
     int err = 0;
+    for (size_t i = 0; i < vm->debug.nbps; i++) {
+        const struct vm_breakpoint *bp = &vm->debug.bps[i];
+        if (bp->gpa != VM_BP_PENDING && !bp->len)
+            err = set_trap(m, bp->gpa & VM_PAGE_MASK, wanted(vm, bp->gpa & VM_PAGE_MASK), err);
+    }
     /* Drop traps no watchpoint wants any more (iterate from the end: the
      * table shrinks as we go). */
     for (size_t i = m->ntraps; i-- > 0;) {
@@ -76,6 +107,14 @@ static int apply_traps(struct vm *vm)
             }
         }
     }
+    return err;
+}
+
+int vm_watch_apply_traps(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->debug.lock);
+    int err = apply_traps(vm);
+    pthread_mutex_unlock(&vm->debug.lock);
     return err;
 }
 
@@ -139,7 +178,7 @@ int vm_watch_release_dr(struct vm_cpu *cpu, int slot)
             return err;
         w->dr = -1;
         vm_dr_free(vm, slot);
-        return apply_traps(vm);
+        return vm_watch_apply_traps(vm);
     }
     return -ENOENT;
 }
@@ -184,7 +223,7 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
     d->watches[d->nwatches++] = w;
     if (w.dr >= 0)
         return 0;
-    int err = apply_traps(vm);
+    int err = vm_watch_apply_traps(vm);
     if (err) {
         vm_watch_drop(vm, type, addr, len);
         return err;
@@ -210,7 +249,7 @@ int vm_watch_drop(struct vm *vm, enum vm_watch_type type, uint64_t addr, uint64_
         if (slot >= 0)
             vm_dr_free(vm, slot);
         else
-            apply_traps(vm);
+            vm_watch_apply_traps(vm);
         return 0;
     }
     return -ENOENT;
@@ -290,22 +329,23 @@ int vm_watch_refresh(struct vm_cpu *cpu)
         }
     }
     remember_paging(cpu);
-    return changed ? apply_traps(vm) : 0;
+    return changed ? vm_watch_apply_traps(vm) : 0;
 }
 
 int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa)
 {
     struct vm_cpu_step *d = &cpu->step;
     struct vm_mem *m = &cpu->vm->mem;
+    pthread_mutex_lock(&cpu->vm->debug.lock);
     size_t n = 0;
     for (size_t i = 0; i < m->ntraps; i++)
         if (gpa == ~0ull || m->traps[i].gpa == (gpa & VM_PAGE_MASK))
             n++;
-    if (n == 0)
-        return 0;
-    struct vm_lifted_page *l = calloc(n, sizeof(*l));
-    if (!l)
-        return -ENOMEM;
+    struct vm_lifted_page *l = n ? calloc(n, sizeof(*l)) : NULL;
+    if (!l) {
+        pthread_mutex_unlock(&cpu->vm->debug.lock);
+        return n ? -ENOMEM : 0;
+    }
     size_t k = 0;
     for (size_t i = 0; i < m->ntraps && k < n; i++) {
         if (gpa != ~0ull && m->traps[i].gpa != (gpa & VM_PAGE_MASK))
@@ -319,6 +359,7 @@ int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa)
     d->nlifted = k;
     for (size_t i = 0; i < k; i++)
         vm_mem_set_trap(m, l[i].gpa, VM_TRAP_NONE);
+    pthread_mutex_unlock(&cpu->vm->debug.lock);
     return 0;
 }
 
@@ -369,9 +410,10 @@ bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *typ
         hit = true;
     }
     d->predicted = false;
+    d->visiting = false;
     free(d->lifted);
     d->lifted = NULL;
     d->nlifted = 0;
-    apply_traps(vm);
+    vm_watch_apply_traps(vm);
     return hit;
 }

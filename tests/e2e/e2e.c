@@ -55,6 +55,11 @@ char *e2e_stub_log(const struct e2e_stub *s)
 
 int e2e_stub_start(struct e2e_stub *s, const char *const *args)
 {
+    return e2e_stub_start_io(s, args, -1, -1);
+}
+
+int e2e_stub_start_io(struct e2e_stub *s, const char *const *args, int in_fd, int out_fd)
+{
     memset(s, 0, sizeof(*s));
     snprintf(s->log_path, sizeof(s->log_path), "/tmp/e2e-stub-XXXXXX");
     int fd = mkstemp(s->log_path);
@@ -82,8 +87,8 @@ int e2e_stub_start(struct e2e_stub *s, const char *const *args)
     if (s->pid == 0) {
         dup2(fd, 2);
         int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
+        dup2(in_fd >= 0 ? in_fd : null, 0);
+        dup2(out_fd >= 0 ? out_fd : null, 1);
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }

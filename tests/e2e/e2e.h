@@ -28,6 +28,9 @@ struct e2e_stub {
  * --port 0, and waits until it listens. Returns 0 or -1 (with the log on
  * stderr). */
 int e2e_stub_start(struct e2e_stub *s, const char *const *args);
+/* The same with stdin and stdout on the given descriptors (a pipe, a pty)
+ * instead of /dev/null; -1 keeps /dev/null. */
+int e2e_stub_start_io(struct e2e_stub *s, const char *const *args, int in_fd, int out_fd);
 /* Starts kvmstub on the target64 fixture in one of its modes (its rdi at
  * entry: see guests/target64.S); true once it listens. */
 bool e2e_start_target(struct e2e_stub *s, const char *mode);

@@ -172,6 +172,24 @@ static void test_runner_mode(void)
     e2e_out_free(&o);
 }
 
+static void test_ticks(void)
+{
+    /* A kernel that takes timer interrupts, on the pc board. */
+    struct e2e_out o;
+    run(&o, "--machine pc", EX("ticks.elf"), SCRIPT("ticks"), EX("ticks.elf"));
+    E2E_HAS(o.text, "ticks: the PIT interrupts 100 times a second, through the PIC on IRQ 0");
+    E2E_HAS(o.text, "Breakpoint 1, timer_tick () at ticks.c:48");
+    /* The backtrace goes from the handler through the interrupt frame. */
+    E2E_MATCHES(o.text, "#1  <signal handler called>\n#2  wait_for_interrupt \\(\\) at ticks.c:[0-9]+");
+    E2E_HAS(o.text, "ticks = 0, IF = 0 (the CPU cleared it for the handler)");
+    E2E_HAS(o.text, "Hardware watchpoint 2: ticks\n\nOld value = 0\nNew value = 1");
+    E2E_HAS(o.text, "Old value = 1\nNew value = 2");
+    E2E_HAS(o.text, "Old value = 2\nNew value = 3");
+    E2E_HAS(o.text, "ticks: done after 50 PIT ticks");
+    E2E_HAS(o.text, "[Inferior 1 (Remote target) exited normally]");
+    e2e_out_free(&o);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("e2e_examples", NULL, NULL);
@@ -183,6 +201,7 @@ static void register_suites(void)
     CU_add_test(s, "multiboot", test_multiboot);
     CU_add_test(s, "selftest: pass and fail as gdb's status", test_selftest_pass_and_fail);
     CU_add_test(s, "kvmstub as a runner", test_runner_mode);
+    CU_add_test(s, "ticks: timer interrupts on the pc board", test_ticks);
 }
 
 int main(void)
