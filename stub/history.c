@@ -385,43 +385,60 @@ static void temp_bp_clear(struct stub_history *h)
 
 /* ---- comparing the machine with a checkpoint ---- */
 
-static bool cpus_equal(const struct vm_cpustate *a, const struct vm_cpustate *b)
+/* The first part in which two vCPU states differ, or NULL: named so that a
+ * trace says what a replay failed to reproduce. */
+static const char *cpus_differ(const struct vm_cpustate *a, const struct vm_cpustate *b)
 {
-    if (a->parts != b->parts || memcmp(&a->mp, &b->mp, sizeof(a->mp)) ||
-        memcmp(&a->regs, &b->regs, sizeof(a->regs)))
-        return false;
+    if (a->parts != b->parts)
+        return "the parts saved";
+    if (memcmp(&a->mp, &b->mp, sizeof(a->mp)))
+        return "MP state";
+    if (memcmp(&a->regs, &b->regs, sizeof(a->regs)))
+        return "general registers";
     if ((a->parts & VM_CPUSTATE_SREGS2) ? memcmp(&a->sregs2, &b->sregs2, sizeof(a->sregs2))
                                         : memcmp(&a->sregs, &b->sregs, sizeof(a->sregs)))
-        return false;
+        return "system registers";
     if ((a->parts & VM_CPUSTATE_XSAVE)
             ? (a->xsave_size != b->xsave_size || memcmp(a->xsave, b->xsave, a->xsave_size))
             : memcmp(&a->fpu, &b->fpu, sizeof(a->fpu)))
-        return false;
-    if (memcmp(&a->xcrs, &b->xcrs, sizeof(a->xcrs)) ||
-        memcmp(&a->debugregs, &b->debugregs, sizeof(a->debugregs)) ||
-        memcmp(&a->events, &b->events, sizeof(a->events)) || a->nmsrs != b->nmsrs)
-        return false;
+        return "FPU/XSAVE state";
+    if (memcmp(&a->xcrs, &b->xcrs, sizeof(a->xcrs)))
+        return "XCRs";
+    if (memcmp(&a->debugregs, &b->debugregs, sizeof(a->debugregs)))
+        return "debug registers";
+    if (memcmp(&a->events, &b->events, sizeof(a->events)))
+        return "pending events";
+    if (a->nmsrs != b->nmsrs)
+        return "the MSRs saved";
+    const char *msr = NULL;
     for (uint32_t i = 0; i < a->nmsrs; i++) {
-        /* The TSC runs on while the guest is stopped: not part of its state
-         * for this purpose (a guest that reads it is caught elsewhere). */
-        if (a->msrs[i].index == 0x10 || a->msrs[i].index == 0x6e0)
+        /* Clocks run on while the guest is stopped: the TSC, its deadline,
+         * Hyper-V's reference counter and VP runtime (which KVM lists when the host
+         * offers Hyper-V enlightenments, as an emulated SVM host does) are
+         * not part of its state for this purpose (a guest that reads them
+         * is caught elsewhere). */
+        uint32_t idx = a->msrs[i].index;
+        if (idx == 0x10 || idx == 0x6e0 || idx == 0x40000010 || idx == 0x40000020)
             continue;
-        if (a->msrs[i].index != b->msrs[i].index || a->msrs[i].data != b->msrs[i].data)
-            return false;
+        if (a->msrs[i].index != b->msrs[i].index || a->msrs[i].data != b->msrs[i].data) {
+            stub_trace("MSR 0x%x: 0x%llx, checkpoint 0x%llx", a->msrs[i].index,
+                       (unsigned long long)a->msrs[i].data, (unsigned long long)b->msrs[i].data);
+            msr = "an MSR";
+        }
     }
-    return true;
+    return msr;
 }
 
-static bool blobs_equal(const struct vm_snapshot *a, const struct vm_snapshot *b)
+static const char *blobs_differ(const struct vm_snapshot *a, const struct vm_snapshot *b)
 {
     for (size_t i = 0; i < a->nblobs; i++) {
         if (strcmp(a->blobs[i].name, "stub") == 0)
             continue; /* what gdb was told, not the machine */
         const struct vm_snapshot_blob *o = vm_snapshot_blob(b, a->blobs[i].name);
         if (!o || o->len != a->blobs[i].len || memcmp(o->data, a->blobs[i].data, o->len))
-            return false;
+            return a->blobs[i].name;
     }
-    return true;
+    return NULL;
 }
 
 static bool ram_equal(const struct vm_snapshot *a, const struct vm_snapshot *b, uint64_t pages)
@@ -445,13 +462,22 @@ static bool same_as(struct stub_history *h, const struct vm_snapshot *s, uint64_
     struct vm_snapshot *t;
     if (take(h, &t))
         return false;
-    bool same = t->ncpus == s->ncpus && blobs_equal(t, s) &&
-                memcmp(&t->vm, &s->vm, sizeof(t->vm)) == 0 &&
-                ram_equal(t, s, vm_ram_size(h->m->vm) / 4096);
-    for (unsigned i = 0; same && i < t->ncpus; i++)
-        same = cpus_equal(&t->cpus[i], &s->cpus[i]);
+    const char *what = NULL;
+    if (t->ncpus != s->ncpus)
+        what = "the number of vCPUs";
+    else if ((what = blobs_differ(t, s)) != NULL)
+        ;
+    else if (memcmp(&t->vm, &s->vm, sizeof(t->vm)))
+        what = "VM state (clock, irqchip, PIT)";
+    else if (!ram_equal(t, s, vm_ram_size(h->m->vm) / 4096))
+        what = "RAM";
+    for (unsigned i = 0; !what && i < t->ncpus; i++)
+        what = cpus_differ(&t->cpus[i], &s->cpus[i]);
     vm_snapshot_free(t);
-    return same;
+    if (what)
+        stub_trace("checkpoint at 0x%llx not reproduced: %s differ(s)", (unsigned long long)pc,
+                   what);
+    return what == NULL;
 }
 
 /* The machine is at position i: the whole state where it has a checkpoint;

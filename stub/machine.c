@@ -388,12 +388,10 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
 static void report_kept(uv_timer_t *t)
 {
     struct stub_machine *m = t->data;
-    for (unsigned i = 0; i < m->ncpus; i++) {
-        if (m->has_kept[i]) {
-            m->has_kept[i] = false;
-            report(m, &m->kept[i]);
-            return;
-        }
+    unsigned i = m->kept_to_report;
+    if (i < m->ncpus && m->has_kept[i]) {
+        m->has_kept[i] = false;
+        report(m, &m->kept[i]);
     }
 }
 
@@ -449,7 +447,7 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->image_opts = opts->image_opts;
     *image_problem = true;
     uint64_t ram = opts->memory;
-    unsigned ncpus = 1;
+    unsigned ncpus = opts->ncpus ? opts->ncpus : 1;
     const char *image = opts->image;
     int r;
     /* Outlives the block: image may point into it. */
@@ -459,6 +457,12 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
         if ((r = stub_snapshots_peek(opts->restore, &info, err, errlen)))
             return r;
         ram = info.ram_size;
+        if (opts->has_ncpus && opts->ncpus != info.ncpus) {
+            snprintf(err, errlen,
+                     "--cpus %u, but %s holds a machine with %u: leave --cpus out with --restore",
+                     opts->ncpus, opts->restore, info.ncpus);
+            return -EINVAL;
+        }
         ncpus = info.ncpus;
         if (!image && info.image[0] && access(info.image, R_OK) == 0)
             image = info.image;
@@ -482,6 +486,13 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
                                                  : opts->image_opts.format;
     m->pc = opts->machine == STUB_MACHINE_PC ||
             (opts->machine == STUB_MACHINE_AUTO && format == VM_IMAGE_BZIMAGE);
+    if (!m->pc && ncpus > 1) {
+        snprintf(err, errlen,
+                 "%u CPUs need --machine pc: the bare board has no interrupt controllers, so its "
+                 "first CPU could not start the others (INIT and startup IPIs)",
+                 ncpus);
+        return -EINVAL;
+    }
     if (m->pc && opts->has_on_hlt) {
         snprintf(err, errlen,
                  "--on-hlt applies to --machine bare only: on pc, hlt waits in KVM for the next "
@@ -621,10 +632,15 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
         translate(m, 0, &(struct vm_event){.type = VM_EVENT_RESET}, 0, &k->st);
         m->has_kept[0] = true;
     }
-    for (unsigned i = 0; i < m->ncpus; i++) {
-        if (m->has_kept[i]) {
+    for (unsigned i = 0; i < m->ncpus && i < r->count; i++) {
+        /* Only a thread that this resume lets go reports its kept stop:
+         * gdb steps one thread over a breakpoint with the others held
+         * (vCont;s:N), and a stop from a thread it did not resume would
+         * break its step-over (gdb asserts trap_expected). */
+        if (m->has_kept[i] && r->threads[i].action != STUB_ACTION_NONE) {
             /* A stop that happened during the last run goes first, from
              * the loop, after the caller has finished with this one. */
+            m->kept_to_report = i;
             uv_timer_start(&m->report_timer, report_kept, 0, 0);
             return 0;
         }

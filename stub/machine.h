@@ -65,6 +65,7 @@ struct stub_machine {
     struct stub_machine_stop *kept; /* per vCPU: a stop kept for the next resume */
     bool *has_kept;
     uv_timer_t report_timer;   /* reports a kept stop outside the resume call */
+    unsigned kept_to_report;   /* ... this vCPU's */
     /* A vCPU stepping alone off a planted breakpoint before the others run
      * (see stub_machine_resume), and the resume that follows. */
     bool private_step;

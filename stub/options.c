@@ -32,6 +32,8 @@ static const char usage[] =
     "Guest:\n"
     "  --machine bare|pc    bare: no interrupts, polled UART (default but for\n"
     "                       bzImages); pc: PIC, IOAPIC, LAPIC, PIT, UART on IRQ 4\n"
+    "  --cpus N             vCPUs, each a gdb thread (default 1; more than one\n"
+    "                       needs --machine pc; at most 64 or the host's KVM limit)\n"
     "  --memory SIZE        guest RAM, with K, M or G (default 64M, 128M on pc;\n"
     "                       at most 3G)\n"
     "  --format FMT         auto, bin, elf, multiboot or bzimage (default auto)\n"
@@ -127,7 +129,7 @@ enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_STDIO, OPT_MEMORY, OPT_FORMAT, OPT_MODE, OPT_LOAD, OPT_ENTRY,
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
     OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
-    OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE, OPT_MACHINE, OPT_INITRD,
+    OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE, OPT_MACHINE, OPT_INITRD, OPT_CPUS,
 };
 
 static const struct option longopts[] = {
@@ -143,6 +145,7 @@ static const struct option longopts[] = {
     {"history", required_argument, NULL, OPT_HISTORY},
     {"restore", required_argument, NULL, OPT_RESTORE},
     {"memory", required_argument, NULL, OPT_MEMORY},
+    {"cpus", required_argument, NULL, OPT_CPUS},
     {"machine", required_argument, NULL, OPT_MACHINE},
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"format", required_argument, NULL, OPT_FORMAT},
@@ -232,6 +235,7 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     o->listen = "127.0.0.1";
     o->port = STUB_DEFAULT_PORT;
     o->memory = VM_DEFAULT_RAM;
+    o->ncpus = 1;
     o->history = 256ull << 20;
     o->on_hlt = STUB_HLT_STOP;
     o->watch_method = VM_WATCH_AUTO;
@@ -327,6 +331,17 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             o->memory = v;
             o->has_memory = true;
             break;
+        case OPT_CPUS: {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(a, &end, 10);
+            if (errno || end == a || *end || *a == '-' || n < 1 || n > VM_MAX_CPUS)
+                return fail(err, errlen, "--cpus: '%s' is not a number of CPUs from 1 to %u", a,
+                            VM_MAX_CPUS);
+            o->ncpus = (unsigned)n;
+            o->has_ncpus = true;
+            break;
+        }
         case OPT_MACHINE:
             if (strcmp(a, "bare") == 0)
                 o->machine = STUB_MACHINE_BARE;

@@ -54,6 +54,8 @@ struct stub_options {
     uint64_t memory;
     bool has_memory;
     enum stub_machine_kind machine;
+    unsigned ncpus;         /* --cpus; 1 unless given */
+    bool has_ncpus;
     const char *initrd;     /* --initrd FILE, or NULL */
     struct vm_image_options image_opts;
     const char *serial;     /* copy serial output here; "-" for stdout */

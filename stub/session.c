@@ -814,6 +814,22 @@ static void h_run(struct stub_session *s, struct rsp_cmd *c)
     /* R has no reply. */
 }
 
+/* What gdb's "info threads" shows after the mode, as QEMU shows
+ * [halted]: an AP waiting for its startup IPI is why a kernel hangs. */
+static const char *wait_name(const struct stub_thread_info *ti)
+{
+    switch (ti->wait) {
+    case STUB_WAIT_INTERRUPT:
+        return "halted";
+    case STUB_WAIT_INIT:
+        return "waiting for INIT";
+    case STUB_WAIT_SIPI:
+        return "waiting for SIPI";
+    default:
+        return ti->halted ? "halted" : "";
+    }
+}
+
 static void h_thread_extra(struct stub_session *s, struct rsp_cmd *c)
 {
     const struct rsp_tid *t = &c->u.alive;
@@ -824,8 +840,8 @@ static void h_thread_extra(struct stub_session *s, struct rsp_cmd *c)
         return;
     }
     char text[64];
-    snprintf(text, sizeof(text), "CPU#%u [%s mode%s]", tid - 1, vm_mode_name(ti.mode),
-             ti.halted ? ", halted" : "");
+    snprintf(text, sizeof(text), "CPU#%u [%s mode%s%s]", tid - 1, vm_mode_name(ti.mode),
+             wait_name(&ti)[0] ? ", " : "", wait_name(&ti));
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
     rsp_reply_hex(&r, text, strlen(text));
@@ -855,8 +871,9 @@ static void h_xfer_threads(struct stub_session *s, struct rsp_cmd *c)
     for (unsigned t = 1; t <= n; t++) {
         struct stub_thread_info ti = {.mode = VM_MODE_REAL};
         CALL(s, thread_info, t, &ti);
-        stub_text_add(&x, "  <thread id=\"%x\" core=\"%u\" name=\"CPU#%u\">%s mode%s</thread>\n", t,
-                      t - 1, t - 1, vm_mode_name(ti.mode), ti.halted ? ", halted" : "");
+        stub_text_add(&x, "  <thread id=\"%x\" core=\"%u\" name=\"CPU#%u\">%s mode%s%s</thread>\n",
+                      t, t - 1, t - 1, vm_mode_name(ti.mode),
+                      wait_name(&ti)[0] ? ", " : "", wait_name(&ti));
     }
     stub_text_add(&x, "</threads>\n");
     uint64_t off = c->u.xfer.offset, want = c->u.xfer.length;

@@ -91,6 +91,9 @@ enum stub_bp_kind {
 struct stub_thread_info {
     enum vm_mode mode;
     bool halted; /* executed hlt and nothing woke it */
+    /* What it waits for: nothing, an interrupt (halted), or, for an
+     * application processor not yet started, INIT or a startup IPI. */
+    enum { STUB_WAIT_NONE, STUB_WAIT_INTERRUPT, STUB_WAIT_INIT, STUB_WAIT_SIPI } wait;
 };
 
 struct stub_target_listener {

@@ -41,7 +41,20 @@ static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
     if (err)
         return err;
     out->mode = vm_cpu_mode(cpu);
-    out->halted = vm_cpu_halted(cpu);
+    switch (vm_cpu_wait(cpu)) {
+    case VM_CPU_HALTED:
+        out->wait = STUB_WAIT_INTERRUPT;
+        break;
+    case VM_CPU_WAIT_INIT:
+        out->wait = STUB_WAIT_INIT;
+        break;
+    case VM_CPU_WAIT_SIPI:
+        out->wait = STUB_WAIT_SIPI;
+        break;
+    default:
+        out->wait = STUB_WAIT_NONE;
+    }
+    out->halted = out->wait == STUB_WAIT_INTERRUPT;
     return 0;
 }
 

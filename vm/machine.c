@@ -477,9 +477,25 @@ bool vm_has_irqchip(const struct vm *vm)
 
 bool vm_cpu_halted(const struct vm_cpu *cpu)
 {
+    return vm_cpu_wait(cpu) == VM_CPU_HALTED;
+}
+
+enum vm_cpu_wait vm_cpu_wait(const struct vm_cpu *cpu)
+{
     if (!cpu->vm->board->irqchip)
-        return cpu->halted;
+        return cpu->halted ? VM_CPU_HALTED : VM_CPU_RUNNABLE;
     /* KVM halts the vCPU itself and keeps the state. */
     struct kvm_mp_state mp;
-    return ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
+    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp))
+        return VM_CPU_RUNNABLE;
+    switch (mp.mp_state) {
+    case KVM_MP_STATE_HALTED:
+        return VM_CPU_HALTED;
+    case KVM_MP_STATE_UNINITIALIZED:
+        return VM_CPU_WAIT_INIT;
+    case KVM_MP_STATE_INIT_RECEIVED:
+        return VM_CPU_WAIT_SIPI;
+    default:
+        return VM_CPU_RUNNABLE;
+    }
 }

@@ -186,6 +186,11 @@ int vm_cpu_sregs(struct vm_cpu *cpu, struct kvm_sregs *out);
 /* The vCPU executed hlt and nothing has woken it (on a board with an
  * irqchip: KVM holds it halted, waiting for an interrupt). */
 bool vm_cpu_halted(const struct vm_cpu *cpu);
+/* Where a stopped vCPU stands, from KVM_GET_MP_STATE on a board with an
+ * irqchip: an application processor waits for INIT, then for a startup
+ * IPI, before it runs at all. */
+enum vm_cpu_wait { VM_CPU_RUNNABLE, VM_CPU_HALTED, VM_CPU_WAIT_INIT, VM_CPU_WAIT_SIPI };
+enum vm_cpu_wait vm_cpu_wait(const struct vm_cpu *cpu);
 /* The vCPU sits on a breakpoint planted in RAM: resuming it takes the byte
  * out for one step, so no other vCPU may run meanwhile (it would pass the
  * breakpoint unnoticed). */

@@ -190,6 +190,23 @@ static void test_ticks(void)
     e2e_out_free(&o);
 }
 
+static void test_smp(void)
+{
+    /* Two CPUs on the pc board: the BSP starts the AP, both count. */
+    struct e2e_out o;
+    run(&o, "--machine pc --cpus 2", EX("smp.elf"), SCRIPT("smp"), EX("smp.elf"));
+    E2E_MATCHES(o.text, "2 +Thread 2 \"CPU#1\" \\(real mode, waiting for INIT\\)");
+    E2E_HAS(o.text, "Thread 2 \"CPU#1\" hit Breakpoint 1, ap_main () at smp.c");
+    E2E_HAS(o.text, "Thread 2 \"CPU#1\" hit Breakpoint 2, count_once (cpu=1) at smp.c");
+    E2E_MATCHES(o.text, "thread 2, cpu = 1, its count so far: [0-9]+");
+    E2E_HAS(o.text, "Thread 1 \"CPU#0\" hit Breakpoint 3, count_once (cpu=0) at smp.c");
+    E2E_MATCHES(o.text, "thread 1, cpu = 0, its count so far: [0-9]+");
+    E2E_HAS(o.text, "$2 = {10000, 10000}\n$3 = 20000");
+    E2E_HAS(o.text, "smp: PASS");
+    E2E_HAS(o.text, "[Inferior 1 (Remote target) exited normally]");
+    e2e_out_free(&o);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("e2e_examples", NULL, NULL);
@@ -202,6 +219,7 @@ static void register_suites(void)
     CU_add_test(s, "selftest: pass and fail as gdb's status", test_selftest_pass_and_fail);
     CU_add_test(s, "kvmstub as a runner", test_runner_mode);
     CU_add_test(s, "ticks: timer interrupts on the pc board", test_ticks);
+    CU_add_test(s, "smp: two CPUs as gdb threads on the pc board", test_smp);
 }
 
 int main(void)
