@@ -95,6 +95,8 @@ struct stub_history {
     /* Checkpoints of the live run leaving position kicks_of, oldest first. */
     uv_timer_t kick_timer;
     bool kick_pending;    /* the next interrupted stop is ours */
+    bool user_interrupt;  /* ... or the user's Ctrl-C */
+    bool interrupt_step;  /* the step after a Ctrl-C's checkpoint runs */
     bool kick_inserting;  /* a kick becomes a position */
     unsigned open_handles; /* timers not closed yet: freed after the last */
     struct stub_resume live; /* what that run does, to resume it */
@@ -1336,6 +1338,7 @@ static void kick_fired(uv_timer_t *t)
 static void kicks_start(struct stub_history *h, const struct stub_resume *r)
 {
     drop_kicks(h);
+    h->user_interrupt = false;
     struct vm_snapshots *store;
     char err[200];
     /* Not range steps: a stop requested mid-range ends them as a step. */
@@ -1354,6 +1357,52 @@ static void kicks_stop(struct stub_history *h)
     h->kick_pending = false;
 }
 
+static void keep_kick(struct stub_history *h, struct vm_snapshot *s)
+{
+    if (h->nkicks == KICKS_KEPT) {
+        h->state_bytes -= vm_snapshot_state_bytes(h->kicks[0]);
+        vm_snapshot_free(h->kicks[0]);
+        memmove(&h->kicks[0], &h->kicks[1], (KICKS_KEPT - 1) * sizeof(h->kicks[0]));
+        h->nkicks--;
+    }
+    h->kicks[h->nkicks++] = s;
+    h->state_bytes += vm_snapshot_state_bytes(s);
+    h->stats.kicks++;
+}
+
+bool stub_history_interrupted(struct stub_history *h)
+{
+    if (!h || !h->user_interrupt)
+        return false;
+    h->user_interrupt = false;
+    if (!h->recording || h->r.job != JOB_NONE || h->kicks_of + 1 != h->n ||
+        !uv_is_active((uv_handle_t *)&h->kick_timer) || h->m->ncpus != 1)
+        return false;
+    struct stub_stop st;
+    if (bp_stop_at(h, pc_now(h), &st))
+        return false; /* stepping would run over gdb's breakpoint */
+    char err[200];
+    struct vm_snapshot *s;
+    if (stub_snapshots_take(h->m->snapshots, &s, err, sizeof(err)))
+        return false;
+    keep_kick(h, s);
+    kicks_stop(h);
+    struct stub_resume r = {.count = 1};
+    r.threads[0].action = STUB_ACTION_STEP;
+    if (stub_machine_run(h->m, &r))
+        return false;
+    h->interrupt_step = true;
+    return true;
+}
+
+bool stub_history_interrupt_stepped(struct stub_history *h, const struct stub_machine_stop *primary)
+{
+    if (!h || !h->interrupt_step)
+        return false;
+    h->interrupt_step = false;
+    return primary->type == VM_EVENT_STEP && !primary->failed;
+}
+
 bool stub_history_kicked(struct stub_history *h, struct stub_machine_stop *primary,
                          bool *have_primary)
 {
@@ -1370,17 +1419,8 @@ bool stub_history_kicked(struct stub_history *h, struct stub_machine_stop *prima
     char err[200];
     struct vm_snapshot *s;
     if (h->recording && h->r.job == JOB_NONE && h->kicks_of + 1 == h->n &&
-        stub_snapshots_take(h->m->snapshots, &s, err, sizeof(err)) == 0) {
-        if (h->nkicks == KICKS_KEPT) {
-            h->state_bytes -= vm_snapshot_state_bytes(h->kicks[0]);
-            vm_snapshot_free(h->kicks[0]);
-            memmove(&h->kicks[0], &h->kicks[1], (KICKS_KEPT - 1) * sizeof(h->kicks[0]));
-            h->nkicks--;
-        }
-        h->kicks[h->nkicks++] = s;
-        h->state_bytes += vm_snapshot_state_bytes(s);
-        h->stats.kicks++;
-    }
+        stub_snapshots_take(h->m->snapshots, &s, err, sizeof(err)) == 0)
+        keep_kick(h, s);
     int r = stub_machine_run(h->m, &h->live);
     if (r) {
         stub_log("reverse execution: cannot resume after a checkpoint: %s", strerror(-r));
@@ -1391,8 +1431,10 @@ bool stub_history_kicked(struct stub_history *h, struct stub_machine_stop *prima
 
 void stub_history_user_interrupt(struct stub_history *h)
 {
-    if (h)
+    if (h) {
         h->kick_pending = false;
+        h->user_interrupt = true;
+    }
 }
 
 /* ---- the interface ---- */

@@ -79,6 +79,14 @@ int stub_history_reverse(struct stub_history *h, unsigned tid, enum stub_action 
 void stub_history_interrupt(struct stub_history *h);
 /* Ctrl-C while the guest runs live: its stop is the user's. */
 void stub_history_user_interrupt(struct stub_history *h);
+/* All vCPUs stopped for the user's Ctrl-C during a live continue: history
+ * takes a checkpoint there and steps one instruction, so that
+ * reverse-stepi from the stop replays one step instead of counting every
+ * instruction since the last checkpoint (a Ctrl-C stops wherever the guest
+ * is anyway). True when it did; the step's stop then comes, and
+ * stub_history_interrupt_stepped() says to report it as the interrupt. */
+bool stub_history_interrupted(struct stub_history *h);
+bool stub_history_interrupt_stepped(struct stub_history *h, const struct stub_machine_stop *primary);
 /* During a live continue history stops the guest now and then for a
  * checkpoint. All vCPUs stopped with no stop of their own: true when that
  * was history's, which resumed the run. False otherwise, with *primary set

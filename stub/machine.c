@@ -339,10 +339,15 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         stub_history_replay_stop(m->history, &ps);
         return;
     }
+    if (m->have_primary && stub_history_interrupt_stepped(m->history, &m->primary))
+        m->have_primary = false; /* reported as the Ctrl-C it follows */
     if (!m->have_primary && !m->attach_stop && !m->timed_out && m->until_matched < 0 &&
-        !m->end_at_stop && !m->resume_at_stop &&
-        stub_history_kicked(m->history, &m->primary, &m->have_primary))
-        return; /* a checkpoint during a live continue; it runs on */
+        !m->end_at_stop && !m->resume_at_stop) {
+        if (stub_history_kicked(m->history, &m->primary, &m->have_primary))
+            return; /* a checkpoint during a live continue; it runs on */
+        if (!m->have_primary && stub_history_interrupted(m->history))
+            return; /* a checkpoint, and one step, before the Ctrl-C's stop */
+    }
     bool attach_stop = m->attach_stop;
     m->attach_stop = false;
     if (m->clear_at_stop) {

@@ -6,7 +6,8 @@
  *   2. the initramfs's init prints its marker on the console;
  *   3. a line typed on the console (a terminal: kvmstub --serial - on a
  *      pty) reaches the shell, and its answer comes back;
- *   4. a new gdb attaches to the idle kernel, breaks on chdir's entry when
+ *   4. a new gdb attaches to the idle kernel (two CPUs: --cpus 2, two
+ *      threads), breaks on chdir's entry when
  *      the shell runs `cd /`, and three stepi stay in that function;
  *   5. Ctrl-C stops the idle kernel (the figures are printed);
  *   6. `reboot -f` in the shell ends kvmstub with status 0, gdb sees the
@@ -180,8 +181,8 @@ static int suite_init(void)
     if (L.slave < 0 || tcgetattr(L.slave, &L.before))
         return -1;
     /* Not --run: gdb comes first, to set a breakpoint before the boot. */
-    const char *args[] = {"--serial", "-", "--initrd", E2E_LINUX_INITRD, "--cmdline",
-                          E2E_LINUX_CMDLINE, E2E_LINUX_KERNEL, NULL};
+    const char *args[] = {"--serial", "-", "--cpus", "2", "--initrd", E2E_LINUX_INITRD,
+                          "--cmdline", E2E_LINUX_CMDLINE, E2E_LINUX_KERNEL, NULL};
     if (e2e_stub_start_io(&L.stub, args, L.slave, L.slave))
         return -1;
     L.up = true;
@@ -230,7 +231,9 @@ static void test_breakpoint_set_before_boot(void)
 static void test_init_reached(void)
 {
     CU_ASSERT_FATAL(console_wait("kvmstub-linux: init reached", BOOT_TIMEOUT_S));
-    CU_ASSERT(console_wait("kvmstub-linux: cpus=1", 60));
+    /* --cpus 2: the MP table names two CPUs, and the kernel brought the
+     * second up with INIT and startup IPIs through the in-kernel LAPICs. */
+    CU_ASSERT(console_wait("kvmstub-linux: cpus=2", 60));
 }
 
 static void test_console_input_reaches_the_shell(void)
@@ -252,8 +255,16 @@ static void test_syscall_breakpoint_and_stepi(void)
     char *r = e2e_mi_cmd(&mi, "-interpreter-exec console \"monitor info\"");
     CU_ASSERT_PTR_NOT_NULL(r);
     if (r) {
-        E2E_HAS(r, "board:         pc, 1 CPU");
+        E2E_HAS(r, "board:         pc, 2 CPUs");
         E2E_HAS(r, "state:         halted"); /* idle: in hlt, in KVM */
+    }
+    free(r);
+    /* A thread per CPU, both idle in hlt. */
+    r = e2e_mi_cmd(&mi, "-thread-info");
+    CU_ASSERT_PTR_NOT_NULL(r);
+    if (r) {
+        CU_ASSERT_EQUAL(e2e_count(r, "{id=\""), 2);
+        E2E_HAS(r, "name=\"CPU#1\"");
     }
     free(r);
     CU_ASSERT(mi_ok(e2e_mi_cmd(&mi, "-break-insert *__x64_sys_chdir"), "^done"));
