@@ -221,6 +221,7 @@ enum {
     FIG_BP = 1u << 6,
     FIG_SERIAL = 1u << 7,
     FIG_WATCH = 1u << 8,
+    FIG_INTERRUPT = 1u << 9,
 };
 
 static const struct {
@@ -229,7 +230,7 @@ static const struct {
 } figure_names[] = {
     {"steps", FIG_STEPS}, {"g", FIG_G},   {"m", FIG_MREAD}, {"x", FIG_XREAD},
     {"M", FIG_MWRITE},    {"X", FIG_XWRITE}, {"bp", FIG_BP},  {"serial", FIG_SERIAL},
-    {"watch", FIG_WATCH},
+    {"watch", FIG_WATCH}, {"interrupt", FIG_INTERRUPT},
 };
 
 struct opts {
@@ -243,6 +244,7 @@ struct opts {
     uint64_t bp_addr, counter_addr, run_to, watch_addr;
     uint64_t mem_addr, mem_len;
     bool serial_seq, pingpong, ack_mode;
+    unsigned thread; /* steps by vCont;s:THREAD (0: plain 's') */
 };
 
 static const char usage_text[] =
@@ -256,7 +258,7 @@ static const char usage_text[] =
     "  --seconds N         time spent on each figure (default 2)\n"
     "  --timeout S         longest wait for one reply (default 5)\n"
     "  --only LIST         figures to run, comma-separated:\n"
-    "                      steps,g,m,x,M,X,bp,serial,watch\n"
+    "                      steps,g,m,x,M,X,bp,serial,watch,interrupt\n"
     "  --launch 'COMMAND'  run COMMAND with /bin/sh, wait for the port, measure the\n"
     "                      start-to-first-reply time and peak RSS, kill it at the end\n"
     "  --run-to ADDR       first run the guest to ADDR (e.g. 0x7c00 past QEMU's BIOS)\n"
@@ -272,7 +274,11 @@ static const char usage_text[] =
     "  --serial-seq        check that 'O' bytes follow the cycle 0x20..0x7e that the\n"
     "                      bench_serial guest writes\n"
     "  --ack-mode          stay in ack mode even if the stub offers QStartNoAckMode\n"
-    "  --pingpong          only measure 1-byte TCP ping-pong between two threads\n";
+    "  --pingpong          only measure 1-byte TCP ping-pong between two threads\n"
+    "  --thread N          step with 'vCont;s:N' (only thread N runs) instead of 's'\n"
+    "\n"
+    "The interrupt figure (only with --only) lets the guest run 20 ms, sends the\n"
+    "interrupt byte 0x03 and times the stop reply: the median of 50, in ms.\n";
 
 __attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...)
 {
@@ -317,7 +323,8 @@ static unsigned parse_figures(const char *list)
             if (strcmp(tok, figure_names[i].name) == 0)
                 bit = figure_names[i].bit;
         if (!bit)
-            usage_error("--only: unknown figure '%s' (known: steps,g,m,x,M,X,bp,serial,watch)", tok);
+            usage_error("--only: unknown figure '%s' (known: steps,g,m,x,M,X,bp,serial,watch,"
+                        "interrupt)", tok);
         bits |= bit;
     }
     free(copy);
@@ -329,7 +336,7 @@ static unsigned parse_figures(const char *list)
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_SECONDS, OPT_TIMEOUT, OPT_ONLY, OPT_LAUNCH, OPT_RUN_TO,
     OPT_BP, OPT_COUNTER, OPT_MEM_ADDR, OPT_MEM_LEN, OPT_SERIAL, OPT_SERIAL_SEQ, OPT_ACK,
-    OPT_PINGPONG, OPT_WATCH,
+    OPT_PINGPONG, OPT_WATCH, OPT_THREAD,
 };
 
 static const struct option long_options[] = {
@@ -349,6 +356,7 @@ static const struct option long_options[] = {
     {"ack-mode", no_argument, NULL, OPT_ACK},
     {"pingpong", no_argument, NULL, OPT_PINGPONG},
     {"watch-addr", required_argument, NULL, OPT_WATCH},
+    {"thread", required_argument, NULL, OPT_THREAD},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -381,6 +389,13 @@ static void apply_option(struct opts *o, int opt, const char *arg, bool *serial)
     case OPT_ACK: o->ack_mode = true; break;
     case OPT_PINGPONG: o->pingpong = true; break;
     case OPT_WATCH: o->watch_addr = parse_u64(arg, "--watch-addr"); o->has_watch = true; break;
+    case OPT_THREAD: {
+        uint64_t t = parse_u64(arg, "--thread");
+        if (t < 1 || t > 0xffff)
+            usage_error("--thread %s is not a thread id (1 or more)", arg);
+        o->thread = (unsigned)t;
+        break;
+    }
     case 'h': fputs(usage_text, stdout); exit(0);
     default: usage_error("unknown option");
     }
@@ -1046,9 +1061,12 @@ static void fig_steps(struct bench *b)
     uint32_t before = b->o->has_counter ? read_counter(b) : 0;
     uint64_t n = 0;
     double t0 = now(), t;
+    char step[32] = "s";
+    if (b->o->thread)
+        snprintf(step, sizeof step, "vCont;s:%x", b->o->thread);
     do {
-        send_str(&b->c, "s");
-        expect_trap(await_stop(&b->c, &b->discard, b->o->timeout, ""), "'s'");
+        send_str(&b->c, step);
+        expect_trap(await_stop(&b->c, &b->discard, b->o->timeout, ""), step);
         n++;
     } while ((t = now() - t0) < b->o->seconds);
     if (b->o->has_counter) {
@@ -1061,6 +1079,37 @@ static void fig_steps(struct bench *b)
                 "guest (or --counter-addr is wrong)", n);
     }
     print_value("steps_per_sec", (double)n / t, 1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Ctrl-C latency: from the interrupt byte to the stop reply, with the
+ * guest (all its vCPUs) running. */
+static void fig_interrupt(struct bench *b)
+{
+    g_stage = "interrupt";
+    enum { ROUNDS = 50 };
+    double ms[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        send_str(&b->c, "c");
+        sleep_ms(20);
+        double t0 = now();
+        send_all(&b->c, (const uint8_t *)"\003", 1);
+        snprintf(b->c.what, sizeof b->c.what, "0x03 (interrupt)");
+        int sig = await_stop(&b->c, &b->discard, b->o->timeout,
+                             ": the stub ignores the interrupt byte");
+        ms[i] = (now() - t0) * 1000;
+        if (sig != 2)
+            die("the interrupt stopped the guest with signal %d, expected 2 (SIGINT): did the "
+                "guest stop by itself within 20 ms?", sig);
+    }
+    qsort(ms, ROUNDS, sizeof ms[0], cmp_double);
+    print_value("interrupt_ms", ms[ROUNDS / 2], 3);
+    print_value("interrupt_max_ms", ms[ROUNDS - 1], 3);
 }
 
 /* Checks a 'g' reply: hex (or 'x' for unavailable registers), whole bytes,
@@ -1559,6 +1608,8 @@ static void run_figures(struct bench *b)
         run_to(b, b->o->run_to);
     if (!b->o->has_counter && (f & (FIG_STEPS | FIG_BP)))
         note("no --counter-addr: steps and breakpoint stops are not checked against the guest");
+    if (f & FIG_INTERRUPT)
+        fig_interrupt(b); /* first: the guest gets going (an SMP guest starts its APs) */
     if (f & FIG_STEPS)
         fig_steps(b);
     if (f & FIG_G)
