@@ -225,3 +225,13 @@ enum stub_arch stub_regmap_arch(enum vm_mode mode, bool *real_mode)
     *real_mode = mode == VM_MODE_REAL;
     return mode == VM_MODE_LONG ? STUB_ARCH_AMD64 : STUB_ARCH_I386;
 }
+
+const char *stub_regmap_mode_name(enum vm_mode mode)
+{
+    return vm_mode_name(mode);
+}
+
+bool stub_regmap_is_wide(enum vm_reg_id id)
+{
+    return vm_reg_is_wide(id);
+}

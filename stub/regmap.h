@@ -60,5 +60,10 @@ int stub_regmap_find(const char *name, enum vm_reg_id *id);
 /* The layout gdb is given for a CPU mode, and whether it is described as
  * i8086 (real mode). */
 enum stub_arch stub_regmap_arch(enum vm_mode mode, bool *real_mode);
+/* The mode's name as gdb users read it ("long", "protected", "real"), and
+ * whether a register is kept 64 bits wide whatever the mode: the
+ * session's view of vm/regs.h, so that it calls nothing in vm/. */
+const char *stub_regmap_mode_name(enum vm_mode mode);
+bool stub_regmap_is_wide(enum vm_reg_id id);
 
 #endif

@@ -236,7 +236,7 @@ static int reg_get(struct stub_session *s, const struct stub_reg *d, uint8_t *ou
 static int reg_put(struct stub_session *s, const struct stub_reg *d, const uint8_t *in)
 {
     uint8_t v[16] = {0};
-    if (!vm_reg_is_wide(d->id) && d->size < 8 && d->id != VM_REG_EFLAGS) {
+    if (!stub_regmap_is_wide(d->id) && d->size < 8 && d->id != VM_REG_EFLAGS) {
         int err = CALL(s, reg_read, s->g_tid, d->id, v, 8);
         if (err)
             return err;
@@ -840,7 +840,7 @@ static void h_thread_extra(struct stub_session *s, struct rsp_cmd *c)
         return;
     }
     char text[64];
-    snprintf(text, sizeof(text), "CPU#%u [%s mode%s%s]", tid - 1, vm_mode_name(ti.mode),
+    snprintf(text, sizeof(text), "CPU#%u [%s mode%s%s]", tid - 1, stub_regmap_mode_name(ti.mode),
              wait_name(&ti)[0] ? ", " : "", wait_name(&ti));
     struct rsp_reply r;
     rsp_reply_begin(&r, &s->conn);
@@ -872,7 +872,7 @@ static void h_xfer_threads(struct stub_session *s, struct rsp_cmd *c)
         struct stub_thread_info ti = {.mode = VM_MODE_REAL};
         CALL(s, thread_info, t, &ti);
         stub_text_add(&x, "  <thread id=\"%x\" core=\"%u\" name=\"CPU#%u\">%s mode%s%s</thread>\n",
-                      t, t - 1, t - 1, vm_mode_name(ti.mode),
+                      t, t - 1, t - 1, stub_regmap_mode_name(ti.mode),
                       wait_name(&ti)[0] ? ", " : "", wait_name(&ti));
     }
     stub_text_add(&x, "</threads>\n");
