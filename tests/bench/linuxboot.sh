@@ -34,8 +34,14 @@ kvmstub=$build/kvmstub
 command -v qemu-system-x86_64 >/dev/null ||
     { echo "linuxboot.sh: qemu-system-x86_64 is missing: apt-get install qemu-system-x86" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "linuxboot.sh: /usr/bin/time is missing: apt-get install time" >&2; exit 1; }
-paths=$("$here/examples/linux/assets.sh" paths) || exit 1
-eval "$paths"
+# The files the build linked (cmake --build BUILD --target linux_assets),
+# so that no download is needed where the bench runs.
+KERNEL=$build/examples/linux/bzImage
+INITRD=$build/examples/linux/initramfs.cpio.gz
+for f in "$KERNEL" "$INITRD"; do
+    [ -r "$f" ] || { echo "linuxboot.sh: $f is missing: cmake --build $build --target linux_assets" >&2; exit 1; }
+done
+CMDLINE=$("$here/examples/linux/assets.sh" cmdline) || exit 1
 marker="kvmstub-linux: init reached"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -80,7 +86,7 @@ boot_qemu() {
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs: $0 $*"
-echo "# kernel $(basename "$KERNEL"), 256 MiB, 1 CPU, to '$marker'"
+echo "# kernel $(basename "$(readlink -f "$KERNEL")"), 256 MiB, 1 CPU, to '$marker'"
 : >"$tmp/k"
 : >"$tmp/q"
 for ((i = 1; i <= rounds; i++)); do

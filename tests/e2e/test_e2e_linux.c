@@ -76,10 +76,14 @@ static bool symbol(const char *name, uint64_t *addr, uint64_t *end)
     size_t nl = strlen(name);
     for (char *line = L.map; line && *line;) {
         char *next = strchr(line, '\n');
-        /* "ADDRESS TYPE NAME" */
-        char *sp = strrchr(line, ' ');
-        size_t len = next ? (size_t)(next - sp - 1) : strlen(sp + 1);
-        if (sp && (!next || sp < next) && len == nl && strncmp(sp + 1, name, nl) == 0) {
+        char *stop = next ? next : line + strlen(line);
+        /* "ADDRESS TYPE NAME": the name follows the line's last space. */
+        char *sp = NULL;
+        for (char *p = line; p < stop; p++)
+            if (*p == ' ')
+                sp = p;
+        size_t len = sp ? (size_t)(stop - sp - 1) : 0;
+        if (sp && len == nl && strncmp(sp + 1, name, nl) == 0) {
             *addr = strtoull(line, NULL, 16);
             *end = next ? strtoull(next + 1, NULL, 16) : *addr + 1;
             return true;
