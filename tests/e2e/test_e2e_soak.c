@@ -28,10 +28,13 @@ static void test_mixed_packets(void)
     long total = soak_packets();
     struct e2e_stub s;
     /* Mode 4 spins incrementing a counter: stepping never reaches a hlt.
-     * Reverse execution keeps a checkpoint per stop up to --history: a
-     * small bound reaches that plateau within the first tenth, so growth
-     * after it is a leak, not history. */
-    const char *args[] = {"--history", "4M", "--reg", "rdi=4", GUEST, NULL};
+     * Reverse execution keeps every stop (a position of about 200 bytes,
+     * a checkpoint now and then) up to --history: a bound small enough to
+     * be reached within the first tenth makes growth after it a leak, not
+     * history. A step is every fifth packet, so 4M fills within the first
+     * tenth of a million packets, 256K within that of 100,000. */
+    const char *args[] = {"--history", total >= 1000000 ? "4M" : "256K", "--reg", "rdi=4", GUEST,
+                          NULL};
     CU_ASSERT_FATAL(e2e_stub_start(&s, args) == 0);
     struct e2e_rsp c;
     CU_ASSERT_FATAL(e2e_rsp_connect(&c, s.port) == 0);
