@@ -121,9 +121,12 @@ static void test_watch_on_page_with_running_code(void)
     }
     const char *st = strstr(o.text, "stops: ");
     int stops = st ? atoi(st + 7) : -1;
-    /* One or two stops for each of the ten increments, never more. */
-    CU_ASSERT(stops >= 10 && stops <= 20);
-    if (stops < 10 || stops > 20)
+    /* One stop for each of the ten increments where the fetch traps
+     * first; where the read traps first it may be reported again when the
+     * instruction restarts (seen under valgrind in the emulated machine):
+     * at most three. */
+    CU_ASSERT(stops >= 10 && stops <= 30);
+    if (stops < 10 || stops > 30)
         fprintf(stderr, "\n%s\n", o.text);
     E2E_MATCHES(o.text, "halt \\(\\) at .*target64.S");
     E2E_HAS(o.text, "$1 = 10");
