@@ -223,6 +223,15 @@ static bool benign(const struct stub_machine_stop *ms);
 static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
 {
     const struct stub_stop *st = &ms->st;
+    if (st->exited && !stub_machine_running(m)) {
+        /* The guest's last words, should any still wait in the VM (every
+         * vCPU is stopped: the loop owns it): they come before the end. */
+        uint8_t tail[4096];
+        size_t n;
+        vm_collect_output(m->vm);
+        while ((n = vm_console_take(m->vm, tail, sizeof(tail))) > 0)
+            on_output(m, tail, n);
+    }
     if (m->end_at_stop) {
         m->end_at_stop = false;
         end_state(m);

@@ -211,6 +211,12 @@ static void drain_ring(struct vm_cpu *cpu)
     pthread_mutex_unlock(&vm->ring_lock);
 }
 
+void vm_collect_output(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        drain_ring(&vm->cpus[i]);
+}
+
 /* The first catch on ports [port, port+size) in this direction, or NULL. */
 static struct vm_io_catch *io_catch(struct vm *vm, uint16_t port, unsigned size, bool out)
 {

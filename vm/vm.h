@@ -202,6 +202,10 @@ bool vm_cpu_on_planted_breakpoint(struct vm_cpu *cpu);
  * where only a vCPU exit can collect it (KVM's coalesced ring or the UART
  * buffer). */
 size_t vm_console_take(struct vm *vm, uint8_t *out, size_t max);
+/* Collects what KVM's coalesced ring still holds into the console, for
+ * the owner of a stopped VM (every vCPU stopped) before the guest ends:
+ * nothing the guest wrote is lost after its last exit. */
+void vm_collect_output(struct vm *vm);
 size_t vm_console_input(struct vm *vm, const void *data, size_t n);
 bool vm_output_pending(struct vm *vm);
 
