@@ -38,6 +38,7 @@
  * low-high pulse where a real part would make a new edge, so nothing is
  * lost. */
 #include "internal.h"
+#include "fail.h"
 
 #include "bzimage.h"
 #include "cmos.h"
@@ -121,20 +122,6 @@ struct pc {
     struct kvm_pit_state2 pit;
     struct pc_cpu *cpus;
 };
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static int pc_set_irq(struct vm *vm, unsigned line, bool level)
 {
@@ -300,7 +287,7 @@ static int pc_create(struct vm *vm, char *err, size_t errlen)
     vm_cmos_init(&pc->cmos, NULL);
 
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-        return fail(err, errlen, -errno,
+        return vm_fail(err, errlen, -errno,
                     "KVM_CREATE_IRQCHIP failed: %s: the pc board needs KVM's in-kernel interrupt "
                     "controllers; use --machine bare",
                     strerror(errno));
@@ -308,17 +295,17 @@ static int pc_create(struct vm *vm, char *err, size_t errlen)
      * calibration, which polls it, never exits to userspace. */
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-        return fail(err, errlen, -errno, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
+        return vm_fail(err, errlen, -errno, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
     for (unsigned i = 0; i < 3; i++) {
         pc->chips[i].chip_id = i; /* KVM_IRQCHIP_PIC_MASTER, _SLAVE, _IOAPIC */
         if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &pc->chips[i]) < 0)
-            return fail(err, errlen, -errno, "KVM_GET_IRQCHIP failed: %s", strerror(errno));
+            return vm_fail(err, errlen, -errno, "KVM_GET_IRQCHIP failed: %s", strerror(errno));
     }
     if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pc->pit) < 0)
-        return fail(err, errlen, -errno, "KVM_GET_PIT2 failed: %s", strerror(errno));
+        return vm_fail(err, errlen, -errno, "KVM_GET_PIT2 failed: %s", strerror(errno));
     int r = vm_cpuid_supported(vm->kvm_fd, &pc->supported);
     if (r)
-        return fail(err, errlen, r, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-r));
+        return vm_fail(err, errlen, r, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-r));
     pc->cpus = calloc(vm->ncpus, sizeof(*pc->cpus));
     if (!pc->cpus)
         return -ENOMEM;
@@ -414,19 +401,19 @@ static int pc_cpu_setup(struct vm *vm, struct vm_cpu *cpu, char *err, size_t err
     struct kvm_cpuid2 *c;
     int r = vm_cpuid_for_vcpu(pc->supported, cpu->index, vm->ncpus, &c);
     if (r)
-        return fail(err, errlen, r, "cannot build CPUID for vCPU %u: %s", cpu->index,
+        return vm_fail(err, errlen, r, "cannot build CPUID for vCPU %u: %s", cpu->index,
                     strerror(-r));
     r = ioctl(cpu->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
     free(c);
     if (r)
-        return fail(err, errlen, r, "KVM_SET_CPUID2 failed on vCPU %u: %s", cpu->index,
+        return vm_fail(err, errlen, r, "KVM_SET_CPUID2 failed on vCPU %u: %s", cpu->index,
                     strerror(-r));
     if ((r = set_msrs(vm, cpu, false)))
-        return fail(err, errlen, r, "KVM_SET_MSRS failed on vCPU %u: %s", cpu->index,
+        return vm_fail(err, errlen, r, "KVM_SET_MSRS failed on vCPU %u: %s", cpu->index,
                     strerror(-r));
     struct pc_cpu *pcc = &pc->cpus[cpu->index];
     if ((r = set_lint(cpu, &pcc->lapic)))
-        return fail(err, errlen, r, "cannot set up the LAPIC of vCPU %u: %s", cpu->index,
+        return vm_fail(err, errlen, r, "cannot set up the LAPIC of vCPU %u: %s", cpu->index,
                     strerror(-r));
     /* create_cpu() read the power-on segment state into the cache. */
     pcc->sregs = cpu->rc.sregs;
@@ -446,7 +433,7 @@ static int pc_image_loaded(struct vm *vm, const struct vm_image *img, char *err,
         const struct vm_segment *s = &img->segments[i];
         if (img->format != VM_IMAGE_BZIMAGE && s->memsz && s->paddr < addr + size &&
             addr < s->paddr + s->memsz)
-            return fail(err, errlen, -EBUSY,
+            return vm_fail(err, errlen, -EBUSY,
                         "%s overlaps the MP table the pc board puts at 0x%llx-0x%llx: link it "
                         "elsewhere or use --machine bare",
                         img->name, (unsigned long long)addr,
@@ -454,7 +441,7 @@ static int pc_image_loaded(struct vm *vm, const struct vm_image *img, char *err,
     }
     int r = vm_mptable_write(vm->mem.host, vm->mem.size, addr, room, vm->ncpus);
     if (r)
-        return fail(err, errlen, r, "cannot write the MP table for %u CPUs at 0x%llx: %s",
+        return vm_fail(err, errlen, r, "cannot write the MP table for %u CPUs at 0x%llx: %s",
                     vm->ncpus, (unsigned long long)addr, strerror(-r));
     return 0;
 }

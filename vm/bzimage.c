@@ -2,6 +2,7 @@
  * Field offsets are boot.rst's (setup header) and zero-page.rst's (the
  * rest of struct boot_params). */
 #include "bzimage.h"
+#include "fail.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -54,18 +55,6 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
-                                                       const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static uint16_t get16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | p[1] << 8);
@@ -117,11 +106,11 @@ int vm_bzimage_parse(struct vm_bzimage *bz, const void *data, size_t size, char 
     const uint8_t *d = data;
     memset(bz, 0, sizeof(*bz));
     if (!d || !vm_bzimage_detect(d, size))
-        return fail(err, errlen, -ENOEXEC,
+        return vm_fail(err, errlen, -ENOEXEC,
                     "not a bzImage: no Linux setup header (boot flag 0xaa55 and \"HdrS\" at 0x202)");
     uint16_t version = get16(d + HDR_VERSION);
     if (version < VM_BZIMAGE_MIN_VERSION)
-        return fail(err, errlen, -EPROTONOSUPPORT,
+        return vm_fail(err, errlen, -EPROTONOSUPPORT,
                     "bzImage boot protocol %u.%02u is too old: kvmstub needs 2.12 or later "
                     "(Linux 3.8 and newer)",
                     version >> 8, version & 0xff);
@@ -130,33 +119,33 @@ int vm_bzimage_parse(struct vm_bzimage *bz, const void *data, size_t size, char 
     size_t header_end = HDR_MAGIC + d[HDR_JUMP + 1];
     if (d[HDR_JUMP] != 0xeb || header_end < HDR_NEEDED_END || header_end > HDR_HOLE_END ||
         header_end > size)
-        return fail(err, errlen, -ENOEXEC,
+        return vm_fail(err, errlen, -ENOEXEC,
                     "not a bzImage: its setup header is malformed (jump 0x%02x 0x%02x at 0x200)",
                     d[HDR_JUMP], d[HDR_JUMP + 1]);
     if (!(d[HDR_LOADFLAGS] & LOADED_HIGH))
-        return fail(err, errlen, -ENOEXEC,
+        return vm_fail(err, errlen, -ENOEXEC,
                     "not a bzImage: a zImage (LOADED_HIGH clear), which has no 64-bit entry");
     uint16_t xlf = get16(d + HDR_XLOADFLAGS);
     if (!(xlf & XLF_KERNEL_64))
-        return fail(err, errlen, -ENOTSUP,
+        return vm_fail(err, errlen, -ENOTSUP,
                     "this bzImage has no 64-bit entry point (XLF_KERNEL_64 clear): build the "
                     "kernel for x86_64");
     unsigned setup_sects = d[HDR_SETUP_SECTS] ? d[HDR_SETUP_SECTS] : 4;
     size_t setup_size = (setup_sects + 1) * (size_t)SECTOR;
     if (setup_size < header_end || setup_size >= size)
-        return fail(err, errlen, -ENOEXEC,
+        return vm_fail(err, errlen, -ENOEXEC,
                     "not a bzImage: truncated (%zu bytes, its setup alone takes %zu)", size,
                     setup_size);
     uint64_t syssize = (uint64_t)get32(d + HDR_SYSSIZE) * 16;
     if (syssize > size - setup_size)
-        return fail(err, errlen, -ENOEXEC,
+        return vm_fail(err, errlen, -ENOEXEC,
                     "not a bzImage: truncated (the header announces %llu bytes of kernel after "
                     "the setup, the file has %zu)",
                     (unsigned long long)syssize, size - setup_size);
     bool relocatable = d[HDR_RELOCATABLE] != 0;
     uint32_t align = get32(d + HDR_KERNEL_ALIGNMENT);
     if (relocatable && (align < PAGE || (align & (align - 1))))
-        return fail(err, errlen, -ENOEXEC,
+        return vm_fail(err, errlen, -ENOEXEC,
                     "not a bzImage: kernel_alignment 0x%x is not a power of two of at least 4 KiB",
                     align);
     bz->data = d;
@@ -302,14 +291,14 @@ int vm_bzimage_load(const struct vm_bzimage *bz, uint8_t *ram, uint64_t ram_size
     if (!p)
         p = &none;
     if (!bz || !bz->data || !ram || !entry || (p->initrd_size && !p->initrd))
-        return fail(err, errlen, -EINVAL, "bzImage load: bad arguments");
+        return vm_fail(err, errlen, -EINVAL, "bzImage load: bad arguments");
     const char *cmdline = p->cmdline ? p->cmdline : "";
     size_t cmdlen = strlen(cmdline);
     uint64_t cmd_max = bz->cmdline_size;
     if (cmd_max > VM_BZIMAGE_CMDLINE_ROOM - 1)
         cmd_max = VM_BZIMAGE_CMDLINE_ROOM - 1;
     if (cmdlen > cmd_max)
-        return fail(err, errlen, -E2BIG,
+        return vm_fail(err, errlen, -E2BIG,
                     "the kernel command line is %zu bytes; this kernel takes at most %llu: shorten "
                     "--cmdline",
                     cmdlen, (unsigned long long)cmd_max);
@@ -317,7 +306,7 @@ int vm_bzimage_load(const struct vm_bzimage *bz, uint8_t *ram, uint64_t ram_size
     struct vm_e820_entry map[VM_E820_MAX];
     int n = vm_bzimage_e820(ram_size, p->reserved, p->nreserved, map, VM_E820_MAX);
     if (n < 0)
-        return fail(err, errlen, -EINVAL,
+        return vm_fail(err, errlen, -EINVAL,
                     "bzImage load: the board's reserved ranges are invalid or too many");
 
     /* The kernel: where it prefers, else (relocatable) as low as allowed. */
@@ -328,7 +317,7 @@ int vm_bzimage_load(const struct vm_bzimage *bz, uint8_t *ram, uint64_t ram_size
                        ~(uint64_t)(bz->kernel_alignment - 1);
         if (!bz->relocatable || !in_ram(map, n, low, span)) {
             uint64_t need = (bz->relocatable ? low : kaddr) + span;
-            return fail(err, errlen, -ENOSPC,
+            return vm_fail(err, errlen, -ENOSPC,
                         "the kernel does not fit in %.0f MiB of RAM: loaded at 0x%llx it needs "
                         "%.1f MiB (init_size) up to %.1f MiB; give it more --memory",
                         mib(ram_size), (unsigned long long)(bz->relocatable ? low : kaddr),
@@ -338,7 +327,7 @@ int vm_bzimage_load(const struct vm_bzimage *bz, uint8_t *ram, uint64_t ram_size
     }
     uint64_t kend = kaddr + span;
     if (!in_ram(map, n, VM_BZIMAGE_GDT, LOW_AREA_END - VM_BZIMAGE_GDT))
-        return fail(err, errlen, -EINVAL,
+        return vm_fail(err, errlen, -EINVAL,
                     "bzImage load: RAM below 0x%x is missing or reserved by the board",
                     LOW_AREA_END);
 
@@ -347,7 +336,7 @@ int vm_bzimage_load(const struct vm_bzimage *bz, uint8_t *ram, uint64_t ram_size
         uint64_t limit = bz->initrd_addr_max + 1; /* initrd_addr_max is inclusive */
         iaddr = place_high(map, n, p->initrd_size, kend, limit);
         if (!iaddr)
-            return fail(err, errlen, -EFBIG,
+            return vm_fail(err, errlen, -EFBIG,
                         "the initrd (%.1f MiB) does not fit in RAM between the kernel's end "
                         "(%.1f MiB) and %.1f MiB (RAM %.0f MiB, initrd_addr_max 0x%llx); give "
                         "it more --memory",

@@ -1,6 +1,7 @@
 /* Creating and destroying the VM: /dev/kvm, capabilities, RAM, the board,
  * vCPUs; the accessors of vm/vm.h. */
 #include "internal.h"
+#include "fail.h"
 #include "probe.h"
 
 #include <errno.h>
@@ -18,20 +19,6 @@
 #define TSS_ADDR 0xfffbd000ull
 #define IDENTITY_MAP_ADDR 0xfffbc000ull
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int check(int fd, long cap)
 {
     int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
@@ -44,17 +31,17 @@ static int open_kvm(char *err, size_t errlen, int *out)
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENODEV || e == ENXIO)
-            return fail(err, errlen, -e,
+            return vm_fail(err, errlen, -e,
                         "cannot open /dev/kvm: %s: this host has no KVM; enable virtualization "
                         "(VT-x/AMD-V) in the firmware and load kvm_intel or kvm_amd, or use a VM "
                         "with nested virtualization",
                         strerror(e));
         if (e == EACCES || e == EPERM)
-            return fail(err, errlen, -e,
+            return vm_fail(err, errlen, -e,
                         "cannot open /dev/kvm: %s: add your user to the 'kvm' group "
                         "(sudo usermod -aG kvm $USER, then log in again) or run as root",
                         strerror(e));
-        return fail(err, errlen, -e, "cannot open /dev/kvm: %s", strerror(e));
+        return vm_fail(err, errlen, -e, "cannot open /dev/kvm: %s", strerror(e));
     }
     *out = fd;
     return 0;
@@ -76,9 +63,9 @@ static int setup_cpuid(struct vm *vm, char *err, size_t errlen)
         int e = errno;
         free(c);
         if (e != E2BIG)
-            return fail(err, errlen, -e, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(e));
+            return vm_fail(err, errlen, -e, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(e));
     }
-    return fail(err, errlen, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many CPUID entries");
+    return vm_fail(err, errlen, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many CPUID entries");
 }
 
 /* Where the AVX and AVX-512 registers lie in KVM's XSAVE image, from the
@@ -121,17 +108,17 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
     cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
     if (cpu->fd < 0) {
         cpu->fd = -1;
-        return fail(err, errlen, -errno, "cannot create vCPU %u: %s", index, strerror(errno));
+        return vm_fail(err, errlen, -errno, "cannot create vCPU %u: %s", index, strerror(errno));
     }
     void *run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cpu->fd, 0);
     if (run == MAP_FAILED)
-        return fail(err, errlen, -errno, "cannot map the vCPU's kvm_run area: %s",
+        return vm_fail(err, errlen, -errno, "cannot map the vCPU's kvm_run area: %s",
                     strerror(errno));
     cpu->run = run;
     if (vm->coalesced_page)
         cpu->ring = (void *)((uint8_t *)run + (size_t)vm->coalesced_page * VM_PAGE_SIZE);
     if (ioctl(cpu->fd, KVM_SET_CPUID2, vm->cpuid) < 0)
-        return fail(err, errlen, -errno, "KVM_SET_CPUID2 failed: %s", strerror(errno));
+        return vm_fail(err, errlen, -errno, "KVM_SET_CPUID2 failed: %s", strerror(errno));
     cpu->rc.fd = cpu->fd;
     if (vm->caps.xsave) {
         int size = check(vm->kvm_fd, KVM_CAP_XSAVE2);
@@ -139,7 +126,7 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
             size > (int)sizeof(struct kvm_xsave) ? (size_t)size : sizeof(struct kvm_xsave);
         cpu->rc.xsave = calloc(1, cpu->rc.xsave_size);
         if (!cpu->rc.xsave)
-            return fail(err, errlen, -ENOMEM, "out of memory");
+            return vm_fail(err, errlen, -ENOMEM, "out of memory");
         if (index == 0)
             xsave_layout(vm, cpu->rc.xsave_size);
         cpu->rc.xlayout = &vm->xlayout;
@@ -147,7 +134,7 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
     cpu->guest_debug_dirty = true;
     /* Remember the power-on segment state; vm_reset() returns to it. */
     if (ioctl(cpu->fd, KVM_GET_SREGS, &cpu->rc.sregs) < 0)
-        return fail(err, errlen, -errno, "KVM_GET_SREGS failed: %s", strerror(errno));
+        return vm_fail(err, errlen, -errno, "KVM_GET_SREGS failed: %s", strerror(errno));
     cpu->rc.valid = VM_RC_SREGS;
     return vm->board->cpu_setup(vm, cpu, err, errlen);
 }
@@ -156,13 +143,13 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 {
     uint64_t ram = cfg->ram_size ? cfg->ram_size : VM_DEFAULT_RAM;
     if (ram < VM_MIN_RAM || ram > VM_MAX_RAM || ram % VM_PAGE_SIZE)
-        return fail(err, errlen, -EINVAL,
+        return vm_fail(err, errlen, -EINVAL,
                     "guest memory of %llu bytes is not possible: give between 1M and 3G, "
                     "in whole 4K pages",
                     (unsigned long long)ram);
     struct vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return vm_fail(err, errlen, -ENOMEM, "out of memory");
     vm->kvm_fd = vm->vm_fd = -1;
     vm->log = cfg->log;
     vm->log_ctx = cfg->log_ctx;
@@ -180,7 +167,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     }
     if (!vm->board) {
         free(vm);
-        return fail(err, errlen, -EINVAL, "unknown board %d", (int)cfg->board);
+        return vm_fail(err, errlen, -EINVAL, "unknown board %d", (int)cfg->board);
     }
     unsigned ncpus = cfg->ncpus ? cfg->ncpus : 1;
     int r = open_kvm(err, errlen, &vm->kvm_fd);
@@ -189,7 +176,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 
     vm->caps.api_version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
     if (vm->caps.api_version != KVM_API_VERSION) {
-        r = fail(err, errlen, -ENOTSUP,
+        r = vm_fail(err, errlen, -ENOTSUP,
                  "/dev/kvm speaks KVM API version %d, kvmstub needs %d: the host kernel is too "
                  "old or too new",
                  vm->caps.api_version, KVM_API_VERSION);
@@ -207,7 +194,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     };
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         if (!check(vm->kvm_fd, required[i].cap)) {
-            r = fail(err, errlen, -ENOTSUP,
+            r = vm_fail(err, errlen, -ENOTSUP,
                      "the host's KVM lacks %s, which kvmstub needs: use Linux 4.11 or newer",
                      required[i].name);
             goto out;
@@ -228,14 +215,14 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     if (max_cpus <= 0)
         max_cpus = check(vm->kvm_fd, KVM_CAP_NR_VCPUS);
     if (ncpus > VM_MAX_CPUS || (max_cpus > 0 && ncpus > (unsigned)max_cpus)) {
-        r = fail(err, errlen, -EINVAL, "%u CPUs are more than this host's KVM allows (%d)", ncpus,
+        r = vm_fail(err, errlen, -EINVAL, "%u CPUs are more than this host's KVM allows (%d)", ncpus,
                  max_cpus > 0 && max_cpus < (int)VM_MAX_CPUS ? max_cpus : (int)VM_MAX_CPUS);
         goto out;
     }
 
     int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (size < (int)sizeof(struct kvm_run)) {
-        r = fail(err, errlen, -EIO, "KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(errno));
+        r = vm_fail(err, errlen, -EIO, "KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(errno));
         goto out;
     }
     vm->run_size = (size_t)size;
@@ -244,12 +231,12 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
         vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
     while (vm->vm_fd < 0 && errno == EINTR);
     if (vm->vm_fd < 0) {
-        r = fail(err, errlen, -errno, "cannot create a VM: %s%s", strerror(errno),
+        r = vm_fail(err, errlen, -errno, "cannot create a VM: %s%s", strerror(errno),
                  errno == ENOMEM || errno == EMFILE ? " (the host is short of resources)" : "");
         goto out;
     }
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0) {
-        r = fail(err, errlen, -errno, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+        r = vm_fail(err, errlen, -errno, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));
         goto out;
     }
     if (check(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
@@ -261,7 +248,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 
     r = vm_mem_init(&vm->mem, vm->vm_fd, ram, vm->caps.readonly_mem, vm->caps.max_slots);
     if (r) {
-        r = fail(err, errlen, r, "cannot give the guest %llu MiB of RAM: %s",
+        r = vm_fail(err, errlen, r, "cannot give the guest %llu MiB of RAM: %s",
                  (unsigned long long)(ram >> 20), strerror(-r));
         goto out;
     }
@@ -270,7 +257,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->ncpus = ncpus; /* the board sizes its tables by it */
     if ((r = vm->board->create(vm, err, errlen))) {
         if (err && errlen && !err[0])
-            fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
+            vm_fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
         goto out;
     }
     if (vm_coalesce_refresh(vm))
@@ -278,7 +265,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 
     vm->cpus = calloc(vm->ncpus, sizeof(*vm->cpus));
     if (!vm->cpus) {
-        r = fail(err, errlen, -ENOMEM, "out of memory");
+        r = vm_fail(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     for (unsigned i = 0; i < vm->ncpus; i++)
@@ -293,7 +280,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->caps.ro_slot_traps_writes = vm->caps.readonly_mem;
     if (!cfg->skip_probe) {
         if ((r = vm_probe(vm->kvm_fd, &vm->caps))) {
-            r = fail(err, errlen, r, "probing the host's KVM debugging support failed: %s",
+            r = vm_fail(err, errlen, r, "probing the host's KVM debugging support failed: %s",
                      strerror(-r));
             goto out;
         }

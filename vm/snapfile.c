@@ -1,4 +1,5 @@
 #include "snapfile.h"
+#include "fail.h"
 
 #include "internal.h"
 
@@ -51,20 +52,6 @@ static const char *section_name(uint32_t type)
     case SEC_END: return "end record";
     }
     return "unknown";
-}
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -252,7 +239,7 @@ int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
 {
     size_t plen = image_path ? strlen(image_path) : 0;
     if (plen > VM_SNAPFILE_MAX_PATH || hash_len > VM_SNAPFILE_MAX_HASH || !s->ram || !s->ncpus)
-        return fail(err, errlen, -EINVAL,
+        return vm_fail(err, errlen, -EINVAL,
                     "cannot write a snapshot with an image path over %u bytes, an image hash "
                     "over %u bytes, or without RAM and vCPUs",
                     VM_SNAPFILE_MAX_PATH, VM_SNAPFILE_MAX_HASH);
@@ -264,13 +251,13 @@ int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
         free(tmp);
         free(w);
         free(hdr);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return vm_fail(err, errlen, -ENOMEM, "out of memory");
     }
     snprintf(tmp, tlen, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int r = 0;
     if (fd < 0 || !(w->f = fdopen(fd, "wb"))) {
-        r = fail(err, errlen, -errno, "cannot create %s: %s", tmp, strerror(errno));
+        r = vm_fail(err, errlen, -errno, "cannot create %s: %s", tmp, strerror(errno));
         if (fd >= 0)
             close(fd);
         goto out;
@@ -345,12 +332,12 @@ int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
     if (fclose(w->f) && !w->err)
         w->err = -errno;
     if (w->err) {
-        r = fail(err, errlen, w->err, "cannot write snapshot %s: %s", tmp, strerror(-w->err));
+        r = vm_fail(err, errlen, w->err, "cannot write snapshot %s: %s", tmp, strerror(-w->err));
         unlink(tmp);
         goto out;
     }
     if (rename(tmp, path)) {
-        r = fail(err, errlen, -errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        r = vm_fail(err, errlen, -errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         unlink(tmp);
     }
 out:
@@ -378,9 +365,9 @@ static int in_bytes(struct reader *rd, void *p, size_t n, const char *what)
     if (got == n)
         return 0;
     if (ferror(rd->f))
-        return fail(rd->err, rd->errlen, -EIO, "snapshot %s: read error at byte %llu: %s",
+        return vm_fail(rd->err, rd->errlen, -EIO, "snapshot %s: read error at byte %llu: %s",
                     rd->name, (unsigned long long)rd->off, strerror(errno));
-    return fail(rd->err, rd->errlen, -EINVAL,
+    return vm_fail(rd->err, rd->errlen, -EINVAL,
                 "snapshot %s is truncated: it ends at byte %llu, inside %s; the file is "
                 "incomplete (a copy or write that did not finish): write the snapshot again",
                 rd->name, (unsigned long long)rd->off, what);
@@ -395,7 +382,7 @@ static int corrupt(struct reader *rd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    return fail(rd->err, rd->errlen, -EINVAL,
+    return vm_fail(rd->err, rd->errlen, -EINVAL,
                 "snapshot %s is corrupt: %s (near byte %llu); it cannot be restored: use "
                 "another copy or write the snapshot again",
                 rd->name, what, (unsigned long long)rd->off);
@@ -409,7 +396,7 @@ static int read_header(struct reader *rd, const struct vm_snapfile_host *host,
     if (r)
         return r;
     if (memcmp(h, MAGIC, 8))
-        return fail(rd->err, rd->errlen, -EINVAL,
+        return vm_fail(rd->err, rd->errlen, -EINVAL,
                     "%s is not a kvmstub snapshot (no snapshot signature at its start): give "
                     "a file written by 'monitor snapshot write'",
                     rd->name);
@@ -417,7 +404,7 @@ static int read_header(struct reader *rd, const struct vm_snapfile_host *host,
     uint32_t hlen = get32(h + 12);
     /* The format version decides what follows: check it before the rest. */
     if (info->format != VM_SNAPFILE_FORMAT)
-        return fail(rd->err, rd->errlen, -EINVAL,
+        return vm_fail(rd->err, rd->errlen, -EINVAL,
                     "snapshot %s has format version %u, this kvmstub (%s) reads version %u: "
                     "restore it with the kvmstub that wrote it",
                     rd->name, info->format, KVMSTUB_VERSION, VM_SNAPFILE_FORMAT);
@@ -430,7 +417,7 @@ static int read_header(struct reader *rd, const struct vm_snapfile_host *host,
     memcpy(info->version, h + 16, 32);
     info->version[32] = 0;
     if (strcmp(info->version, KVMSTUB_VERSION))
-        return fail(rd->err, rd->errlen, -EINVAL,
+        return vm_fail(rd->err, rd->errlen, -EINVAL,
                     "snapshot %s was written by kvmstub %s; this is kvmstub %s, which restores "
                     "only its own snapshots: use kvmstub %s, or boot the guest again and save "
                     "a new snapshot",
@@ -443,14 +430,14 @@ static int read_header(struct reader *rd, const struct vm_snapfile_host *host,
     info->host.cpuid_digest = get64(h + 72);
     if (strcmp(info->host.vendor, host->vendor) || info->host.family != host->family ||
         info->host.model != host->model || info->host.stepping != host->stepping)
-        return fail(rd->err, rd->errlen, -EINVAL,
+        return vm_fail(rd->err, rd->errlen, -EINVAL,
                     "snapshot %s was saved on a %s CPU of family %u model %u stepping %u; this "
                     "host has a %s CPU of family %u model %u stepping %u: vCPU state does not "
                     "carry over between CPU models: restore it on the host that saved it",
                     rd->name, info->host.vendor, info->host.family, info->host.model,
                     info->host.stepping, host->vendor, host->family, host->model, host->stepping);
     if (info->host.cpuid_digest != host->cpuid_digest)
-        return fail(rd->err, rd->errlen, -EINVAL,
+        return vm_fail(rd->err, rd->errlen, -EINVAL,
                     "snapshot %s was saved on a host whose KVM offers other CPU features (same "
                     "CPU model, different kernel or settings): restore it on the host that "
                     "saved it",
@@ -484,7 +471,7 @@ int vm_snapfile_peek(const char *path, const struct vm_snapfile_host *host,
 {
     FILE *f = fopen(path, "rbe");
     if (!f)
-        return fail(err, errlen, -errno, "cannot open snapshot %s: %s", path, strerror(errno));
+        return vm_fail(err, errlen, -errno, "cannot open snapshot %s: %s", path, strerror(errno));
     struct reader rd = {.f = f, .name = path, .err = err, .errlen = errlen};
     memset(info, 0, sizeof(*info));
     int r = read_header(&rd, host, info);
@@ -500,7 +487,7 @@ static int read_payload(struct reader *rd, uint64_t len, uint64_t max, uint32_t 
                        (unsigned long long)len, (unsigned long long)max);
     uint8_t *b = malloc(len ? (size_t)len : 1);
     if (!b)
-        return fail(rd->err, rd->errlen, -ENOMEM, "out of memory");
+        return vm_fail(rd->err, rd->errlen, -ENOMEM, "out of memory");
     int r = in_bytes(rd, b, (size_t)len, what);
     if (!r && CRC_BAD(vm_checksum_crc32c(0, b, (size_t)len), crc))
         r = corrupt(rd, "%s section checksum mismatch", what);
@@ -523,7 +510,7 @@ static int read_ram(struct reader *rd, uint64_t len, uint32_t crc, struct vm_pag
         return corrupt(rd, "RAM section of %u pages and %llu bytes", n, (unsigned long long)len);
     uint8_t *idx = malloc((size_t)n * 8);
     if (!idx)
-        return fail(rd->err, rd->errlen, -ENOMEM, "out of memory");
+        return vm_fail(rd->err, rd->errlen, -ENOMEM, "out of memory");
     if ((r = in_bytes(rd, idx, (size_t)n * 8, "a RAM section")))
         goto out;
     uint32_t c = vm_checksum_crc32c(vm_checksum_crc32c(0, head, 8), idx, (size_t)n * 8);
@@ -544,7 +531,7 @@ static int read_ram(struct reader *rd, uint64_t len, uint32_t crc, struct vm_pag
         c = vm_checksum_crc32c(c, page, PAGE);
         r = vm_pagestore_import_page(im, get64(idx + 8 * i), page);
         if (r) {
-            r = fail(rd->err, rd->errlen, r, "snapshot %s: cannot hold its RAM: %s", rd->name,
+            r = vm_fail(rd->err, rd->errlen, r, "snapshot %s: cannot hold its RAM: %s", rd->name,
                      strerror(-r));
             goto out;
         }
@@ -569,7 +556,7 @@ int vm_snapfile_read_stream(FILE *f, const char *name, const struct vm_snapfile_
     if (r)
         return r;
     if (info->ram_size != vm_pagestore_ram_size(ps))
-        return fail(err, errlen, -EINVAL,
+        return vm_fail(err, errlen, -EINVAL,
                     "snapshot %s holds %llu MiB of RAM but the guest has %llu MiB: start "
                     "kvmstub with --memory %lluM",
                     name, (unsigned long long)(info->ram_size >> 20),
@@ -581,7 +568,7 @@ int vm_snapfile_read_stream(FILE *f, const char *name, const struct vm_snapfile_
     struct vm_pagestore_import *im = NULL;
     bool *cpu_seen = calloc(info->ncpus, sizeof(bool));
     if (!s || !page || !cpu_seen || (r = vm_pagestore_import_begin(ps, &im))) {
-        r = fail(err, errlen, -ENOMEM, "out of memory");
+        r = vm_fail(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     s->ps = ps;
@@ -589,7 +576,7 @@ int vm_snapfile_read_stream(FILE *f, const char *name, const struct vm_snapfile_
     s->cpus = calloc(info->ncpus, sizeof(*s->cpus));
     s->blobs = calloc(VM_SNAPSHOT_MAX_BLOBS, sizeof(*s->blobs));
     if (!s->cpus || !s->blobs) {
-        r = fail(err, errlen, -ENOMEM, "out of memory");
+        r = vm_fail(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     uint32_t nsec = 0, ncpu = 0;
@@ -713,7 +700,7 @@ int vm_snapfile_read_stream(FILE *f, const char *name, const struct vm_snapfile_
     s->ram = vm_pagestore_import_end(im);
     im = NULL;
     if (!s->ram) {
-        r = fail(err, errlen, -ENOMEM, "out of memory");
+        r = vm_fail(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     *out = s;
@@ -733,7 +720,7 @@ int vm_snapfile_read(const char *path, const struct vm_snapfile_host *host,
 {
     FILE *f = fopen(path, "rbe");
     if (!f)
-        return fail(err, errlen, -errno, "cannot open snapshot %s: %s", path, strerror(errno));
+        return vm_fail(err, errlen, -errno, "cannot open snapshot %s: %s", path, strerror(errno));
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     int r = vm_snapfile_read_stream(f, path, host, ps, info, out, err, errlen);
     fclose(f);

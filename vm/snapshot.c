@@ -1,4 +1,5 @@
 #include "snapshot.h"
+#include "fail.h"
 
 #include "internal.h"
 
@@ -7,20 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* The default fixup: the guest's bytes under kvmstub's planted breakpoints. */
 static void hide_planted(void *ctx, uint64_t gpa, uint8_t *page)
@@ -33,7 +20,7 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
 {
     struct vm_snapshots *ss = calloc(1, sizeof(*ss));
     if (!ss)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return vm_fail(err, errlen, -ENOMEM, "out of memory");
     ss->vm = vm;
     ss->vm_parts = cfg->vm_parts | vm->board->vmstate_parts;
     ss->hide = cfg->hide ? cfg->hide : hide_planted;
@@ -41,7 +28,7 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
     int r = vm_pagestore_create(vm->mem.size, &ss->ps);
     if (r) {
         free(ss);
-        return fail(err, errlen, r, "cannot set up snapshots: %s", strerror(-r));
+        return vm_fail(err, errlen, r, "cannot set up snapshots: %s", strerror(-r));
     }
     vm_pagestore_set_limit(ss->ps, cfg->limit);
     r = vm_cpustate_ctx_init(&ss->cpu, vm->kvm_fd, vm->vm_fd, vm->cpus[0].fd,
@@ -49,7 +36,7 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
     if (r) {
         vm_pagestore_destroy(ss->ps);
         free(ss);
-        return fail(err, errlen, r,
+        return vm_fail(err, errlen, r,
                     "cannot find out which vCPU state this KVM can save: %s (KVM_CAP_MP_STATE "
                     "and KVM_GET_MSR_INDEX_LIST are needed)",
                     strerror(-r));
@@ -130,13 +117,13 @@ static int settle(struct vm *vm, char *err, size_t errlen)
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vm_cpu *cpu = &vm->cpus[i];
         if (cpu->needs_completion)
-            return fail(err, errlen, -EBUSY,
+            return vm_fail(err, errlen, -EBUSY,
                         "vCPU %u is in the middle of an I/O instruction: let it complete "
                         "(run with immediate_exit) before a snapshot",
                         i);
         int r = vm_regcache_flush(&cpu->rc);
         if (r)
-            return fail(err, errlen, r, "cannot write vCPU %u's registers back: %s", i,
+            return vm_fail(err, errlen, r, "cannot write vCPU %u's registers back: %s", i,
                         strerror(-r));
     }
     return 0;
@@ -290,7 +277,7 @@ static int load_blobs(struct vm *vm, const struct vm_snapshot *s, bool apply, ch
                       size_t errlen)
 {
     if (soft_load(vm, vm_snapshot_blob(s, "vm"), apply))
-        return fail(err, errlen, -EINVAL,
+        return vm_fail(err, errlen, -EINVAL,
                     "the snapshot's vCPU run state (blob \"vm\") is missing or malformed");
     for (size_t i = 0; i < vm->bus.nstates; i++) {
         const struct vm_bus_state *st = &vm->bus.states[i];
@@ -298,7 +285,7 @@ static int load_blobs(struct vm *vm, const struct vm_snapshot *s, bool apply, ch
         snprintf(name, sizeof(name), "dev.%s", st->name);
         const struct vm_snapshot_blob *b = vm_snapshot_blob(s, name);
         if (!b || st->load(st->dev, b->data, b->len, apply))
-            return fail(err, errlen, -EINVAL,
+            return vm_fail(err, errlen, -EINVAL,
                         "the snapshot's state of device %s is missing or malformed (a snapshot "
                         "of another board?)",
                         st->name);
@@ -316,12 +303,12 @@ int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blo
         return r;
     struct vm_snapshot *s = calloc(1, sizeof(*s));
     if (!s)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return vm_fail(err, errlen, -ENOMEM, "out of memory");
     s->ps = ss->ps;
     s->ncpus = vm->ncpus;
     s->cpus = calloc(vm->ncpus, sizeof(*s->cpus));
     if (!s->cpus) {
-        r = fail(err, errlen, -ENOMEM, "out of memory");
+        r = vm_fail(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     /* The state without side effects first, RAM (which moves the base)
@@ -329,13 +316,13 @@ int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blo
     for (unsigned i = 0; i < vm->ncpus; i++) {
         r = vm_cpustate_save(&ss->cpu, vm->cpus[i].fd, &s->cpus[i]);
         if (r) {
-            r = fail(err, errlen, r, "cannot read vCPU %u's state: %s", i, strerror(-r));
+            r = vm_fail(err, errlen, r, "cannot read vCPU %u's state: %s", i, strerror(-r));
             goto out;
         }
     }
     r = vm_vmstate_save(vm->vm_fd, ss->vm_parts, &s->vm);
     if (r) {
-        r = fail(err, errlen, r, "cannot read the VM's interrupt controllers, PIT or clock: %s",
+        r = vm_fail(err, errlen, r, "cannot read the VM's interrupt controllers, PIT or clock: %s",
                  strerror(-r));
         goto out;
     }
@@ -347,26 +334,26 @@ int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blo
         free_blobs(all, nall);
     }
     if (r) {
-        r = fail(err, errlen, r, "bad device state for the snapshot (at most %d blobs of %u "
+        r = vm_fail(err, errlen, r, "bad device state for the snapshot (at most %d blobs of %u "
                  "bytes with names of 1-31 characters)", VM_SNAPSHOT_MAX_BLOBS,
                  VM_SNAPSHOT_MAX_BLOB);
         goto out;
     }
     r = vm_mem_dirty_collect(&vm->mem, vm_pagestore_changed(ss->ps));
     if (r < 0) {
-        r = fail(err, errlen, r, "cannot read KVM's dirty-page log: %s", strerror(-r));
+        r = vm_fail(err, errlen, r, "cannot read KVM's dirty-page log: %s", strerror(-r));
         goto out;
     }
     r = vm_pagestore_save(ss->ps, vm->mem.host, ss->hide, ss->hide_ctx, &s->ram, cost);
     if (r == -ENOSPC) {
-        r = fail(err, errlen, r,
+        r = vm_fail(err, errlen, r,
                  "the snapshot store is full (%llu bytes held, limit reached): delete "
                  "snapshots and try again",
                  (unsigned long long)vm_pagestore_usage(ss->ps)->bytes);
         goto out;
     }
     if (r) {
-        r = fail(err, errlen, r, "cannot copy guest RAM: %s", strerror(-r));
+        r = vm_fail(err, errlen, r, "cannot copy guest RAM: %s", strerror(-r));
         goto out;
     }
     *out = s;
@@ -381,9 +368,9 @@ int vm_snapshot_check(const struct vm_snapshots *ss, const struct vm_snapshot *s
 {
     const struct vm *vm = ss->vm;
     if (s->ps != ss->ps || !s->ram)
-        return fail(err, errlen, -EINVAL, "the snapshot belongs to another machine");
+        return vm_fail(err, errlen, -EINVAL, "the snapshot belongs to another machine");
     if (s->ncpus != vm->ncpus)
-        return fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, this machine %u", s->ncpus,
+        return vm_fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, this machine %u", s->ncpus,
                     vm->ncpus);
     for (unsigned i = 0; i < s->ncpus; i++) {
         int r = vm_cpustate_check(&ss->cpu, &s->cpus[i], err, errlen);
@@ -405,7 +392,7 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
         return r;
     for (unsigned i = 0; i < vm->ncpus; i++)
         if (vm->cpus[i].needs_completion)
-            return fail(err, errlen, -EBUSY,
+            return vm_fail(err, errlen, -EBUSY,
                         "vCPU %u is in the middle of an I/O instruction: let it complete "
                         "(run with immediate_exit) before loading a snapshot",
                         i);
@@ -416,7 +403,7 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
      * restored too. A failure here leaves everything as it was. */
     r = vm_mem_dirty_collect(&vm->mem, vm_pagestore_changed(ss->ps));
     if (r < 0)
-        return fail(err, errlen, r, "cannot read KVM's dirty-page log: %s", strerror(-r));
+        return vm_fail(err, errlen, r, "cannot read KVM's dirty-page log: %s", strerror(-r));
     vm_pagestore_load(ss->ps, s->ram, vm->mem.host, cost);
     /* RAM before the vCPUs: without SREGS2, KVM_SET_SREGS reads the PAE
      * page-directory pointers from guest memory. */
@@ -427,7 +414,7 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
         int c = vm_cpustate_restore(&ss->cpu, cpu->fd, &s->cpus[i], e, sizeof(e));
         vm_regcache_invalidate(&cpu->rc);
         if (c && !r)
-            r = fail(err, errlen, c, "vCPU %u: %s", i, e);
+            r = vm_fail(err, errlen, c, "vCPU %u: %s", i, e);
         /* Guest-debug state (breakpoints, single-step) goes in again at
          * the next entry; nothing of a step in progress survives. */
         cpu->guest_debug_dirty = true;
