@@ -19,6 +19,10 @@ int test_kvm_available(void)
 
 int test_main(const char *name, void (*register_suites)(void), bool needs_kvm)
 {
+    /* Unbuffered (CUnit names a test before it runs, without a newline):
+     * when CTest kills a suite at its timeout, its output
+     * must still say which test it was in. */
+    setvbuf(stdout, NULL, _IONBF, 0);
     if (needs_kvm) {
         int err = test_kvm_available();
         if (err) {
