@@ -800,6 +800,13 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
      * only traps there, so a new rip needs the debug state again. */
     if (cpu->rc.dirty & VM_RC_REGS)
         cpu->guest_debug_dirty = true;
+    /* KVM adds the trap flag for a step only when the debug state is set,
+     * and an instruction that loads RFLAGS (iretq, popf) drops it: the
+     * step after stepping over an interrupt handler's iretq ran on and
+     * never came back (test_vm_pc in the emulated machine, where a kick
+     * often lands in the handler). So every step sets it again: one ioctl. */
+    if (step)
+        cpu->guest_debug_dirty = true;
     int err = vm_regcache_flush(&cpu->rc);
     if (!err)
         err = vm_debug_apply(cpu, step);

@@ -71,6 +71,39 @@ static void test_single_step_demo(void)
     vm_destroy(vm);
 }
 
+/* popf loads TF from the stack. The flags pushed while the guest ran
+ * freely have it clear, so after a step over that popf the trap flag KVM
+ * had added for stepping is gone: the next step must still stop after one
+ * instruction, not run on to the hlt. */
+static void test_step_after_popf_that_clears_tf(void)
+{
+    static const uint8_t code[] = {
+        0x9c, /* pushf: TF clear, the guest runs freely */
+        0xf4, /* hlt */
+        0x90, /* nop (skipped: moving rip wakes the halted CPU) */
+        0x9d, /* popf (stepped) */
+        0x90, /* nop (stepped) */
+        0x90, /* nop */
+        0xf4, /* hlt */
+    };
+    struct vm *vm = vt_create(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+    CU_ASSERT_EQUAL_FATAL(vt_load(vm, VM_MODE_REAL, 0x1000, code, sizeof(code)), 0);
+    CU_ASSERT_EQUAL(vm_reg_set(&vm->cpus[0], VM_REG_RSP, 0x800), 0);
+    struct vm_event ev;
+    CU_ASSERT_EQUAL(vt_run(vm, VM_RUN_CONTINUE, &ev, NULL, 0), 0);
+    CU_ASSERT_EQUAL(ev.type, VM_EVENT_HALT);
+    CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RIP), 0x1002);
+    CU_ASSERT_EQUAL(vm_reg_set(&vm->cpus[0], VM_REG_RIP, 0x1003), 0);
+    static const uint64_t rips[] = {0x1004, 0x1005, 0x1006};
+    for (size_t i = 0; i < sizeof(rips) / sizeof(rips[0]); i++) {
+        CU_ASSERT_EQUAL(vt_run(vm, VM_RUN_STEP, &ev, NULL, 0), 0);
+        CU_ASSERT_EQUAL(ev.type, VM_EVENT_STEP);
+        CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RIP), rips[i]);
+    }
+    vm_destroy(vm);
+}
+
 static void test_protected_mode(void)
 {
     static const uint8_t code[] = {
@@ -364,6 +397,8 @@ static void register_suites(void)
     CU_pSuite s = CU_add_suite("vm_run", NULL, NULL);
     CU_add_test(s, "demo guest prints 4 and halts", test_demo_prints_4_and_halts);
     CU_add_test(s, "single-step the demo guest", test_single_step_demo);
+    CU_add_test(s, "a step after a popf that cleared TF stops after one instruction",
+                test_step_after_popf_that_clears_tf);
     CU_add_test(s, "32-bit protected mode", test_protected_mode);
     CU_add_test(s, "64-bit long mode", test_long_mode);
     CU_add_test(s, "debug-exit port ends the guest", test_debug_exit);
