@@ -3,12 +3,12 @@
 
 #include "boot.h"
 #include "bzimage.h"
+#include "fail.h"
 #include "image_formats.h"
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,34 +38,34 @@ int vm_image_open_file(struct vm_image *img, const char *path, const char *what,
     memset(img, 0, sizeof(*img));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vm_image_error(err, errlen, -errno, "cannot open %s %s: %s", what, path,
-                              strerror(errno));
+        return vm_fail(err, errlen, -errno, "cannot open %s %s: %s", what, path,
+                       strerror(errno));
     struct stat st;
     int r = 0;
     if (fstat(fd, &st) < 0) {
-        r = vm_image_error(err, errlen, -errno, "cannot stat %s %s: %s", what, path,
-                           strerror(errno));
+        r = vm_fail(err, errlen, -errno, "cannot stat %s %s: %s", what, path,
+                    strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        r = vm_image_error(err, errlen, -EINVAL, "%s %s is not a regular file", what,
-                           path);
+        r = vm_fail(err, errlen, -EINVAL, "%s %s is not a regular file", what,
+                    path);
         goto out;
     }
     if (st.st_size == 0) {
-        r = vm_image_error(err, errlen, -EINVAL, "%s %s is empty", what, path);
+        r = vm_fail(err, errlen, -EINVAL, "%s %s is empty", what, path);
         goto out;
     }
     if ((uint64_t)st.st_size > VM_IMAGE_MAX_FILE) {
-        r = vm_image_error(err, errlen, -EFBIG, "%s %s is %lld bytes; kvmstub loads at most 1 GiB",
-                           what, path, (long long)st.st_size);
+        r = vm_fail(err, errlen, -EFBIG, "%s %s is %lld bytes; kvmstub loads at most 1 GiB",
+                    what, path, (long long)st.st_size);
         goto out;
     }
     img->size = (size_t)st.st_size;
     img->data = malloc(img->size);
     img->name = strdup(path);
     if (!img->data || !img->name) {
-        r = vm_image_error(err, errlen, -ENOMEM, "out of memory reading %s", path);
+        r = vm_fail(err, errlen, -ENOMEM, "out of memory reading %s", path);
         goto out;
     }
     for (size_t done = 0; done < img->size;) {
@@ -73,8 +73,8 @@ int vm_image_open_file(struct vm_image *img, const char *path, const char *what,
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            r = vm_image_error(err, errlen, n < 0 ? -errno : -EIO, "cannot read %s %s: %s",
-                               what, path, n < 0 ? strerror(errno) : "file shrank while reading");
+            r = vm_fail(err, errlen, n < 0 ? -errno : -EIO, "cannot read %s %s: %s",
+                        what, path, n < 0 ? strerror(errno) : "file shrank while reading");
             goto out;
         }
         done += (size_t)n;
@@ -120,22 +120,22 @@ static int check_placement(struct vm *vm, struct vm_image *img, char *err, size_
         if (s->memsz == 0)
             continue;
         if (!vm_mem_contains(&vm->mem, s->paddr, s->memsz))
-            return vm_image_error(err, errlen, -E2BIG,
-                                  "%s does not fit in guest RAM: it needs 0x%llx-0x%llx but the "
-                                  "guest has 0x%llx bytes; give it more with --memory or link "
-                                  "it lower",
-                                  img->name, (unsigned long long)s->paddr,
-                                  (unsigned long long)(s->paddr + s->memsz - 1),
-                                  (unsigned long long)ram);
+            return vm_fail(err, errlen, -E2BIG,
+                           "%s does not fit in guest RAM: it needs 0x%llx-0x%llx but the "
+                           "guest has 0x%llx bytes; give it more with --memory or link "
+                           "it lower",
+                           img->name, (unsigned long long)s->paddr,
+                           (unsigned long long)(s->paddr + s->memsz - 1),
+                           (unsigned long long)ram);
         if (img->mode != VM_MODE_REAL && s->paddr + s->memsz > area)
-            return vm_image_error(err, errlen, -EBUSY,
-                                  "%s overlaps kvmstub's boot area: it needs 0x%llx-0x%llx, and "
-                                  "0x%llx-0x%llx (the top 64 KiB of RAM) holds the GDT, page "
-                                  "tables and multiboot data; give the guest more memory with "
-                                  "--memory",
-                                  img->name, (unsigned long long)s->paddr,
-                                  (unsigned long long)(s->paddr + s->memsz - 1),
-                                  (unsigned long long)area, (unsigned long long)(ram - 1));
+            return vm_fail(err, errlen, -EBUSY,
+                           "%s overlaps kvmstub's boot area: it needs 0x%llx-0x%llx, and "
+                           "0x%llx-0x%llx (the top 64 KiB of RAM) holds the GDT, page "
+                           "tables and multiboot data; give the guest more memory with "
+                           "--memory",
+                           img->name, (unsigned long long)s->paddr,
+                           (unsigned long long)(s->paddr + s->memsz - 1),
+                           (unsigned long long)area, (unsigned long long)(ram - 1));
     }
     return 0;
 }
@@ -187,7 +187,7 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
     size_t n = strlen(VM_LINUX_CMDLINE) + (opt->cmdline ? 1 + strlen(opt->cmdline) : 0) + 1;
     char *cmdline = malloc(n);
     if (!cmdline)
-        return vm_image_error(err, errlen, -ENOMEM, "out of memory");
+        return vm_fail(err, errlen, -ENOMEM, "out of memory");
     snprintf(cmdline, n, "%s%s%s", VM_LINUX_CMDLINE, opt->cmdline ? " " : "",
              opt->cmdline ? opt->cmdline : "");
     struct vm_bzimage_params p = {.cmdline = cmdline,
@@ -200,8 +200,8 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
         free(cmdline);
         /* The loader names no file; the initrd's problems name it. */
         if (r == -EFBIG && opt->initrd_name)
-            return vm_image_error(err, errlen, r, "initrd %s: %s", opt->initrd_name, why);
-        return vm_image_error(err, errlen, r, "%s: %s", img->name, why);
+            return vm_fail(err, errlen, r, "initrd %s: %s", opt->initrd_name, why);
+        return vm_fail(err, errlen, r, "%s: %s", img->name, why);
     }
     free(img->cmdline);
     img->cmdline = cmdline;
@@ -215,8 +215,8 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
                                            .memsz = e.kernel_end - e.kernel_addr};
     img->nsegments = 1;
     if ((r = vm_enter_bzimage(&vm->cpus[0], &e)))
-        return vm_image_error(err, errlen, r, "cannot set up the vCPU for the kernel's entry: %s",
-                              strerror(-r));
+        return vm_fail(err, errlen, r, "cannot set up the vCPU for the kernel's entry: %s",
+                       strerror(-r));
     return 0;
 }
 
@@ -235,25 +235,25 @@ int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_opt
     if (f == VM_IMAGE_AUTO)
         f = vm_image_detect(img);
     if (f != VM_IMAGE_BIN && (opt->has_mode || opt->has_load))
-        return vm_image_error(err, errlen, -EINVAL,
-                              "--mode and --load apply to flat binaries only; %s is %s",
-                              img->name, a_format(f));
+        return vm_fail(err, errlen, -EINVAL,
+                       "--mode and --load apply to flat binaries only; %s is %s",
+                       img->name, a_format(f));
     if (f != VM_IMAGE_BZIMAGE && opt->initrd)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "--initrd applies to Linux bzImages only; %s is %s, which kvmstub "
-                              "gives no initrd",
-                              img->name, a_format(f));
+        return vm_fail(err, errlen, -EINVAL,
+                       "--initrd applies to Linux bzImages only; %s is %s, which kvmstub "
+                       "gives no initrd",
+                       img->name, a_format(f));
     img->format = f;
     if (f == VM_IMAGE_BZIMAGE) {
         if (!vm->board->irqchip)
-            return vm_image_error(err, errlen, -EINVAL,
-                                  "%s is a Linux bzImage, which needs the pc board: use "
-                                  "--machine pc (or leave --machine out)",
-                                  img->name);
+            return vm_fail(err, errlen, -EINVAL,
+                           "%s is a Linux bzImage, which needs the pc board: use "
+                           "--machine pc (or leave --machine out)",
+                           img->name);
         if (opt->has_entry)
-            return vm_image_error(err, errlen, -EINVAL,
-                                  "--entry does not apply to a Linux bzImage: the boot protocol "
-                                  "fixes its entry point");
+            return vm_fail(err, errlen, -EINVAL,
+                           "--entry does not apply to a Linux bzImage: the boot protocol "
+                           "fixes its entry point");
         int r = load_bzimage(vm, img, opt, err, errlen);
         return r ? r : board_tables(vm, img, err, errlen);
     }
@@ -278,15 +278,15 @@ int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_opt
     if ((r = check_placement(vm, img, err, errlen)))
         return r;
     if (img->mode == VM_MODE_REAL && img->entry >= 0x100000)
-        return vm_image_error(err, errlen, -ERANGE,
-                              "entry point 0x%llx cannot be reached in real mode (it must be "
-                              "below 1 MiB); use --mode protected or --mode long",
-                              (unsigned long long)img->entry);
+        return vm_fail(err, errlen, -ERANGE,
+                       "entry point 0x%llx cannot be reached in real mode (it must be "
+                       "below 1 MiB); use --mode protected or --mode long",
+                       (unsigned long long)img->entry);
     if (!vm_mem_contains(&vm->mem, img->entry, 1))
-        return vm_image_error(err, errlen, -ERANGE,
-                              "entry point 0x%llx of %s is outside guest RAM (0x%llx bytes)",
-                              (unsigned long long)img->entry, img->name,
-                              (unsigned long long)vm->mem.size);
+        return vm_fail(err, errlen, -ERANGE,
+                       "entry point 0x%llx of %s is outside guest RAM (0x%llx bytes)",
+                       (unsigned long long)img->entry, img->name,
+                       (unsigned long long)vm->mem.size);
     struct vm_entry entry = {.mode = img->mode, .rip = img->entry};
     if (f == VM_IMAGE_MULTIBOOT) {
         if ((r = vm_multiboot_info(vm, img, opt->cmdline, err, errlen)))
@@ -308,7 +308,7 @@ int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_opt
     if (f == VM_IMAGE_MULTIBOOT && (r = vm_multiboot_write(vm, img, opt->cmdline)))
         return r;
     if ((r = vm_enter_mode(vm, &vm->cpus[0], &entry)))
-        return vm_image_error(err, errlen, r, "cannot set up the vCPU for %s mode: %s",
-                              vm_mode_name(img->mode), strerror(-r));
+        return vm_fail(err, errlen, r, "cannot set up the vCPU for %s mode: %s",
+                       vm_mode_name(img->mode), strerror(-r));
     return board_tables(vm, img, err, errlen);
 }

@@ -1,5 +1,5 @@
 /* vm/image_util.h: what the image format parsers (elf.c, multiboot.c) and
- * image.c share: the error helper and checked segment bookkeeping.
+ * image.c share: checked segment bookkeeping (errors through vm_fail, fail.h).
  * Internal to vm/. */
 #ifndef VM_IMAGE_UTIL_H
 #define VM_IMAGE_UTIL_H
@@ -9,8 +9,6 @@
 
 #include "image.h"
 
-int vm_image_error(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* Appends a segment after checking it against the file. */
 int vm_image_add_segment(struct vm_image *img, uint64_t paddr, uint64_t offset, uint64_t filesz,
                          uint64_t memsz, char *err, size_t errlen);

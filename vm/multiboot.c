@@ -1,5 +1,6 @@
 /* Multiboot version 1 kernels, as GRUB legacy and qemu -kernel boot them. */
 #include "boot.h"
+#include "fail.h"
 #include "image_formats.h"
 #include "internal.h"
 
@@ -52,52 +53,52 @@ int vm_multiboot_parse(struct vm_image *img, char *err, size_t errlen)
 {
     long off = vm_multiboot_find(img);
     if (off < 0)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "%s has no multiboot header (magic 0x1BADB002 with a valid "
-                              "checksum) in its first 8 KiB",
-                              img->name);
+        return vm_fail(err, errlen, -EINVAL,
+                       "%s has no multiboot header (magic 0x1BADB002 with a valid "
+                       "checksum) in its first 8 KiB",
+                       img->name);
     const uint8_t *h = img->data + off;
     uint32_t flags = le32(h + 4);
     uint32_t required = flags & 0xffff;
     if (required & ~F_UNDERSTOOD)
-        return vm_image_error(err, errlen, -ENOTSUP,
-                              "%s requires multiboot features kvmstub does not provide (flags "
-                              "0x%04x; kvmstub understands 0x%04x)",
-                              img->name, required, F_UNDERSTOOD);
+        return vm_fail(err, errlen, -ENOTSUP,
+                       "%s requires multiboot features kvmstub does not provide (flags "
+                       "0x%04x; kvmstub understands 0x%04x)",
+                       img->name, required, F_UNDERSTOOD);
     img->mode = VM_MODE_PROTECTED;
     if (!(flags & F_AOUT_KLUDGE)) {
         int r = vm_elf_segments(img, err, errlen);
         if (r == -EINVAL && memcmp(img->data, "\x7f" "ELF", 4) != 0)
-            return vm_image_error(err, errlen, -EINVAL,
-                                  "%s is a multiboot kernel that is neither ELF nor gives load "
-                                  "addresses (flag 16)",
-                                  img->name);
+            return vm_fail(err, errlen, -EINVAL,
+                           "%s is a multiboot kernel that is neither ELF nor gives load "
+                           "addresses (flag 16)",
+                           img->name);
         return r;
     }
     if ((size_t)off + 32 > img->size)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "%s is truncated: its multiboot header's address fields are cut off",
-                              img->name);
+        return vm_fail(err, errlen, -EINVAL,
+                       "%s is truncated: its multiboot header's address fields are cut off",
+                       img->name);
     uint32_t header_addr = le32(h + 12), load_addr = le32(h + 16);
     uint32_t load_end = le32(h + 20), bss_end = le32(h + 24), entry = le32(h + 28);
     if (header_addr < load_addr || header_addr - load_addr > (uint32_t)off)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "%s is malformed: multiboot header_addr 0x%x does not fit load_addr "
-                              "0x%x at file offset 0x%lx",
-                              img->name, header_addr, load_addr, off);
+        return vm_fail(err, errlen, -EINVAL,
+                       "%s is malformed: multiboot header_addr 0x%x does not fit load_addr "
+                       "0x%x at file offset 0x%lx",
+                       img->name, header_addr, load_addr, off);
     uint64_t file_off = (uint64_t)off - (header_addr - load_addr);
     uint64_t filesz = load_end ? (uint64_t)load_end - load_addr : img->size - file_off;
     if (load_end && load_end < load_addr)
-        return vm_image_error(err, errlen, -EINVAL,
-                              "%s is malformed: multiboot load_end_addr is below load_addr",
-                              img->name);
+        return vm_fail(err, errlen, -EINVAL,
+                       "%s is malformed: multiboot load_end_addr is below load_addr",
+                       img->name);
     uint64_t memsz = filesz;
     if (bss_end) {
         if (bss_end < load_addr + filesz)
-            return vm_image_error(err, errlen, -EINVAL,
-                                  "%s is malformed: multiboot bss_end_addr is below the loaded "
-                                  "data",
-                                  img->name);
+            return vm_fail(err, errlen, -EINVAL,
+                           "%s is malformed: multiboot bss_end_addr is below the loaded "
+                           "data",
+                           img->name);
         memsz = (uint64_t)bss_end - load_addr;
     }
     img->entry = entry;
@@ -114,10 +115,10 @@ int vm_multiboot_info(struct vm *vm, struct vm_image *img, const char *cmdline, 
 {
     /* GRUB and qemu -kernel pass the kernel's name first, then the rest. */
     if (cmdline_len(img, cmdline) >= VM_BOOT_CMDLINE_MAX)
-        return vm_image_error(err, errlen, -E2BIG,
-                              "the multiboot command line is too long: at most %u bytes "
-                              "including the image name",
-                              VM_BOOT_CMDLINE_MAX - 1);
+        return vm_fail(err, errlen, -E2BIG,
+                       "the multiboot command line is too long: at most %u bytes "
+                       "including the image name",
+                       VM_BOOT_CMDLINE_MAX - 1);
     img->mbi = vm_boot_area(vm) + VM_BOOT_MBI;
     return 0;
 }
