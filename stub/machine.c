@@ -600,17 +600,6 @@ void stub_machine_free(struct stub_machine *m)
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
     stub_input_stop(&m->input);
-    /* Every vCPU thread has ended: bytes the guest wrote that have not
-     * reached the console yet still go out, unless --until holds output
-     * back or a replay produced them. (It does not cure the rare lost last
-     * byte of README's Known limits.) */
-    if (m->vm && !m->holding && !stub_history_replaying(m->history)) {
-        uint8_t tail[4096];
-        size_t n;
-        vm_collect_output(m->vm);
-        while ((n = vm_console_take(m->vm, tail, sizeof(tail))) > 0)
-            stub_console_write(&m->console, tail, n);
-    }
     stub_history_free(m->history);
     m->history = NULL;
     stub_snapshots_free(m->snapshots);

@@ -565,17 +565,12 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
     struct kvm_run *run = cpu->run;
     int got;
     switch (run->exit_reason) {
-    /* An instruction KVM emulates (an MMIO access, string I/O) has rflags
-     * written back without the trap flag KVM added for single-stepping, so
-     * the next step would silently run on: the debug state goes in again. */
     case KVM_EXIT_IO:
         cpu->needs_completion = true;
-        cpu->guest_debug_dirty = true;
         got = handle_io(cpu, ev);
         break;
     case KVM_EXIT_MMIO:
         cpu->needs_completion = true;
-        cpu->guest_debug_dirty = true;
         got = handle_mmio(cpu, ev);
         break;
     case KVM_EXIT_HLT:
@@ -796,15 +791,13 @@ static int shadow_step(struct vm_cpu *cpu)
 
 int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
 {
-    /* Registers first: KVM remembers rip when single-stepping is set up and
-     * only traps there, so a new rip needs the debug state again. */
-    if (cpu->rc.dirty & VM_RC_REGS)
-        cpu->guest_debug_dirty = true;
     /* KVM adds the trap flag for a step only when the debug state is set,
-     * and an instruction that loads RFLAGS (iretq, popf) drops it: the
-     * step after stepping over an interrupt handler's iretq ran on and
-     * never came back (test_vm_pc in the emulated machine, where a kick
-     * often lands in the handler). So every step sets it again: one ioctl. */
+     * at the rip of that moment, and loses it whenever rflags are written
+     * without it: a stepped popf or iretq, an instruction KVM emulates (MMIO,
+     * string I/O), a new rip from the debugger. The step after one of those
+     * ran on (after an interrupt handler's iretq it never came back). So
+     * every step sets the debug state again, after the registers: one ioctl
+     * per step, none on the exits of a running guest. */
     if (step)
         cpu->guest_debug_dirty = true;
     int err = vm_regcache_flush(&cpu->rc);
