@@ -191,7 +191,10 @@ static void test_until_under_gdb(void)
      * own. */
     E2E_HAS(o.text, "hello\nkvmstub: the guest printed 'hello'\n");
     E2E_HAS(o.text, "Program received signal SIGTRAP");
-    E2E_MATCHES(o.text, "rip +0x[0-9a-f]+ +0x[0-9a-f]+ <spin");
+    /* Stopped soon after the text: in the loop, or still on the way out
+     * of puts when the output was collected at once (a flush kick right
+     * after the last byte: seen in the emulated machine). */
+    E2E_MATCHES(o.text, "rip +0x[0-9a-f]+ +0x[0-9a-f]+ <(spin|puts)");
     E2E_HAS(o.text, "until:         'hello'");
     E2E_HAS(o.text, "stops when the guest prints 'hello'");
     E2E_HAS(o.text, "no more texts to stop at");
