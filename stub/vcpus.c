@@ -36,6 +36,7 @@ struct chan {
     /* loop thread only */
     bool running;
     bool short_run; /* a single step: worth spinning for */
+    bool seen;      /* deliver() saw ready before it took the output */
 };
 
 struct stub_vcpus {
@@ -185,6 +186,15 @@ static void *thread_main(void *arg)
 
 static void deliver(struct stub_vcpus *g)
 {
+    /* Which stops have come is read before the output is taken: a vCPU
+     * thread pushes its output before it sets ready, so output taken after
+     * seeing ready holds all of it. Read after, a stop set while the
+     * output went out would overtake the bytes pushed just before it (and
+     * gdb takes 'O' packets only before the stop reply). */
+    for (unsigned i = 0; i < g->n; i++) {
+        struct chan *c = &g->chans[i];
+        c->seen = c->running && atomic_load_explicit(&c->ready, memory_order_acquire);
+    }
     pthread_mutex_lock(&g->out_mu);
     size_t n = 0;
     if (!g->output_paused) {
@@ -202,8 +212,11 @@ static void deliver(struct stub_vcpus *g)
         return;
     for (unsigned i = 0; i < g->n; i++) {
         struct chan *c = &g->chans[i];
-        if (!c->running || !atomic_load_explicit(&c->ready, memory_order_acquire))
+        /* on_stop may resume a vCPU (a private step): its new run is not
+         * this stop. */
+        if (!c->seen || !c->running)
             continue;
+        c->seen = false;
         atomic_store(&c->ready, false);
         c->running = false;
         struct vm_event ev = c->event;
