@@ -31,6 +31,7 @@ int rsp_conn_init(struct rsp_conn *c)
         return -ENOMEM;
     rsp_buf_init(&c->out, RSP_OUT_MAX);
     rsp_buf_init(&c->last, RSP_OUT_MAX);
+    rsp_buf_init(&c->prev, RSP_PACKET_SIZE);
     c->state = ST_IDLE;
     return 0;
 }
@@ -41,6 +42,7 @@ void rsp_conn_free(struct rsp_conn *c)
     c->payload = NULL;
     rsp_buf_free(&c->out);
     rsp_buf_free(&c->last);
+    rsp_buf_free(&c->prev);
 }
 
 void rsp_conn_reset(struct rsp_conn *c)
@@ -49,6 +51,8 @@ void rsp_conn_reset(struct rsp_conn *c)
     c->no_ack = false;
     c->out.len = 0;
     c->last.len = 0;
+    c->prev.len = 0;
+    c->unacked = false;
     memset(&c->stats, 0, sizeof(c->stats));
 }
 
@@ -58,6 +62,9 @@ void rsp_conn_set_no_ack(struct rsp_conn *c, bool no_ack)
     /* Nothing is re-sent without acks, so the copy would only go stale. */
     if (no_ack)
         c->last.len = 0;
+    /* Only ack mode has retransmissions; the packet that switched modes
+     * was answered, so a copy of it would be a new command. */
+    c->unacked = false;
 }
 
 uint8_t rsp_checksum(const void *p, size_t n)
@@ -150,6 +157,21 @@ static void count_byte(struct rsp_conn *c, uint8_t b)
         put_decoded(c, c->payload[c->len - 1], (size_t)(b - RLE_BIAS));
 }
 
+/* Whether the packet just decoded repeats the previous one before the peer
+ * acked anything (see packet.h); remembers it for the next check. */
+static bool is_repeat(struct rsp_conn *c)
+{
+    if (c->no_ack)
+        return false;
+    if (c->unacked && c->prev.len == c->len &&
+        (c->len == 0 || memcmp(c->prev.data, c->payload, c->len) == 0))
+        return true;
+    c->prev.len = 0;
+    /* Without room for the copy the check is off, never wrong. */
+    c->unacked = rsp_buf_append(&c->prev, c->payload, c->len) == 0;
+    return false;
+}
+
 static bool end_packet(struct rsp_conn *c, int lo, struct rsp_event *ev)
 {
     bool sum_ok = c->sum_hi != SUM_HI_BAD && lo >= 0 && (c->sum_hi << 4 | lo) == c->sum;
@@ -169,6 +191,10 @@ static bool end_packet(struct rsp_conn *c, int lo, struct rsp_event *ev)
         c->stats.bad_encoding++;
         send_ack(c, true);
         ev->type = RSP_EVENT_BAD_ENCODING;
+    } else if (is_repeat(c)) {
+        c->stats.repeated++;
+        send_ack(c, true);
+        ev->type = RSP_EVENT_REPEATED;
     } else {
         c->stats.packets++;
         send_ack(c, true);
@@ -187,6 +213,7 @@ static bool idle_byte(struct rsp_conn *c, uint8_t b, struct rsp_event *ev)
         start_packet(c);
         return false;
     case '+':
+        c->unacked = false;
         ev->type = RSP_EVENT_ACK;
         return true;
     case '-':

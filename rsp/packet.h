@@ -13,7 +13,15 @@
  * noise and are counted and skipped; a '$' inside a packet (its two checksum
  * digits included) restarts it, so a truncated packet cannot swallow the
  * next one. Acks and re-sends are best effort: when out is at its ceiling
- * they are dropped, and the peer's timeout recovers. */
+ * they are dropped, and the peer's timeout recovers.
+ *
+ * Retransmissions: in ack mode a peer that gets no '+' within its timeout
+ * (gdb's remotetimeout, 2 s by default) sends the same packet again. A good
+ * packet equal to the previous one, with no '+' from the peer in between,
+ * is such a copy: a conforming peer sends its next command only after it
+ * has read, and acked, the reply to the previous one. It is acked and
+ * reported as REPEATED so that the owner does not answer it twice (a second
+ * answer would be read as the reply to the peer's next command). */
 #ifndef RSP_PACKET_H
 #define RSP_PACKET_H
 
@@ -45,6 +53,8 @@ enum rsp_event_type {
                                its '#xx' and acked: answer it with an error */
     RSP_EVENT_BAD_ENCODING, /* bad RLE or escape at the end; dropped, acked:
                                answer it with an error */
+    RSP_EVENT_REPEATED,     /* a retransmission of the packet before (see
+                               above); acked, not to be answered */
 };
 
 struct rsp_event {
@@ -63,6 +73,7 @@ struct rsp_stats {
     uint64_t interrupts;    /* 0x03 bytes */
     uint64_t naks;          /* '-' received */
     uint64_t resends;       /* packets sent again because of '-' */
+    uint64_t repeated;      /* retransmissions recognised and not answered */
 };
 
 struct rsp_conn {
@@ -81,6 +92,9 @@ struct rsp_conn {
     bool no_ack;
     struct rsp_buf out;  /* bytes the owner must write to the peer */
     struct rsp_buf last; /* last packet sent, kept for '-' while acks are on */
+    /* retransmission check, ack mode only */
+    struct rsp_buf prev; /* payload of the last good packet */
+    bool unacked;        /* prev is valid and no '+' came since it */
     struct rsp_stats stats;
 };
 

@@ -1090,6 +1090,10 @@ void stub_session_input(struct stub_session *s, const uint8_t *data, size_t n)
         case RSP_EVENT_BAD_CHECKSUM:
             stub_trace("<- packet with a bad checksum; asked again");
             break;
+        case RSP_EVENT_REPEATED:
+            stub_trace("<- the same packet again, sent before our ack reached gdb: "
+                       "a retransmission, answered once");
+            break;
         case RSP_EVENT_NONE:
         case RSP_EVENT_ACK:
         case RSP_EVENT_NAK:

@@ -110,6 +110,28 @@ static void test_stdio_transport(void)
     e2e_out_free(&o);
 }
 
+/* gdb re-sends a packet that is not acked within remotetimeout (2 s unless
+ * set); a kvmstub that starts slower than that (a large guest, ASan, a
+ * nested KVM) receives gdb's first packet twice. The sleep stands for the
+ * slow start: gdb's qSupported and its copy wait in the pipe. */
+static void test_slow_start_under_default_remotetimeout(void)
+{
+    char target[512];
+    snprintf(target, sizeof(target),
+             "target remote | sh -c 'sleep 3; exec %s --stdio --reg rdi=2 %s 2>/dev/null'",
+             KVMSTUB_BIN, GUEST);
+    const char *argv[] = {"gdb", "-nx", "-batch", "-ex", "show remotetimeout", "-ex", target,
+                          "-ex", "print $pc", "-ex", "continue", GUEST, NULL};
+    struct e2e_out o;
+    e2e_run(&o, argv, E2E_TIMEOUT_S);
+    E2E_HAS(o.text, "Timeout limit to wait for target to respond is 2.");
+    E2E_LACKS(o.text, "replied unexpectedly");
+    E2E_HAS(o.text, "<_start>");
+    E2E_HAS(o.text, "bye\n");
+    E2E_HAS(o.text, "exited with code 052]");
+    e2e_out_free(&o);
+}
+
 static void test_monitor_commands(void)
 {
     struct e2e_stub s;
@@ -360,6 +382,8 @@ static void register_suites(void)
     CU_add_test(s, "watchpoint shows old and new values", test_watchpoint_old_and_new_values);
     CU_add_test(s, "debug-exit status reaches gdb and the shell", test_exit_status_from_debug_exit);
     CU_add_test(s, "target remote | kvmstub --stdio", test_stdio_transport);
+    CU_add_test(s, "a start slower than gdb's remotetimeout: its re-sent packet answered once",
+                test_slow_start_under_default_remotetimeout);
     CU_add_test(s, "monitor commands", test_monitor_commands);
     CU_add_test(s, "monitor input reaches the guest's UART", test_monitor_input_reaches_the_uart);
     CU_add_test(s, "detach, attach again, same state", test_detach_then_attach_sees_same_state);

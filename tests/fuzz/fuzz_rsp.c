@@ -164,9 +164,13 @@ static void run_stream(const uint8_t *data, size_t size)
     rsp_conn_reset(&conn);
     rsp_conn_reset(&tx);
     rsp_conn_reset(&rx);
+    /* rx checks the encoder, one packet at a time, with no peer to ack:
+     * in ack mode two equal packets in a row would read as a
+     * retransmission. */
+    rsp_conn_set_no_ack(&rx, true);
 
     size_t pos = 0;
-    uint64_t naks = 0;
+    uint64_t naks = 0, repeated = 0;
     while (pos < size) {
         /* The chunk size is a function of the data and its position, so a
          * mutation can move a split anywhere. */
@@ -186,6 +190,8 @@ static void run_stream(const uint8_t *data, size_t size)
                 on_packet(&ev, size);
             else if (ev.type == RSP_EVENT_NAK)
                 naks++;
+            else if (ev.type == RSP_EVENT_REPEATED)
+                repeated++;
             else if (ev.type == RSP_EVENT_OVERSIZE || ev.type == RSP_EVENT_BAD_ENCODING)
                 CHECK(rsp_send_error(&conn, 1) == 0);
         }
@@ -194,6 +200,7 @@ static void run_stream(const uint8_t *data, size_t size)
         rsp_buf_consume(&conn.out, conn.out.len);
     }
     CHECK(conn.stats.naks == naks && conn.stats.resends <= naks);
+    CHECK(conn.stats.repeated == repeated);
 }
 
 /* Rewrites every checksum to the right value. A mutated packet almost never

@@ -54,6 +54,7 @@ static void log_event(struct rsp_buf *log, const struct rsp_event *ev)
         [RSP_EVENT_INTERRUPT] = "interrupt", [RSP_EVENT_ACK] = "ack",
         [RSP_EVENT_NAK] = "nak",            [RSP_EVENT_BAD_CHECKSUM] = "bad-checksum",
         [RSP_EVENT_OVERSIZE] = "oversize",  [RSP_EVENT_BAD_ENCODING] = "bad-encoding",
+        [RSP_EVENT_REPEATED] = "repeated",
     };
     put(log, names[ev->type]);
     if (ev->type == RSP_EVENT_PACKET) {
@@ -461,9 +462,11 @@ static void test_restart_on_dollar(void)
 {
     struct rsp_conn c;
     struct rsp_buf log;
-    /* Cut short in the payload, after '#', and after one checksum digit. */
-    run_str(&c, &log, "$m100$g#67$m100#$g#67$m100#1$g#67");
-    CU_ASSERT(log_is(&log, "packet g\npacket g\npacket g\n"));
+    /* Cut short in the payload, after '#', and after one checksum digit.
+     * (The '+' between are gdb's acks of our replies: without them a g
+     * after a g would be a retransmission.) */
+    run_str(&c, &log, "$m100$g#67+$m100#$g#67+$m100#1$g#67");
+    CU_ASSERT(log_is(&log, "packet g\nack\npacket g\nack\npacket g\n"));
     CU_ASSERT(out_is(&c, "+++"));
     CU_ASSERT_EQUAL(c.stats.bad_checksums, 0);
     done(&c, &log);
@@ -624,6 +627,76 @@ static void test_resend_on_nak(void)
     feed_log(&c, (const uint8_t *)"-", 1, &log);
     CU_ASSERT(out_is(&c, "$OK#9a$OK#9a"));
     done(&c, &log);
+}
+
+/* gdb re-sends a packet whose '+' does not come within remotetimeout; a
+ * stub slow to start (ASan, a nested KVM) then sees it twice. Answering
+ * both would put the second answer in front of gdb's next command ("Remote
+ * replied unexpectedly to 'vMustReplyEmpty'"). */
+static void test_retransmission_answered_once(void)
+{
+    struct rsp_conn c;
+    struct rsp_buf log, in;
+    rsp_buf_init(&in, 1u << 20);
+    frame(&in, "qSupported:swbreak+");
+    frame(&in, "qSupported:swbreak+");
+    frame(&in, "qSupported:swbreak+");
+    run(&c, &log, &in);
+    CU_ASSERT(log_is(&log, "packet qSupported:swbreak+\nrepeated\nrepeated\n"));
+    CU_ASSERT(out_is(&c, "+++")); /* every copy acked: gdb may wait for it */
+    CU_ASSERT_EQUAL(c.stats.packets, 1);
+    CU_ASSERT_EQUAL(c.stats.repeated, 2);
+
+    /* Once gdb acked our reply, the same command again is a new one (two
+     * 's' in a row, two reads of the same memory). */
+    log.len = 0;
+    in.len = 0;
+    put(&in, "+");
+    frame(&in, "qSupported:swbreak+");
+    frame(&in, "s");
+    put(&in, "+");
+    frame(&in, "s");
+    feed_log(&c, in.data, in.len, &log);
+    CU_ASSERT(log_is(&log, "ack\npacket qSupported:swbreak+\npacket s\nack\npacket s\n"));
+
+    /* A copy that arrives corrupted is asked for again, and the good copy
+     * after it is still a retransmission. */
+    log.len = 0;
+    in.len = 0;
+    put(&in, "+");
+    frame(&in, "g");
+    put(&in, "$g#00");
+    frame(&in, "g");
+    feed_log(&c, in.data, in.len, &log);
+    CU_ASSERT(log_is(&log, "ack\npacket g\nbad-checksum\nrepeated\n"));
+
+    /* A different packet in between is a new command either way, and so
+     * is the first one again after it. */
+    log.len = 0;
+    in.len = 0;
+    put(&in, "+");
+    frame(&in, "");
+    frame(&in, "m0,1");
+    frame(&in, "");
+    feed_log(&c, in.data, in.len, &log);
+    CU_ASSERT(log_is(&log, "ack\npacket \npacket m0,1\npacket \n"));
+    done(&c, &log);
+
+    /* Without acks gdb never re-sends, so nothing is a retransmission. */
+    in.len = 0;
+    frame(&in, "QStartNoAckMode");
+    CU_ASSERT_FATAL(rsp_conn_init(&c) == 0);
+    rsp_buf_init(&log, 1u << 20);
+    feed_log(&c, in.data, in.len, &log);
+    rsp_conn_set_no_ack(&c, true);
+    in.len = 0;
+    frame(&in, "g");
+    frame(&in, "g");
+    feed_log(&c, in.data, in.len, &log);
+    CU_ASSERT(log_is(&log, "packet QStartNoAckMode\npacket g\npacket g\n"));
+    CU_ASSERT_EQUAL(c.stats.repeated, 0);
+    done(&c, &log);
+    rsp_buf_free(&in);
 }
 
 static void test_no_ack_mode(void)
@@ -1019,6 +1092,7 @@ static void register_suites(void)
     };
     static const struct rsp_test acks[] = {
         {"resend on NAK", test_resend_on_nak},
+        {"a retransmission is acked and answered once", test_retransmission_answered_once},
         {"no-ack mode", test_no_ack_mode},
         {"reset drops a partial packet", test_reset_drops_partial_packet},
     };
