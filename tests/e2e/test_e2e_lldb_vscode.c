@@ -269,10 +269,16 @@ out:
 
 static void test_launch_pause_terminate(void)
 {
-    /* The guest spins until interrupted; kvmstub's trace shows when the
+    /* The guest starts in its spin loop, so wherever the pause lands it is
+     * there (from _start it would first run a dozen instructions, which a
+     * pause can beat in a slow machine); kvmstub's trace shows when the
      * adapter has let it run. */
     struct e2e_stub s;
-    const char *stub_args[] = {"--trace", "--reg", "rdi=1", TARGET, NULL};
+    uint64_t spin = e2e_symbol(TARGET, "spin");
+    CU_ASSERT_FATAL(spin != 0);
+    char rip[64];
+    snprintf(rip, sizeof(rip), "rip=%#llx", (unsigned long long)spin);
+    const char *stub_args[] = {"--trace", "--reg", rip, TARGET, NULL};
     CU_ASSERT_FATAL(e2e_stub_start(&s, stub_args) == 0);
     struct dap d;
     CU_ASSERT_FATAL(dap_start(&d, adapter) == 0);
