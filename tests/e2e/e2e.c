@@ -665,9 +665,16 @@ int e2e_run_sigint(struct e2e_out *o, const char *const *argv, const char *watch
                    const char *when, const char *done, int timeout_s)
 {
     memset(o, 0, sizeof(*o));
-    int p[2];
-    if (pipe(p))
+    regex_t when_re;
+    if (regcomp(&when_re, when, REG_EXTENDED | REG_NEWLINE | REG_NOSUB)) {
+        fprintf(stderr, "e2e_run_sigint: bad regular expression %s\n", when);
         return -1;
+    }
+    int p[2];
+    if (pipe(p)) {
+        regfree(&when_re);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 1);
@@ -694,7 +701,7 @@ int e2e_run_sigint(struct e2e_out *o, const char *const *argv, const char *watch
             char *w = slurp(watch);
             if (w && strstr(w, done)) {
                 finished = true;
-            } else if (w && strstr(w, when) && e2e_now() >= next) {
+            } else if (w && regexec(&when_re, w, 0, NULL, 0) == 0 && e2e_now() >= next) {
                 kill(pid, SIGINT);
                 next = e2e_now() + interval;
                 interval *= 2;
@@ -717,6 +724,7 @@ int e2e_run_sigint(struct e2e_out *o, const char *const *argv, const char *watch
     }
     o->text[len] = 0;
     close(p[0]);
+    regfree(&when_re);
     int st;
     waitpid(pid, &st, 0);
     o->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

@@ -126,7 +126,8 @@ bool e2e_rsp_closed(struct e2e_rsp *c, int timeout_ms);
  * the end of a batch run lldb kills a process it is still attached to. */
 int e2e_lldb(struct e2e_out *o, int port, const char *const *cmds, const char *file);
 /* As e2e_run, and sends SIGINT to the command (as Ctrl-C in its terminal
- * does) once the file watch (e.g. kvmstub's log) contains when, then again
+ * does) once the file watch (e.g. kvmstub's log) matches the extended
+ * regular expression when (REG_NEWLINE: ^ and $ are line ends), then again
  * at growing intervals until watch contains done: a program may miss a
  * Ctrl-C that comes too early (lldb does, just after it resumes). */
 int e2e_run_sigint(struct e2e_out *o, const char *const *argv, const char *watch,
