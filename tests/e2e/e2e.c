@@ -150,13 +150,18 @@ bool e2e_valgrind(void)
     return v && strcmp(v, "1") == 0;
 }
 
-bool e2e_rss_meaningful(void)
+bool e2e_sanitized(void)
 {
 #ifdef E2E_SANITIZED
-    return false;
+    return true;
 #else
-    return !e2e_valgrind();
+    return false;
 #endif
+}
+
+bool e2e_rss_meaningful(void)
+{
+    return !e2e_sanitized() && !e2e_valgrind();
 }
 
 void e2e_stub_kill(struct e2e_stub *s)

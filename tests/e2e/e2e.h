@@ -40,6 +40,8 @@ int e2e_stub_wait(struct e2e_stub *s, int timeout_ms);
  * e2e_stub_kill() ends it with SIGTERM and fails the test on any error or
  * definite leak in the log. */
 bool e2e_valgrind(void);
+/* True in a sanitized (ASan/UBSan) build of the tests and kvmstub. */
+bool e2e_sanitized(void);
 /* False when kvmstub's RSS measures a tool rather than kvmstub: under
  * valgrind, or in an AddressSanitizer build, whose quarantine keeps freed
  * memory resident by design. Bounds on RSS growth are checked only when
