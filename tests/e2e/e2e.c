@@ -434,6 +434,26 @@ char *e2e_mi_wait(struct e2e_mi *mi, const char *prefix, int timeout_ms)
     return mi_until(mi, p, timeout_ms);
 }
 
+char *e2e_mi_target_stream(const char *mi_output)
+{
+    size_t n = mi_output ? strlen(mi_output) : 0, len = 0;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (const char *line = mi_output; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t ll = end ? (size_t)(end - line) : strlen(line);
+        /* @"...": the record's text lies between the quotes. */
+        if (ll >= 3 && line[0] == '@' && line[1] == '"' && line[ll - 1] == '"') {
+            memcpy(out + len, line + 2, ll - 3);
+            len += ll - 3;
+        }
+        line = end ? end + 1 : line + ll;
+    }
+    out[len] = 0;
+    return out;
+}
+
 void e2e_mi_stop(struct e2e_mi *mi)
 {
     if (mi->pid) {

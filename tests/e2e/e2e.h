@@ -99,6 +99,11 @@ char *e2e_mi_cmd(struct e2e_mi *mi, const char *cmd);
  * prefix (e.g. "*stopped"), or NULL on timeout. */
 char *e2e_mi_wait(struct e2e_mi *mi, const char *prefix, int timeout_ms);
 void e2e_mi_stop(struct e2e_mi *mi);
+/* The contents of every target-stream record (@"...") in MI output, joined
+ * and still C-escaped as gdb wrote them: gdb writes one record per O packet,
+ * and where kvmstub splits the guest's output depends on timing. Caller
+ * frees. */
+char *e2e_mi_target_stream(const char *mi_output);
 
 /* A raw RSP client (acks on until e2e_rsp_noack). */
 struct e2e_rsp {
