@@ -17,6 +17,12 @@ int test_kvm_available(void)
     return 0;
 }
 
+bool test_under_valgrind(void)
+{
+    const char *v = getenv("KVMSTUB_UNDER_VALGRIND");
+    return v && strcmp(v, "1") == 0;
+}
+
 int test_main(const char *name, void (*register_suites)(void), bool needs_kvm)
 {
     /* Unbuffered (CUnit names a test before it runs, without a newline):

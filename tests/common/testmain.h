@@ -17,4 +17,10 @@ int test_main(const char *name, void (*register_suites)(void), bool needs_kvm);
 /* 0 when /dev/kvm can be opened read-write, else a negative errno. */
 int test_kvm_available(void);
 
+/* True when the suite runs under valgrind (KVMSTUB_UNDER_VALGRIND=1, which
+ * the *_valgrind tests set): randomised model tests then take fewer steps,
+ * since valgrind looks for uninitialised reads, which a few steps reach as
+ * well as many, at 30-50 times the cost of each. */
+bool test_under_valgrind(void);
+
 #endif

@@ -54,6 +54,8 @@ static void scribble(struct vm_pagestore *ps, struct ram *r, uint64_t p)
 
 static void run_model(uint64_t npages, unsigned steps)
 {
+    if (test_under_valgrind())
+        steps = steps / 10 + 1;
     struct vm_pagestore *ps;
     CU_ASSERT_EQUAL_FATAL(vm_pagestore_create(npages * PAGE, &ps), 0);
     struct ram r = ram_new(npages);
