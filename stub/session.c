@@ -834,7 +834,8 @@ static void h_thread_extra(struct stub_session *s, struct rsp_cmd *c)
 {
     const struct rsp_tid *t = &c->u.alive;
     unsigned tid = t->tid.kind == RSP_ID_NUM && t->tid.num <= UINT32_MAX ? (unsigned)t->tid.num : 0;
-    struct stub_thread_info ti;
+    /* Zeroed: a target that leaves a field alone must not show garbage. */
+    struct stub_thread_info ti = {0};
     if (!thread_exists(s, tid) || CALL(s, thread_info, tid, &ti)) {
         reply_error(s, ESRCH);
         return;

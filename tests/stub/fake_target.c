@@ -63,6 +63,7 @@ static int thread_info(void *ctx, unsigned tid, struct stub_thread_info *out)
         return -ESRCH;
     out->mode = f->mode[tid - 1];
     out->halted = f->halted[tid - 1];
+    out->wait = f->halted[tid - 1] ? STUB_WAIT_INTERRUPT : STUB_WAIT_NONE;
     return 0;
 }
 
