@@ -1,5 +1,6 @@
 /* kvmstub: a GDB remote stub for bare-metal x86 guests under KVM. This is
  * the only place that exits: everything below returns errors. */
+#include "kvmstub_version.h"
 #include "log.h"
 #include "machine.h"
 #include "options.h"

@@ -2,6 +2,7 @@
 #include "monitor.h"
 
 #include "history.h"
+#include "kvmstub_version.h"
 #include "snapshots.h"
 #include "vm/image.h"
 #include "vm/paging.h"

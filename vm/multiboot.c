@@ -3,6 +3,7 @@
 #include "fail.h"
 #include "image_formats.h"
 #include "internal.h"
+#include "kvmstub_version.h"
 
 #include <errno.h>
 #include <string.h>

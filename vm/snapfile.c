@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include "checksum.h"
+#include "kvmstub_version.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -15,10 +16,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-
-#ifndef KVMSTUB_VERSION
-#define KVMSTUB_VERSION "unknown"
-#endif
 
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 /* The fuzzer sets it to reach the decoders past mutated checksums. */

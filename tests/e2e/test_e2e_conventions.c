@@ -3,6 +3,7 @@
  * monitor commands QEMU users type, extended-remote, detach that lets go,
  * QEMU's start options, info threads, and an IDE's MI session. */
 #include "e2e.h"
+#include "kvmstub_version.h"
 #include "testmain.h"
 
 #include <CUnit/CUnit.h>

@@ -171,9 +171,11 @@ static int suite_init(void)
     if (access(E2E_LINUX_KERNEL, R_OK) || access(E2E_LINUX_INITRD, R_OK) ||
         access(E2E_LINUX_SYMBOLS, R_OK)) {
         fprintf(stderr,
-                "the Linux example's files are missing (%s, %s, %s): build them with "
-                "'cmake --build BUILD --target linux_assets'\n",
-                E2E_LINUX_KERNEL, E2E_LINUX_INITRD, E2E_LINUX_SYMBOLS);
+                "the Linux example's files are missing (%s, %s, %s); the default build "
+                "never downloads them: fetch and build them with "
+                "'cmake --build %s --target linux_assets' (needs apt-get and the network), "
+                "then run this test again\n",
+                E2E_LINUX_KERNEL, E2E_LINUX_INITRD, E2E_LINUX_SYMBOLS, E2E_BUILD_DIR);
         return -1;
     }
     if (load_map())

@@ -2,6 +2,7 @@
  * read back field by field, and every kind of damage (truncation at any
  * point, a flipped byte in any section, another version, host CPU or RAM
  * size) is refused with a message and leaves the page store as it was. */
+#include "kvmstub_version.h"
 #include "testmain.h"
 #include "vm/checksum.h"
 #include "vm/snapfile.h"
