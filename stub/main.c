@@ -5,6 +5,7 @@
 #include "machine.h"
 #include "options.h"
 #include "server.h"
+#include "snapshots.h"
 #include "target_kvm.h"
 
 #include <signal.h>
@@ -66,11 +67,18 @@ int main(int argc, char **argv)
         stub_machine_free(&m);
         return image_problem ? 2 : 1;
     }
+    stub_snapshots_set_limit(m.snapshots, opts.snapshot_memory);
+    if (opts.snapshot_dir &&
+        (r = stub_snapshots_set_dir(m.snapshots, opts.snapshot_dir, err, sizeof(err)))) {
+        fprintf(stderr, "kvmstub: %s\n", err);
+        stub_machine_free(&m);
+        return 2;
+    }
     struct stub_server srv = {0};
     struct stub_target target = stub_target_kvm(&m);
     struct stub_server_config scfg = {
         .listen = opts.listen, .port = opts.port, .unix_path = opts.unix_path, .stdio = opts.stdio,
-        .gdb_arch = opts.gdb_arch};
+        .gdb_arch = opts.gdb_arch, .allow = &opts.allow};
     if (opts.no_gdb) {
         shutdown.notify = stop_loop;
         shutdown.ctx = loop;

@@ -16,7 +16,8 @@ static const char usage[] =
     "\n"
     "Connection:\n"
     "  --listen ADDR        address to listen on (default 127.0.0.1); anyone who can\n"
-    "                       connect controls the guest, so think twice before others\n"
+    "                       connect controls the guest, so an address off loopback\n"
+    "                       needs --allow-users all\n"
     "  --port N             TCP port (default 1234; 0 picks a free one)\n"
     "  --stdio              speak the protocol on stdin/stdout instead, for\n"
     "                       gdb -ex 'target remote | kvmstub --stdio IMAGE'\n"
@@ -27,6 +28,10 @@ static const char usage[] =
     "  --gdb-arch A         auto, i8086, i386 or amd64: the register layout gdb gets\n"
     "                       (auto: from the CPU mode when gdb connects; amd64 follows a\n"
     "                       guest through every mode switch, as QEMU does)\n"
+    "  --allow-users all|UID[,UID...]\n"
+    "                       who may connect besides kvmstub's own user and root\n"
+    "                       (default nobody else; all: anyone, for --listen off\n"
+    "                       loopback); the kernel names each peer's uid\n"
     "  --on-detach run|stop what the guest does when gdb detaches or goes away:\n"
     "                       run on without gdb's breakpoints (default), or stay\n"
     "                       stopped\n"
@@ -47,6 +52,10 @@ static const char usage[] =
     "  --initrd FILE        initial RAM disk for a Linux bzImage\n"
     "  --reg NAME=VALUE     set a register before the guest starts (repeatable),\n"
     "                       e.g. --reg rax=2\n"
+    "";
+
+/* In two parts: ISO C promises string literals of 4095 bytes only. */
+static const char usage_running[] =
     "Running:\n"
     "  --run                start the guest at once instead of waiting for gdb (on a\n"
     "                       free port unless --port, --listen or --stdio is given)\n"
@@ -57,6 +66,11 @@ static const char usage[] =
     "                       the oldest go first; 0 turns history off)\n"
     "  --restore FILE       start the machine saved by 'monitor snapshot write FILE'\n"
     "                       (IMAGE may then be left out: the file names it)\n"
+    "  --snapshot-dir DIR   let 'monitor snapshot write NAME' create files in DIR, and\n"
+    "                       only there (default: nowhere, the command is refused)\n"
+    "  --snapshot-memory SIZE\n"
+    "                       memory for named snapshots and history's checkpoints\n"
+    "                       together (default 4G; a save past it is refused)\n"
     "  --on-hlt stop|exit   bare only: report hlt to gdb as a stop (default), or end\n"
     "                       the guest with exit status 0\n"
     "  --serial FILE|-      also copy the guest's serial output to FILE; - is the\n"
@@ -76,7 +90,10 @@ static const char usage[] =
 
 const char *stub_usage(void)
 {
-    return usage;
+    static char text[sizeof(usage) + sizeof(usage_running)];
+    if (!text[0])
+        snprintf(text, sizeof(text), "%s%s", usage, usage_running);
+    return text;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -132,6 +149,7 @@ enum {
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
     OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
     OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE, OPT_MACHINE, OPT_INITRD, OPT_CPUS,
+    OPT_ALLOW_USERS, OPT_SNAPSHOT_DIR, OPT_SNAPSHOT_MEMORY,
 };
 
 static const struct option longopts[] = {
@@ -146,6 +164,9 @@ static const struct option longopts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"history", required_argument, NULL, OPT_HISTORY},
     {"restore", required_argument, NULL, OPT_RESTORE},
+    {"allow-users", required_argument, NULL, OPT_ALLOW_USERS},
+    {"snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR},
+    {"snapshot-memory", required_argument, NULL, OPT_SNAPSHOT_MEMORY},
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"machine", required_argument, NULL, OPT_MACHINE},
@@ -239,6 +260,7 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     o->memory = VM_DEFAULT_RAM;
     o->ncpus = 1;
     o->history = 256ull << 20;
+    o->snapshot_memory = 4ull << 30; /* STUB_SNAPSHOTS_DEFAULT_LIMIT */
     o->on_hlt = STUB_HLT_STOP;
     o->watch_method = VM_WATCH_AUTO;
     optind = 1;
@@ -323,6 +345,22 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             break;
         case OPT_RESTORE:
             o->restore = a;
+            break;
+        case OPT_ALLOW_USERS:
+            if (stub_peer_policy_parse(a, &o->allow))
+                return fail(err, errlen,
+                            "--allow-users: '%s' is not all or a list of numeric uids like "
+                            "1000,1001 (at most %d)",
+                            a, STUB_PEER_MAX_USERS);
+            break;
+        case OPT_SNAPSHOT_DIR:
+            if (!*a)
+                return fail(err, errlen, "--snapshot-dir needs a directory");
+            o->snapshot_dir = a;
+            break;
+        case OPT_SNAPSHOT_MEMORY:
+            if (stub_parse_size(a, &o->snapshot_memory))
+                return fail(err, errlen, "--snapshot-memory: '%s' is not a size (like 1G)", a);
             break;
         case OPT_MEMORY:
             if (stub_parse_size(a, &v))

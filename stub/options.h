@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "peer.h"
 #include "regmap.h"
 #include "vm/image.h"
 
@@ -74,6 +75,9 @@ struct stub_options {
     double timeout;                    /* seconds; 0 for none */
     uint64_t history;                  /* bytes for reverse execution; 0: off */
     const char *restore;               /* a snapshot file to start from, or NULL */
+    struct stub_peer_policy allow;     /* --allow-users beyond kvmstub's user and root */
+    const char *snapshot_dir;          /* where monitor commands may write, or NULL: nowhere */
+    uint64_t snapshot_memory;          /* bytes named snapshots may hold */
 };
 
 enum {

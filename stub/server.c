@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include "log.h"
+#include "peer.h"
 #include "rsp/packet.h"
 
 #include <errno.h>
@@ -17,6 +18,11 @@
 #define QUEUE_HIGH (1u << 20)
 #define QUEUE_LOW (256u << 10)
 #define READ_BUF 65536
+/* Replies a gdb has not read: far above what a reading gdb ever leaves
+ * (console output pauses at QUEUE_HIGH, one reply is at most RSP_OUT_MAX),
+ * so only a peer that sends and never reads gets here, and it is cut off
+ * instead of growing kvmstub's memory without end. */
+#define QUEUE_CUTOFF (32u << 20)
 
 struct stub_client {
     struct stub_server *srv;
@@ -161,6 +167,11 @@ static void client_write(void *ctx, const uint8_t *data, size_t len)
         }
     }
     size_t rest = len - (size_t)n;
+    if (rest && queued(c) + rest > QUEUE_CUTOFF) {
+        close_client(c, "gdb sends packets without reading the replies (32 MiB unread); "
+                        "closing the connection");
+        return;
+    }
     if (rest) {
         struct write_req *w = malloc(sizeof(*w) + rest);
         if (!w) {
@@ -294,6 +305,33 @@ static void refusal_shut(uv_shutdown_t *req, int status)
     (void)status;
 }
 
+/* Whether the peer on h may stay: the kernel names its uid (peer.h). One
+ * log line says who was turned away and what would let them in. */
+static bool peer_admitted(struct stub_server *srv, uv_handle_t *h)
+{
+    if (srv->allow.all)
+        return true;
+    uv_os_fd_t fd;
+    uid_t uid;
+    int r = uv_fileno(h, &fd);
+    if (!r)
+        r = srv->unix_path ? stub_peer_unix_uid(fd, &uid) : stub_peer_tcp_uid(fd, &uid);
+    if (r) {
+        srv->refused_users++;
+        stub_log("refused a gdb connection: cannot tell which user it comes from (%s); "
+                 "--allow-users all accepts connections from anyone",
+                 strerror(-r));
+        return false;
+    }
+    if (stub_peer_allowed(&srv->allow, srv->self, uid))
+        return true;
+    srv->refused_users++;
+    stub_log("refused a gdb connection from uid %u: only kvmstub's own user (uid %u) and root "
+             "may connect; start kvmstub with --allow-users %u to let it in",
+             (unsigned)uid, (unsigned)srv->self, (unsigned)uid);
+    return false;
+}
+
 static void refuse(struct stub_server *srv)
 {
     struct refusal *r = calloc(1, sizeof(*r));
@@ -305,7 +343,8 @@ static void refuse(struct stub_server *srv)
         uv_tcp_init(srv->loop, &r->conn.tcp);
     uv_timer_init(srv->loop, &r->timer);
     r->conn.tcp.data = r->timer.data = r;
-    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->conn)) {
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->conn) ||
+        !peer_admitted(srv, (uv_handle_t *)&r->conn)) {
         refusal_close(r);
         return;
     }
@@ -372,7 +411,7 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_tcp_init(srv->loop, &c->in.tcp);
     c->rd = c->wr = (uv_stream_t *)&c->in;
     c->in.tcp.data = c;
-    if (uv_accept(listener, c->rd)) {
+    if (uv_accept(listener, c->rd) || !peer_admitted(srv, (uv_handle_t *)c->rd)) {
         c->open_handles = 1;
         c->closing = c->detached = true;
         uv_close((uv_handle_t *)&c->in, on_closed);
@@ -469,7 +508,13 @@ static int listen_unix(struct stub_server *srv, const char *path, char *err, siz
     srv->listener.pipe.data = srv;
     srv->listening = true;
     srv->unix_path = path;
+    /* The socket file is born 0600 (0666 when --allow-users names others,
+     * whom SO_PEERCRED then sorts out): a chmod after bind would leave a
+     * moment with the wrong mode, and would follow a symlink swapped in. */
+    bool others = srv->allow.all || srv->allow.nusers;
+    mode_t old = umask(others ? 0111 : 0177);
     int r = uv_pipe_bind(&srv->listener.pipe, path);
+    umask(old);
     if (!r)
         r = uv_listen((uv_stream_t *)&srv->listener, 4, on_connection);
     if (r) {
@@ -490,6 +535,9 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
     srv->target = *target;
     srv->shutdown = shutdown;
     srv->gdb_arch = o->gdb_arch;
+    srv->self = geteuid();
+    if (o->allow)
+        srv->allow = *o->allow;
     shutdown->notify = request_exit;
     shutdown->ctx = srv;
     if (o->stdio) {
@@ -512,6 +560,14 @@ int stub_server_start(struct stub_server *srv, const struct stub_server_config *
     }
     if (o->unix_path)
         return listen_unix(srv, o->unix_path, err, errlen);
+    if (!loopback(o->listen) && !srv->allow.all) {
+        snprintf(err, errlen,
+                 "--listen %s is not a loopback address: kvmstub cannot tell which user connects "
+                 "from there, and anyone who reaches the port controls the guest; add "
+                 "--allow-users all to listen there anyway",
+                 o->listen);
+        return -EPERM;
+    }
     struct sockaddr_storage addr;
     const char *host = strcmp(o->listen, "localhost") == 0 ? "127.0.0.1" : o->listen;
     int r = strchr(host, ':') ? uv_ip6_addr(host, o->port, (struct sockaddr_in6 *)&addr)

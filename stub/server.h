@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "peer.h"
 #include "session.h"
 #include "shutdown.h"
 #include "target.h"
@@ -29,7 +30,10 @@ struct stub_server {
     struct stub_client *client;
     bool stdio;
     uint64_t connections;
-    uint64_t refused;
+    uint64_t refused;       /* second debuggers turned away */
+    uint64_t refused_users; /* peers of another user turned away */
+    struct stub_peer_policy allow;
+    uid_t self;             /* kvmstub's own (effective) uid */
 };
 
 /* Binds and listens (or sets up stdio) and prints the ready line. On error
@@ -40,6 +44,9 @@ struct stub_server_config {
     const char *unix_path; /* a Unix socket instead of TCP, or NULL */
     enum stub_gdb_arch gdb_arch; /* the layout sessions give gdb */
     bool stdio;         /* stdin/stdout instead */
+    /* --allow-users; NULL: kvmstub's own user and root only. A TCP
+     * listener off loopback needs all (nobody can be identified there). */
+    const struct stub_peer_policy *allow;
 };
 
 int stub_server_start(struct stub_server *srv, const struct stub_server_config *cfg,

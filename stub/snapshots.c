@@ -2,6 +2,7 @@
 #include "snapshots.h"
 
 #include "history.h"
+#include "hostfile.h"
 #include "log.h"
 #include "machine.h"
 #include "vm/checksum.h"
@@ -29,6 +30,9 @@ struct stub_snapshots {
     struct vm_snapshots *store;
     struct named named[MAX_NAMED];
     size_t nnamed;
+    uint64_t limit;  /* --snapshot-memory: bytes the store may hold before a save is refused */
+    int dirfd;       /* --snapshot-dir, or -1: no host file may be written */
+    char *dir;       /* its name, for messages */
 };
 
 int stub_snapshots_create(struct stub_snapshots **out, struct stub_machine *m)
@@ -37,7 +41,37 @@ int stub_snapshots_create(struct stub_snapshots **out, struct stub_machine *m)
     if (!s)
         return -ENOMEM;
     s->m = m;
+    s->dirfd = -1;
+    s->limit = STUB_SNAPSHOTS_DEFAULT_LIMIT;
     *out = s;
+    return 0;
+}
+
+void stub_snapshots_set_limit(struct stub_snapshots *s, uint64_t bytes)
+{
+    s->limit = bytes;
+}
+
+int stub_snapshots_set_dir(struct stub_snapshots *s, const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "--snapshot-dir %s: %s; give an existing directory", dir,
+                 strerror(e));
+        return -e;
+    }
+    char *copy = strdup(dir);
+    if (!copy) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    free(s->dir);
+    s->dirfd = fd;
+    s->dir = copy;
     return 0;
 }
 
@@ -48,6 +82,9 @@ void stub_snapshots_free(struct stub_snapshots *s)
     for (size_t i = 0; i < s->nnamed; i++)
         vm_snapshot_free(s->named[i].snap);
     vm_snapshot_close(s->store);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    free(s->dir);
     free(s);
 }
 
@@ -185,6 +222,18 @@ static int c_save(struct stub_snapshots *s, const char *name, struct stub_text *
         stub_text_add(t, "cannot save snapshot %s: %s\n", name, err);
         return r;
     }
+    /* The new one is taken before it can be measured; it is given back at
+     * once when the store (named snapshots and history's checkpoints, which
+     * share pages) would hold more than the limit. */
+    uint64_t held = s->store ? vm_pagestore_usage(s->store->ps)->bytes : 0;
+    if (held > s->limit) {
+        vm_snapshot_free(snap);
+        stub_text_add(t, "snapshot %s not kept: the snapshot store would hold %llu KiB, over "
+                         "the %llu KiB of --snapshot-memory; delete a snapshot first\n",
+                      name, (unsigned long long)(held >> 10),
+                      (unsigned long long)(s->limit >> 10));
+        return -ENOSPC;
+    }
     if (n) {
         vm_snapshot_free(n->snap);
     } else {
@@ -252,15 +301,29 @@ static void c_list(struct stub_snapshots *s, struct stub_text *t)
     }
 }
 
-static int c_write(struct stub_snapshots *s, const char *path, struct stub_text *t)
+static int c_write(struct stub_snapshots *s, const char *name, struct stub_text *t)
 {
-    if (!*path) {
-        stub_text_add(t, "usage: monitor snapshot write FILE\n");
+    if (!*name) {
+        stub_text_add(t, "usage: monitor snapshot write NAME (a file in --snapshot-dir)\n");
         return -EINVAL;
     }
+    if (s->dirfd < 0) {
+        stub_text_add(t, "refused: kvmstub writes host files only in a directory its user "
+                         "names; start it with --snapshot-dir DIR to let 'monitor snapshot "
+                         "write NAME' create DIR/NAME\n");
+        return -EPERM;
+    }
     char err[512];
-    struct vm_snapshot *snap;
-    int r = stub_snapshots_take(s, &snap, err, sizeof(err));
+    int parent;
+    const char *leaf;
+    bool exists;
+    int r = stub_hostfile_resolve(s->dirfd, name, &parent, &leaf, &exists, err, sizeof(err));
+    if (r) {
+        stub_text_add(t, "refused: %s\n", err);
+        return r;
+    }
+    struct vm_snapshot *snap = NULL;
+    r = stub_snapshots_take(s, &snap, err, sizeof(err));
     struct vm_snapfile_host host;
     if (!r && (r = vm_snapfile_host_of(s->m->vm, &host)))
         snprintf(err, sizeof(err), "cannot identify this host's CPU: %s", strerror(-r));
@@ -269,16 +332,18 @@ static int c_write(struct stub_snapshots *s, const char *path, struct stub_text 
         uint32_t crc = img->data ? vm_checksum_crc32c(0, img->data, img->size) : 0;
         uint8_t hash[4];
         memcpy(hash, &crc, 4);
-        r = vm_snapfile_write(path, snap, &host, img->name ? img->name : "", hash,
-                              img->data ? 4 : 0, err, sizeof(err));
+        r = vm_snapfile_write_at(parent, leaf, exists, snap, &host, img->name ? img->name : "",
+                                 hash, img->data ? 4 : 0, err, sizeof(err));
     }
     vm_snapshot_free(snap);
+    stub_hostfile_close_parent(s->dirfd, parent);
     if (r) {
         stub_text_add(t, "cannot write the snapshot: %s\n", err);
         return r;
     }
-    stub_text_add(t, "the machine is saved in %s ('kvmstub --restore %s' starts it again)\n",
-                  path, path);
+    stub_text_add(t, "the machine is saved in %s/%s ('kvmstub --restore %s/%s' starts it "
+                     "again)\n",
+                  s->dir, name, s->dir, name);
     return 0;
 }
 
@@ -310,7 +375,7 @@ int stub_snapshots_command(struct stub_snapshots *s, const char *args, struct st
         return 0;
     }
     stub_text_add(t, "usage: monitor snapshot save NAME | load NAME | list | delete NAME | "
-                     "write FILE\n");
+                     "write NAME\n");
     return -EINVAL;
 }
 

@@ -33,6 +33,15 @@ int stub_snapshots_take(struct stub_snapshots *s, struct vm_snapshot **out, char
 int stub_snapshots_apply(struct stub_snapshots *s, const struct vm_snapshot *snap, char *err,
                          size_t errlen);
 
+/* --snapshot-memory: what the store (named snapshots and history's
+ * checkpoints) may hold; a named save past it is refused. */
+#define STUB_SNAPSHOTS_DEFAULT_LIMIT (4ull << 30)
+void stub_snapshots_set_limit(struct stub_snapshots *s, uint64_t bytes);
+
+/* --snapshot-dir: the directory 'snapshot write NAME' writes in (see
+ * stub/hostfile.h); until it is set, the command is refused. */
+int stub_snapshots_set_dir(struct stub_snapshots *s, const char *dir, char *err, size_t errlen);
+
 /* `monitor snapshot ARGS`: save NAME, load NAME, list, delete NAME,
  * write FILE. */
 int stub_snapshots_command(struct stub_snapshots *s, const char *args, struct stub_text *t);

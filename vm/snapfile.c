@@ -234,6 +234,30 @@ int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
                       const struct vm_snapfile_host *host, const char *image_path,
                       const uint8_t *image_hash, uint32_t hash_len, char *err, size_t errlen)
 {
+    return vm_snapfile_write_at(AT_FDCWD, path, true, s, host, image_path, image_hash, hash_len,
+                                err, errlen);
+}
+
+/* tmp becomes path, or (!replace) only if nothing is at path by then. */
+static int put_in_place(int dirfd, const char *tmp, const char *path, bool replace)
+{
+    if (replace)
+        return renameat(dirfd, tmp, dirfd, path) ? -errno : 0;
+    if (!renameat2(dirfd, tmp, dirfd, path, RENAME_NOREPLACE))
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    /* A file system without RENAME_NOREPLACE: a hard link refuses the same. */
+    if (linkat(dirfd, tmp, dirfd, path, 0))
+        return -errno;
+    unlinkat(dirfd, tmp, 0);
+    return 0;
+}
+
+int vm_snapfile_write_at(int dirfd, const char *path, bool replace, const struct vm_snapshot *s,
+                         const struct vm_snapfile_host *host, const char *image_path,
+                         const uint8_t *image_hash, uint32_t hash_len, char *err, size_t errlen)
+{
     size_t plen = image_path ? strlen(image_path) : 0;
     if (plen > VM_SNAPFILE_MAX_PATH || hash_len > VM_SNAPFILE_MAX_HASH || !s->ram || !s->ncpus)
         return vm_fail(err, errlen, -EINVAL,
@@ -251,8 +275,15 @@ int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
         return vm_fail(err, errlen, -ENOMEM, "out of memory");
     }
     snprintf(tmp, tlen, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* O_EXCL: a symbolic link planted at the .tmp name is not written
+     * through, and neither is anyone else's file truncated. */
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     int r = 0;
+    if (fd < 0 && errno == EEXIST) {
+        r = vm_fail(err, errlen, -EEXIST,
+                    "cannot create %s: it exists (left by an interrupted write?); remove it", tmp);
+        goto out;
+    }
     if (fd < 0 || !(w->f = fdopen(fd, "wb"))) {
         r = vm_fail(err, errlen, -errno, "cannot create %s: %s", tmp, strerror(errno));
         if (fd >= 0)
@@ -330,12 +361,15 @@ int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
         w->err = -errno;
     if (w->err) {
         r = vm_fail(err, errlen, w->err, "cannot write snapshot %s: %s", tmp, strerror(-w->err));
-        unlink(tmp);
+        unlinkat(dirfd, tmp, 0);
         goto out;
     }
-    if (rename(tmp, path)) {
-        r = vm_fail(err, errlen, -errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
+    int pr = put_in_place(dirfd, tmp, path, replace);
+    if (pr) {
+        r = vm_fail(err, errlen, pr, "cannot rename %s to %s: %s", tmp, path,
+                    pr == -EEXIST ? "a file appeared there meanwhile; it is left as it is"
+                                  : strerror(-pr));
+        unlinkat(dirfd, tmp, 0);
     }
 out:
     free(tmp);

@@ -34,6 +34,7 @@
 #ifndef VM_SNAPFILE_H
 #define VM_SNAPFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -68,6 +69,9 @@ int vm_snapfile_host(int kvm_fd, struct vm_snapfile_host *out);
 /* The same for the host vm runs on. */
 int vm_snapfile_host_of(const struct vm *vm, struct vm_snapfile_host *out);
 
+/* The first bytes of every snapshot file. */
+#define VM_SNAPFILE_MAGIC "\x89KVMSNP\n"
+
 /* Writes s to path (through path.tmp, renamed when complete, so a failed
  * write never leaves a truncated file under the name). image_path and
  * image_hash identify the image the guest was started from (hash: any
@@ -75,6 +79,13 @@ int vm_snapfile_host_of(const struct vm *vm, struct vm_snapfile_host *out);
 int vm_snapfile_write(const char *path, const struct vm_snapshot *s,
                       const struct vm_snapfile_host *host, const char *image_path,
                       const uint8_t *image_hash, uint32_t hash_len, char *err, size_t errlen);
+/* The same for name in the directory dirfd, following no symbolic link at
+ * name or name.tmp; with replace false, a file that appears at name
+ * meanwhile is left alone and the write fails with EEXIST. */
+int vm_snapfile_write_at(int dirfd, const char *name, bool replace, const struct vm_snapshot *s,
+                         const struct vm_snapfile_host *host, const char *image_path,
+                         const uint8_t *image_hash, uint32_t hash_len, char *err,
+                         size_t errlen);
 
 /* Reads and checks the header only (version, host), e.g. to learn the RAM
  * size and vCPUs for creating the VM before vm_snapfile_read(). */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GUEST E2E_GUEST_ELF
@@ -289,16 +290,17 @@ static void test_snapshot_file(void)
 {
     char dir[] = "/tmp/kvmstub-e2e-snapXXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    char path[128], cmd[192];
+    char path[128];
     snprintf(path, sizeof(path), "%s/m.snap", dir);
-    snprintf(cmd, sizeof(cmd), "monitor snapshot write %s", path);
     struct e2e_stub s;
-    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
+    const char *start[] = {"--reg", "rdi=0", "--snapshot-dir", dir, E2E_GUEST_ELF, NULL};
+    CU_ASSERT_FATAL(e2e_stub_start(&s, start) == 0);
     struct e2e_out o;
     const char *cmds[] = {"break count_loop", "continue", "continue", "continue", "delete",
-                          "maint packet g", cmd, NULL};
+                          "maint packet g", "monitor snapshot write m.snap", NULL};
     e2e_gdb(&o, s.port, NULL, cmds, GUEST);
     E2E_HAS(o.text, "kvmstub --restore");
+    E2E_HAS(o.text, path);
     char *g0 = reply_n(o.text, 0);
     e2e_out_free(&o);
     e2e_stub_kill(&s);
@@ -360,6 +362,105 @@ static void test_snapshot_file(void)
     rmdir(dir);
 }
 
+/* monitor snapshot write NAME touches nothing outside --snapshot-dir,
+ * and is refused outright without it; 1,000 named snapshots stop at the
+ * limit with the guest and the next gdb unharmed. */
+static void test_snapshot_write_confined(void)
+{
+    char dir[] = "/tmp/kvmstub-e2e-confXXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char sub[96], above[128], notes[128], link[128];
+    snprintf(sub, sizeof(sub), "%s/snaps", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0700), 0);
+    snprintf(above, sizeof(above), "%s/x", dir);
+    snprintf(notes, sizeof(notes), "%s/notes", sub);
+    snprintf(link, sizeof(link), "%s/pw", sub);
+    FILE *f = fopen(above, "w");
+    fputs("above", f);
+    fclose(f);
+    f = fopen(notes, "w");
+    fputs("notes", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(symlink("/etc/passwd", link), 0);
+    struct stat pw0, pw1, ab, no;
+    CU_ASSERT_EQUAL(stat("/etc/passwd", &pw0), 0);
+
+    /* Without --snapshot-dir: refused, saying how to allow it. */
+    struct e2e_stub s;
+    CU_ASSERT_FATAL(e2e_start_target(&s, "0"));
+    struct e2e_out o;
+    const char *cmds0[] = {"monitor snapshot write m.snap", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds0, GUEST);
+    E2E_HAS(o.text, "start it with --snapshot-dir DIR");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+
+    const char *start[] = {"--reg",        "rdi=0", "--snapshot-dir", sub, "--on-detach",
+                           "stop",         E2E_GUEST_ELF, NULL};
+    CU_ASSERT_FATAL(e2e_stub_start(&s, start) == 0);
+    char tmpx[160];
+    snprintf(tmpx, sizeof(tmpx), "monitor snapshot write %s", above);
+    const char *cmds[] = {tmpx, "monitor snapshot write /tmp/x", "monitor snapshot write ../x",
+                          "monitor snapshot write pw", "monitor snapshot write notes",
+                          "monitor snapshot write ok.snap", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    E2E_HAS(o.text, "is an absolute path: give a name relative to the snapshot directory");
+    E2E_HAS(o.text, "contains '..': names stay inside the snapshot directory");
+    E2E_HAS(o.text, "pw is a symbolic link: kvmstub does not write through symbolic links");
+    E2E_HAS(o.text, "notes exists and is not a kvmstub snapshot");
+    E2E_HAS(o.text, "the machine is saved in");
+    e2e_out_free(&o);
+    CU_ASSERT_EQUAL(stat("/etc/passwd", &pw1), 0);
+    CU_ASSERT_EQUAL(pw0.st_mtim.tv_nsec, pw1.st_mtim.tv_nsec);
+    CU_ASSERT_EQUAL(pw0.st_size, pw1.st_size);
+    CU_ASSERT(stat(above, &ab) == 0 && ab.st_size == 5);
+    CU_ASSERT(stat(notes, &no) == 0 && no.st_size == 5);
+    CU_ASSERT_EQUAL(access("/tmp/x.tmp", F_OK), -1);
+
+    /* 1,000 named snapshots asked for: the ones past the limit are refused
+     * with a message; the guest runs on, and the next gdb is served. */
+    FILE *script = fopen("/tmp/kvmstub-e2e-1000.gdb", "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(script);
+    for (int i = 0; i < 1000; i++)
+        fprintf(script, "monitor snapshot save s%d\n", i);
+    fclose(script);
+    const char *many[] = {"source /tmp/kvmstub-e2e-1000.gdb", "monitor snapshot list", NULL};
+    e2e_gdb(&o, s.port, NULL, many, GUEST);
+    E2E_HAS(o.text, "snapshot s63 saved");
+    E2E_HAS(o.text, "there are 64 snapshots already: delete one first");
+    E2E_LACKS(o.text, "snapshot s64 saved");
+    e2e_out_free(&o);
+    unlink("/tmp/kvmstub-e2e-1000.gdb");
+    const char *after[] = {"break count_loop", "continue", "monitor snapshot load s0",
+                           "continue", NULL};
+    e2e_gdb(&o, s.port, NULL, after, GUEST);
+    E2E_HAS(o.text, "snapshot s0 loaded");
+    E2E_HAS(o.text, "Breakpoint 1, ");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static void test_snapshot_memory_bound(void)
+{
+    struct e2e_stub s;
+    const char *start[] = {"--reg",           "rdi=0", "--history", "0", "--snapshot-memory",
+                           "1K",              E2E_GUEST_ELF, NULL};
+    CU_ASSERT_FATAL(e2e_stub_start(&s, start) == 0);
+    struct e2e_out o;
+    const char *cmds[] = {"monitor snapshot save a", "monitor snapshot list", "stepi",
+                          "maint packet qC", NULL};
+    e2e_gdb(&o, s.port, NULL, cmds, GUEST);
+    E2E_HAS(o.text, "snapshot a not kept: the snapshot store would hold");
+    E2E_HAS(o.text, "over the 1 KiB of --snapshot-memory; delete a snapshot first");
+    E2E_HAS(o.text, "no snapshots");
+    E2E_HAS(o.text, "received: \"QC1\"");
+    e2e_out_free(&o);
+    e2e_stub_kill(&s);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("e2e_reverse", NULL, NULL);
@@ -377,6 +478,10 @@ static void register_suites(void)
     CU_add_test(s, "start of history: replaylog begin; record stop", test_start_of_history);
     CU_add_test(s, "snapshot save, change, load: g and memory exact", test_snapshot_exact);
     CU_add_test(s, "snapshot file: --restore resumes; damaged files refused", test_snapshot_file);
+    CU_add_test(s, "snapshot write: only inside --snapshot-dir; 1,000 saves stop at 64",
+                test_snapshot_write_confined);
+    CU_add_test(s, "--snapshot-memory 1K: a save past it is refused, the guest goes on",
+                test_snapshot_memory_bound);
 }
 
 int main(void)

@@ -222,6 +222,67 @@ static void test_port_probe_leaves_the_guest_alone(void)
     env_close(&e);
 }
 
+static void test_flood_without_reading_is_cut_off(void)
+{
+    struct env e;
+    env_open(&e);
+    int a = connect_to(&e);
+    int small = 4096;
+    setsockopt(a, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    send_packet(a, "QStartNoAckMode");
+    char buf[4096] = "";
+    CU_ASSERT(read_until(&e, a, buf, sizeof(buf), "$OK#"));
+    /* 64 KiB replies asked for again and again, none read: kvmstub stops
+     * queueing them at its limit and hangs up instead of growing. */
+    char frame[64];
+    int n = snprintf(frame, sizeof(frame), "$m0,8000#%02x", rsp_checksum("m0,8000", 7));
+    size_t sent = 0;
+    for (int i = 0; i < 200000 && e.f.detaches == 0; i++) {
+        ssize_t w = send(a, frame, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent += (size_t)w;
+        else if (w < 0 && errno != EAGAIN)
+            break;
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+    }
+    SPIN_UNTIL(&e, e.f.detaches == 1);
+    CU_ASSERT_EQUAL(e.f.detaches, 1);
+    CU_ASSERT(sent > 500u * (size_t)n); /* the limit was reached, not something else */
+    CU_ASSERT_FALSE(e.f.killed);
+    close(a);
+    /* The next gdb is served, and the guest is there. */
+    int b = connect_to(&e);
+    send_packet(b, "m0,4");
+    buf[0] = 0;
+    CU_ASSERT(read_until(&e, b, buf, sizeof(buf), "$030a1118#"));
+    close(b);
+    SPIN_UNTIL(&e, e.f.detaches == 2);
+    env_close(&e);
+}
+
+static void test_listen_off_loopback_needs_allow_all(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake f;
+    fake_init(&f, 1);
+    struct stub_target target = fake_target(&f);
+    struct stub_shutdown sd = {0};
+    struct stub_server srv;
+    struct stub_server_config cfg = {.listen = "0.0.0.0", .port = 0};
+    char err[512] = "";
+    CU_ASSERT_EQUAL(stub_server_start(&srv, &cfg, &target, &sd, &loop, err, sizeof(err)), -EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--listen 0.0.0.0 is not a loopback address"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "add --allow-users all to listen there anyway"));
+    stub_server_stop(&srv);
+    struct stub_peer_policy all = {.all = true};
+    cfg.allow = &all;
+    CU_ASSERT_EQUAL(stub_server_start(&srv, &cfg, &target, &sd, &loop, err, sizeof(err)), 0);
+    stub_server_stop(&srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("stub_server", NULL, NULL);
@@ -232,6 +293,10 @@ static void register_suites(void)
     CU_add_test(s, "k reaches the target", test_kill_ends_the_loop);
     CU_add_test(s, "a connection that sends nothing neither stops nor starts the guest",
                 test_port_probe_leaves_the_guest_alone);
+    CU_add_test(s, "a gdb that floods packets and reads nothing is cut off; the next is served",
+                test_flood_without_reading_is_cut_off);
+    CU_add_test(s, "--listen off loopback refuses to start without --allow-users all",
+                test_listen_off_loopback_needs_allow_all);
 }
 
 int main(void)
