@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -175,6 +176,27 @@ static const char *a_format(enum vm_image_format f)
     }
 }
 
+/* " tsc_early_khz=N" with the vCPUs' TSC rate, or nothing where KVM does
+ * not say it. A PC's firmware never tells the kernel its TSC rate: Linux
+ * measures it against the PIT (Intel parts also report it in CPUID 0x15),
+ * and only a kernel with kvm-clock asks the hypervisor. Under KVM that
+ * measurement fails whenever port I/O exits are slow against the PIT's
+ * period (nested KVM, a loaded host): the kernel then marks the TSC
+ * unstable, drops the TSC-deadline timer, calibrates the LAPIC timer and
+ * the delay loop against PIT interrupts, and times every CPU bring-up on
+ * jiffies. tsc_early_khz (Linux 5.0 and newer; older kernels ignore it) is
+ * the kernel's own way to be told the rate; --cmdline comes after it, so a
+ * user can override it. */
+static void tsc_words(struct vm *vm, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (!vm->board->irqchip || vm->ncpus == 0)
+        return;
+    int khz = ioctl(vm->cpus[0].fd, KVM_GET_TSC_KHZ, 0);
+    if (khz > 0)
+        snprintf(out, len, " tsc_early_khz=%d", khz);
+}
+
 /* Linux's boot protocol: everything vm/bzimage.c lays out in low RAM, the
  * kernel, the initrd; then the boot CPU at the 64-bit entry. */
 static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_image_options *opt,
@@ -184,11 +206,14 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
     int r = vm_bzimage_parse(&bz, img->data, img->size, err, errlen);
     if (r)
         return r;
-    size_t n = strlen(VM_LINUX_CMDLINE) + (opt->cmdline ? 1 + strlen(opt->cmdline) : 0) + 1;
+    char clock[40];
+    tsc_words(vm, clock, sizeof(clock));
+    size_t n = strlen(VM_LINUX_CMDLINE) + strlen(clock) +
+               (opt->cmdline ? 1 + strlen(opt->cmdline) : 0) + 1;
     char *cmdline = malloc(n);
     if (!cmdline)
         return vm_fail(err, errlen, -ENOMEM, "out of memory");
-    snprintf(cmdline, n, "%s%s%s", VM_LINUX_CMDLINE, opt->cmdline ? " " : "",
+    snprintf(cmdline, n, "%s%s%s%s", VM_LINUX_CMDLINE, clock, opt->cmdline ? " " : "",
              opt->cmdline ? opt->cmdline : "");
     struct vm_bzimage_params p = {.cmdline = cmdline,
                                   .initrd = opt->initrd,

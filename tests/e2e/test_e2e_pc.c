@@ -137,10 +137,12 @@ static void test_boots_by_the_64bit_protocol(void)
     run(&o, (const char *[]){"--run", "--serial", "-", "--memory", "64M", "--port", "0",
                              "--cmdline", "hello=world nokaslr", "--initrd", initrd_path,
                              kernel_path, NULL});
-    /* The default command line, then --cmdline; the initrd where the zero
-     * page says; RAM below 640K, the reserved hole, RAM from 1 MiB. */
+    /* The default command line, the vCPUs' TSC rate, then --cmdline; the
+     * initrd where the zero page says; RAM below 640K, the reserved hole,
+     * RAM from 1 MiB. */
     E2E_HAS(o.text, "cmdline: console=ttyS0 acpi=off pci=off 8250.nr_uarts=1 i8042.noaux "
-                    "i8042.nomux i8042.nopnp i8042.dumbkbd reboot=k panic=1 hello=world nokaslr\n");
+                    "i8042.nomux i8042.nopnp i8042.dumbkbd reboot=k panic=1 tsc_early_khz=");
+    E2E_MATCHES(o.text, "panic=1 tsc_early_khz=[1-9][0-9]* hello=world nokaslr\n");
     E2E_HAS(o.text, "initrd: XINITRD-CONTENTS (100000 bytes)\n");
     E2E_HAS(o.text, "e820: 3\n");
     CU_ASSERT_EQUAL(o.status, 3); /* through the debug-exit port */
