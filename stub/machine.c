@@ -2,6 +2,7 @@
 #include "machine.h"
 
 #include "history.h"
+#include "internal_error.h"
 #include "log.h"
 #include "snapshots.h"
 
@@ -127,10 +128,7 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
     case VM_EVENT_INTERNAL_ERROR:
         st->signal = STUB_SIGBUS;
         if (ev->u.internal.exit_reason == KVM_EXIT_INTERNAL_ERROR)
-            snprintf(st->why, sizeof(st->why),
-                     "KVM internal error %u at rip 0x%llx (executing or emulating an access to "
-                     "memory that is not RAM?)",
-                     ev->u.internal.suberror, (unsigned long long)rip);
+            stub_internal_error_text(ev, rip, st->why, sizeof(st->why));
         else
             snprintf(st->why, sizeof(st->why), "unexpected KVM exit %u at rip 0x%llx",
                      ev->u.internal.exit_reason, (unsigned long long)rip);

@@ -118,12 +118,18 @@ static void info(struct stub_machine *m, unsigned tid, struct stub_text *t)
     if (m->last_catch[0])
         say(t, "last catch:    %s\n", m->last_catch);
     const struct vm_caps *c = vm_caps(vm);
-    say(t, "host probe:    int3 %s; DR0-DR3 execution breakpoints %s; data breakpoints %s; "
-           "read-only slots %s\n",
-        c->sw_bp == VM_BP_INT3                  ? "reaches kvmstub"
-        : c->sw_bp == VM_BP_INT3_INTERNAL_ERROR ? "reaches kvmstub as an internal error"
-                                                : "is not intercepted",
-        c->hw_exec_bp ? "fire" : "do not fire", c->hw_data_bp ? "fire" : "do not fire",
+    static const char *mode_names[VM_PROBE_MODES] = {"real mode", "protected mode", "long mode"};
+    for (unsigned i = 0; i < VM_PROBE_MODES; i++) {
+        const struct vm_probe_result *r = &c->mode[i];
+        say(t, "host probe:    %-15s int3 %s; DR0-DR3 execution breakpoints %s; data "
+               "breakpoints %s\n",
+            mode_names[i],
+            r->sw_bp == VM_BP_INT3                  ? "reaches kvmstub"
+            : r->sw_bp == VM_BP_INT3_INTERNAL_ERROR ? "reaches kvmstub as an internal error"
+                                                    : "is not intercepted",
+            r->hw_exec_bp ? "fire" : "do not fire", r->hw_data_bp ? "fire" : "do not fire");
+    }
+    say(t, "host probe:    read-only slots %s\n",
         c->ro_slot_traps_writes ? "trap writes" : "unavailable");
     struct vm_debug_info d;
     vm_debug_info(vm, &d);

@@ -5,6 +5,8 @@
  * the next KVM_RUN); before returning we re-enter with immediate_exit set,
  * which completes it without running further, so a debugger that changes
  * registers at the stop never races KVM's completion of an old instruction. */
+#include "decode.h"
+#include "gate.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -20,6 +22,11 @@
 #define BP_VECTOR 3
 #define DB_VECTOR 1
 #define OPCODE_HLT 0xf4
+/* Steps of one visit of a breakpoint's lifted code page before the trap
+ * goes back for a moment: the others are held meanwhile (gate.h). Fewer
+ * when another vCPU waits for the gate. */
+#define VISIT_MAX 256u
+#define VISIT_MIN 64u
 
 const char *vm_event_name(enum vm_event_type type)
 {
@@ -306,6 +313,24 @@ static int handle_io(struct vm_cpu *cpu, struct vm_event *ev)
     return got;
 }
 
+/* The instruction at rip both reads and writes memory (xchg, a locked
+ * add, cmpxchg...). */
+static bool rmw_at_rip(struct vm_cpu *cpu)
+{
+    uint64_t pc;
+    uint8_t insn[15];
+    size_t got = 0;
+    if (vm_cpu_linear_pc(cpu, &pc))
+        return false;
+    vm_read_linear(cpu, pc, insn, sizeof(insn), &got);
+    struct vm_access acc[VM_DECODE_MAX_ACCESSES];
+    size_t n = vm_decode_access(insn, got, &cpu->rc.regs, &cpu->rc.sregs, acc);
+    for (size_t i = 0; i < n; i++)
+        if (acc[i].read && acc[i].write)
+            return true;
+    return false;
+}
+
 static int handle_mmio(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -319,8 +344,17 @@ static int handle_mmio(struct vm_cpu *cpu, struct vm_event *ev)
     if (!ram)
         return bus_access(cpu, VM_BUS_MMIO, gpa, run->mmio.data, len, run->mmio.is_write, ev);
     /* A trapped page of RAM: do the access on the real memory, then see
-     * whether it touched watched bytes. */
+     * whether it touched watched bytes. KVM splits a read-modify-write
+     * into a read exit and a write exit, and a guest's lock on the page
+     * relies on nothing coming in between: with other vCPUs, the read
+     * waits until they are out of the guest, and the instruction is
+     * completed before they may go on (the run loop, cpu->rmw_held). */
     atomic_fetch_add_explicit(&vm->stats.watch_traps, 1, memory_order_relaxed);
+    if (!run->mmio.is_write && vm->ncpus > 1 && !cpu->rmw_held && !vm_gate_held(cpu) &&
+        rmw_at_rip(cpu)) {
+        vm_gate_exclusive(vm);
+        cpu->rmw_held = vm_gate_held(cpu);
+    }
     if (run->mmio.is_write) {
         memcpy(ram, run->mmio.data, len);
         vm_mem_mark_dirty(&vm->mem, gpa, len); /* KVM's log cannot see it */
@@ -386,20 +420,34 @@ static int reinject(struct vm_cpu *cpu, unsigned vector, uint64_t dr6)
     return 0;
 }
 
-/* A step through a breakpoint's lifted code page: on at once while rip
- * stays on the page (1, with a breakpoint event, when it reaches a
- * breakpoint there; -1 to go on stepping); 0 when it left the page, and
- * the page is trapped again by the caller. */
+/* A step through a lifted code page (struct vm_cpu_step): -1 to go on
+ * stepping while rip stays on the page; 1, with the event, when it reaches
+ * a breakpoint there; 0 to end the visit, and the caller puts the trap
+ * back (reporting a watched access the last step made). */
 static int visit_step(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
+    struct vm_cpu_step *d = &cpu->step;
     uint64_t pc, gpa;
+    if (d->visit_watched && vm_watch_visit_hit(cpu))
+        return 0;
     if (vm_cpu_linear_pc(cpu, &pc) || vm_translate(cpu, pc, &gpa) ||
-        (gpa & VM_PAGE_MASK) != cpu->step.lifted[0].gpa)
+        (gpa & VM_PAGE_MASK) != d->lifted[0].gpa)
         return 0;
     const struct vm_breakpoint *bp = vm_bp_find(vm, pc);
-    if (!bp || bp->gpa != gpa)
+    if (!bp || bp->gpa != gpa) {
+        /* The other vCPUs wait while this one visits: it gives the page
+         * back now and then, and before a hlt, which could wait in KVM for
+         * an interrupt only another vCPU would send. */
+        uint8_t op = 0;
+        unsigned n = ++d->visit_steps;
+        if (n >= VISIT_MAX || (n >= VISIT_MIN && vm_gate_contended(vm)) ||
+            (vm_read_linear(cpu, pc, &op, 1, NULL) == 0 && op == OPCODE_HLT))
+            return 0;
+        if (d->visit_watched)
+            vm_watch_visit_next(cpu);
         return -1;
+    }
     uint64_t a;
     enum vm_watch_type t;
     vm_watch_unlift(cpu, &a, &t);
@@ -508,6 +556,74 @@ static int drop_pending_exception(struct vm_cpu *cpu)
     return ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0 ? -errno : 0;
 }
 
+/* A hlt fetched from a trapped page, on a board where KVM waits for the
+ * interrupt itself: done here (rip past it, the vCPU halted in KVM), since
+ * stepping it with the page lifted would hold the other vCPUs out of the
+ * guest until an interrupt comes, perhaps one only they would send. */
+static int halt_in_kvm(struct vm_cpu *cpu)
+{
+    int err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS);
+    if (err || (err = drop_pending_exception(cpu)))
+        return err;
+    cpu->rc.regs.rip += 1;
+    cpu->rc.dirty |= VM_RC_REGS;
+    if ((err = vm_regcache_flush(&cpu->rc)))
+        return err;
+    struct kvm_vcpu_events e;
+    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &e) < 0)
+        return -errno;
+    if (e.interrupt.shadow) {
+        /* An sti just before: the hlt ends the shadow it cast. */
+        e.interrupt.shadow = 0;
+        e.flags = KVM_VCPUEVENT_VALID_SHADOW;
+        if (ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &e) < 0)
+            return -errno;
+    }
+    struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_HALTED};
+    return ioctl(cpu->fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
+}
+
+/* Code fetched from a trapped page, or an instruction KVM cannot emulate
+ * against one: run it once with the traps lifted, the other vCPUs held
+ * (vm_watch_lift). 1 when it is taken care of, 0 when the error is real. */
+static int lift_for_step(struct vm_cpu *cpu, enum vm_run_mode mode, uint64_t pc, int *err)
+{
+    struct vm *vm = cpu->vm;
+    /* Nothing changes the slots while this vCPU is not held (gate.h): what
+     * it exited on is what the table says now. */
+    uint64_t layout = vm->mem.layout_changes, gpa;
+    bool fetch = vm_translate(cpu, pc, &gpa) == 0 && vm_mem_trap(&vm->mem, gpa) == VM_TRAP_ALL;
+    uint8_t op = 0;
+    if (fetch && vm->board->irqchip && vm_mem_read(&vm->mem, gpa, &op, 1) == 0 &&
+        op == OPCODE_HLT) {
+        *err = halt_in_kvm(cpu);
+        return 1;
+    }
+    /* The predicted accesses are read before lifting, while the cached
+     * registers are those of the instruction about to run. */
+    vm_watch_predict(cpu);
+    if ((*err = vm_watch_lift(cpu, fetch ? gpa : ~0ull)))
+        return 1;
+    /* Code on a trapped page: run through it step by step, looking for
+     * the watched accesses of each step where a watchpoint covers it. */
+    cpu->step.visiting = fetch && mode == VM_RUN_CONTINUE && cpu->step.nlifted == 1;
+    cpu->step.visit_watched = cpu->step.visiting && vm_watch_covers(vm, gpa);
+    cpu->step.visit_steps = 0;
+    if (cpu->step.nlifted) {
+        *err = drop_pending_exception(cpu);
+        return 1;
+    }
+    cpu->step.predicted = false;
+    cpu->step.visiting = false;
+    if (vm->mem.layout_changes != layout) {
+        /* Another vCPU moved the traps while this one waited to lift them:
+         * what it exited on is gone, so it runs the instruction again. */
+        *err = drop_pending_exception(cpu);
+        return 1;
+    }
+    return 0;
+}
+
 static int handle_internal_error(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -531,30 +647,10 @@ static int handle_internal_error(struct vm_cpu *cpu, enum vm_run_mode mode, stru
         ev->u.bp.hardware = bp->hardware && !bp->software;
         return 1;
     }
-    /* Code fetched from a trapped page, or an instruction KVM cannot
-     * emulate against one: run it once with the traps lifted. */
     if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && vm->mem.ntraps &&
-        !cpu->step.nlifted) {
-        uint64_t gpa;
-        bool fetch = vm_translate(cpu, pc, &gpa) == 0 && vm_mem_trap(&vm->mem, gpa) == VM_TRAP_ALL;
-        /* The predicted accesses are read before lifting, while the
-         * cached registers are those of the instruction about to run. */
-        vm_watch_predict(cpu);
-        if ((err = vm_watch_lift(cpu, fetch ? gpa : ~0ull)))
-            return err;
-        /* Code on a page trapped for a breakpoint alone: run through it. */
-        cpu->step.visiting = fetch && mode == VM_RUN_CONTINUE && cpu->step.nlifted == 1 &&
-                             !vm_watch_covers(vm, gpa);
-        if (cpu->step.nlifted)
-            return drop_pending_exception(cpu);
-        cpu->step.predicted = false;
-    }
-    ev->type = VM_EVENT_INTERNAL_ERROR;
-    ev->u.internal.exit_reason = KVM_EXIT_INTERNAL_ERROR;
-    ev->u.internal.suberror = run->internal.suberror;
-    ev->u.internal.ndata = run->internal.ndata < 4 ? run->internal.ndata : 4;
-    for (uint32_t i = 0; i < ev->u.internal.ndata; i++)
-        ev->u.internal.data[i] = run->internal.data[i];
+        !cpu->step.nlifted && lift_for_step(cpu, mode, pc, &err))
+        return err;
+    vm_internal_error_event(cpu, pc, ev);
     return 1;
 }
 
@@ -809,7 +905,17 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
     return err;
 }
 
+static int run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev);
+
 int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
+{
+    vm_gate_enter(cpu);
+    int err = run(cpu, mode, ev);
+    vm_gate_leave(cpu);
+    return err;
+}
+
+static int run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
     int err;
@@ -850,6 +956,7 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         return err;
 
     for (;;) {
+        vm_gate_park(cpu);
         bool step = mode == VM_RUN_STEP || cpu->step.stepping_over || cpu->step.nlifted;
         if ((err = vm_cpu_prepare(cpu, step)))
             return err;
@@ -866,6 +973,15 @@ int vm_cpu_run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
             got = vm_cpu_handle_exit(cpu, mode, ev);
             if (got < 0)
                 return got;
+            if (cpu->rmw_held) {
+                /* The write half, then the others may run again. */
+                err = finish(cpu, mode, ev);
+                cpu->rmw_held = false;
+                vm_gate_release(vm);
+                if (err)
+                    return err;
+                got |= ev->type != VM_EVENT_SERIAL;
+            }
             if (!cpu->step.nlifted && vm_watch_active(vm) && (err = vm_watch_refresh(cpu)))
                 return err;
             if (!cpu->step.nlifted && (err = vm_bp_plant_pending(cpu)))

@@ -1,4 +1,5 @@
 /* Breakpoints: planted trap bytes and debug registers. */
+#include "gate.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -310,16 +311,17 @@ int vm_bp_unplant(struct vm_cpu *cpu, uint64_t addr)
     struct vm *vm = cpu->vm;
     pthread_mutex_lock(&vm->debug.lock);
     struct vm_breakpoint *bp = find(vm, addr);
-    int err = 0;
+    uint64_t lift = VM_BP_PENDING;
     if (bp && page_trapped(bp)) {
-        err = vm_watch_lift(cpu, bp->gpa);
+        lift = bp->gpa;
     } else if (bp && planted_byte(vm, bp)) {
         uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, bp->len);
         if (p)
             memcpy(p, bp->orig, bp->len);
     }
     pthread_mutex_unlock(&vm->debug.lock);
-    return err;
+    /* Outside the lock: lifting waits for the gate (gate.h). */
+    return lift == VM_BP_PENDING ? 0 : vm_watch_lift(cpu, lift);
 }
 
 void vm_bp_replant(struct vm *vm, uint64_t addr)
@@ -367,28 +369,44 @@ void vm_bp_replant_all(struct vm *vm)
     d->generation++;
 }
 
+/* A pending breakpoint cpu's page tables map now (and that is not being
+ * stepped over: it stays out until its step is done). */
+static bool plantable(struct vm_cpu *cpu, const struct vm_breakpoint *bp, uint64_t *gpa)
+{
+    return bp->gpa == VM_BP_PENDING && vm_translate(cpu, bp->addr, gpa) == 0 &&
+           vm_mem_ptr(&cpu->vm->mem, *gpa, 1) &&
+           !(cpu->step.stepping_over && cpu->step.over == bp->addr);
+}
+
 int vm_bp_plant_pending(struct vm_cpu *cpu)
 {
     struct vm *vm = cpu->vm;
     struct vm_debug *d = &vm->debug;
     if (!atomic_load_explicit(&d->npending, memory_order_relaxed))
         return 0;
+    /* A look first: most exits find nothing new mapped, and planting may
+     * trap a page, which needs the other vCPUs out of the guest. */
+    bool any = false;
+    uint64_t gpa;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->nbps && !any; i++)
+        any = plantable(cpu, &d->bps[i], &gpa);
+    pthread_mutex_unlock(&d->lock);
+    if (!any)
+        return 0;
     int err = 0;
+    vm_gate_exclusive(vm);
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->nbps && !err; i++) {
         struct vm_breakpoint *bp = &d->bps[i];
-        uint64_t gpa;
-        if (bp->gpa != VM_BP_PENDING || vm_translate(cpu, bp->addr, &gpa) ||
-            !vm_mem_ptr(&vm->mem, gpa, 1))
-            continue;
-        /* One being stepped over stays out until its step is done. */
-        if (cpu->step.stepping_over && cpu->step.over == bp->addr)
+        if (!plantable(cpu, bp, &gpa))
             continue;
         bp->gpa = gpa;
         atomic_fetch_sub(&d->npending, 1);
         err = plant(cpu, bp);
     }
     pthread_mutex_unlock(&d->lock);
+    vm_gate_release(vm);
     return err;
 }
 

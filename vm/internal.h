@@ -5,7 +5,9 @@
  * running it while it runs (its run loop, register cache, step state);
  * `kick` and `thread_known` are atomics any thread may touch. The VM-wide
  * debug tables, memory slots and the board are changed only while every
- * vCPU is stopped, and only read while vCPUs run. Devices lock themselves. */
+ * vCPU is stopped, and only read while vCPUs run, but for what a vCPU
+ * thread changes during a run holding the gate (vm/gate.h) with every other
+ * vCPU out of the guest. Devices lock themselves. */
 #ifndef VM_INTERNAL_H
 #define VM_INTERNAL_H
 
@@ -108,14 +110,38 @@ struct vm_cpu_step {
     bool predicted;
     uint64_t predicted_addr;
     enum vm_watch_type predicted_type;
-    /* The lifted page is a breakpoint's code page, and the guest runs on
-     * it step by step (interrupts allowed) until it leaves the page or
-     * reaches the breakpoint: one lift per visit of the page, not one per
-     * instruction (memory-slot changes are costly). */
+    /* The lifted page is a trapped code page, and the guest runs on it
+     * step by step (interrupts allowed) until it leaves the page, reaches
+     * a breakpoint or makes a watched access: one lift per visit of the
+     * page, not one per instruction (memory-slot changes are costly). */
     bool visiting;
+    bool visit_watched;   /* a watchpoint covers the page: check each step */
+    unsigned visit_steps; /* steps of this visit so far */
 };
 
 /* ---- vCPUs and the VM ---- */
+
+/* The gate (gate.h): its fields are changed under its lock; holder and
+ * waiters are also read without it. */
+enum vm_gate_state {
+    VM_GATE_OUT,     /* not inside vm_cpu_run() */
+    VM_GATE_RUNNING, /* may be inside KVM_RUN */
+    VM_GATE_PARKED,  /* held out of the guest by the holder */
+    VM_GATE_WAITING, /* waits to hold the gate */
+    VM_GATE_HOLDER,
+};
+
+struct vm_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool initialized;
+    atomic_int holder; /* vCPU index, or -1 */
+    unsigned depth;    /* the holder's nesting */
+    atomic_uint waiters;
+    uint64_t next_ticket, serving;
+    uint64_t epoch;       /* exclusive sections ended so far */
+    uint64_t released_ns; /* when the last one ended */
+};
 
 struct vm_cpu {
     struct vm *vm;
@@ -135,6 +161,9 @@ struct vm_cpu {
     bool has_pending;
     struct vm_event pending;
     bool needs_completion; /* KVM holds a PIO/MMIO instruction to finish */
+    /* A read-modify-write on a trapped page holds the gate until KVM has
+     * done its write half (cpu.c, handle_mmio). */
+    bool rmw_held;
     /* KVM_SET_GUEST_DEBUG as last applied. */
     bool guest_debug_dirty;
     bool single_step;      /* the applied state single-steps */
@@ -143,6 +172,11 @@ struct vm_cpu {
     uint64_t guest_debug_control;
     uint64_t dr7;
     uint64_t last_output_ns; /* when buffered output started waiting */
+    /* The gate: its lock guards these. gate_entered is the epoch at which
+     * the last KVM_RUN began, gate_ran that of the one before it (one that
+     * has come back). */
+    enum vm_gate_state gate_state;
+    uint64_t gate_entered, gate_ran;
     /* Kicking: see vm_cpu_kick(). */
     atomic_bool kick;
     atomic_bool thread_known;
@@ -199,6 +233,7 @@ struct vm {
     void *board_data;
     struct vm_bus bus;
     struct vm_debug debug;
+    struct vm_gate gate;
     struct vm_caps caps;
     struct vm_stats stats;
     /* The guest ended through a device (debug-exit, a reset request); set
@@ -231,6 +266,11 @@ int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_even
 /* Registers or unregisters KVM's coalesced zone of a bus range, as its
  * device and the I/O catches allow (vm/machine.c). */
 int vm_coalesce_refresh(struct vm *vm);
+
+/* Fills ev with the internal error in cpu->run, at linear pc: what the
+ * instruction was and whether it met memory outside RAM
+ * (internal_error.c). */
+void vm_internal_error_event(struct vm_cpu *cpu, uint64_t pc, struct vm_event *ev);
 
 /* Raises or lowers an interrupt line of the board; no-op without one. */
 int vm_irq_set(struct vm *vm, unsigned line, bool level);
@@ -301,5 +341,10 @@ int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa);
  * for vm_watch_unlift() to report. */
 void vm_watch_predict(struct vm_cpu *cpu);
 bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *type);
+/* During a visit of a lifted watched page: whether the step just made
+ * touched watched bytes (then vm_watch_unlift() reports it), and the
+ * page's bytes and the prediction brought up to date for the next step. */
+bool vm_watch_visit_hit(struct vm_cpu *cpu);
+void vm_watch_visit_next(struct vm_cpu *cpu);
 
 #endif

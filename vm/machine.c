@@ -2,6 +2,7 @@
  * vCPUs; the accessors of vm/vm.h. */
 #include "internal.h"
 #include "fail.h"
+#include "gate.h"
 #include "probe.h"
 
 #include <errno.h>
@@ -156,6 +157,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->trace = cfg->trace;
     pthread_mutex_init(&vm->note_lock, NULL);
     pthread_mutex_init(&vm->ring_lock, NULL);
+    vm_gate_init(vm);
     atomic_init(&vm->exited, false);
     switch (cfg->board) {
     case VM_BOARD_BARE:
@@ -277,6 +279,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->caps.sw_bp = VM_BP_INT3;
     vm->caps.hw_exec_bp = true;
     vm->caps.hw_data_bp = true;
+    for (unsigned m = 0; m < VM_PROBE_MODES; m++)
+        vm->caps.mode[m] = (struct vm_probe_result){VM_BP_INT3, true, true};
     vm->caps.ro_slot_traps_writes = vm->caps.readonly_mem;
     if (!cfg->skip_probe) {
         if ((r = vm_probe(vm->kvm_fd, &vm->caps))) {
@@ -320,6 +324,7 @@ void vm_destroy(struct vm *vm)
     free(vm->cpuid);
     pthread_mutex_destroy(&vm->note_lock);
     pthread_mutex_destroy(&vm->ring_lock);
+    vm_gate_destroy(vm);
     free(vm);
 }
 

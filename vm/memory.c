@@ -467,6 +467,7 @@ int vm_mem_set_trap(struct vm_mem *m, uint64_t gpa, enum vm_page_trap trap)
         }
         return -ENOSPC;
     }
+    m->layout_changes++;
     for (size_t n = 0; n < removing; n++) {
         int err = del_slot(m, first);
         if (err)

@@ -63,6 +63,9 @@ struct vm_mem {
     /* Trapped pages sorted by gpa. */
     struct vm_trapped_page *traps;
     size_t ntraps;
+    /* Bumped whenever the slots change: a vCPU that waited (vm/gate.h) can
+     * tell whether the traps it exited on are still the same. */
+    uint64_t layout_changes;
     /* Dirty-page tracking; bitmaps of vm_mem_bitmap_words() words. */
     bool tracking;
     bool rescan;     /* the next collect adds every page the host has backed */
@@ -82,8 +85,9 @@ int vm_mem_write(struct vm_mem *m, uint64_t gpa, const void *buf, size_t len);
 /* Host pointer for [gpa, gpa+len), or NULL if not wholly inside RAM. */
 void *vm_mem_ptr(const struct vm_mem *m, uint64_t gpa, uint64_t len);
 
-/* Sets the trap of the page holding gpa. Changing a page's slots while the
- * vCPU runs is not allowed: callers own the stopped VM. -ENOSPC when KVM has
+/* Sets the trap of the page holding gpa. Changing a page's slots while a
+ * vCPU runs is not allowed: callers own the stopped VM, or hold every vCPU
+ * out of the guest (vm/gate.h). -ENOSPC when KVM has
  * no slot left, -ENOTSUP for VM_TRAP_WRITE without read-only slot support. */
 int vm_mem_set_trap(struct vm_mem *m, uint64_t gpa, enum vm_page_trap trap);
 enum vm_page_trap vm_mem_trap(const struct vm_mem *m, uint64_t gpa);

@@ -59,6 +59,14 @@ enum vm_event_type {
     VM_EVENT_IO,             /* a catch on port I/O (vm/debug.h): u.io; the access is done */
 };
 
+/* What an internal error was about, as far as kvmstub can tell. */
+enum vm_internal_cause {
+    VM_INTERNAL_OTHER,          /* not an emulation failure, or nothing known */
+    VM_INTERNAL_CANNOT_EMULATE, /* an instruction on RAM, touching RAM */
+    VM_INTERNAL_FETCH_NOT_RAM,  /* code at a physical address outside RAM */
+    VM_INTERNAL_ACCESS_NOT_RAM, /* an operand outside RAM */
+};
+
 struct vm_event {
     enum vm_event_type type;
     union {
@@ -88,6 +96,12 @@ struct vm_event {
             uint32_t suberror;
             uint32_t ndata;
             uint64_t data[4];
+            enum vm_internal_cause cause;
+            uint64_t gpa;      /* VM_INTERNAL_*_NOT_RAM: the address */
+            uint8_t insn[15];  /* the instruction at rip, for vm_disasm() */
+            uint8_t insn_len;  /* 0: none known */
+            bool insn_from_kvm; /* KVM gave the bytes (else read from RAM) */
+            uint8_t code_bits; /* 16, 32 or 64 */
         } internal;
     } u;
 };
@@ -97,9 +111,20 @@ enum vm_run_mode {
     VM_RUN_STEP, /* one instruction */
 };
 
+/* The CPU modes the host probe runs its checks in. */
+enum vm_probe_mode { VM_PROBE_REAL, VM_PROBE_PROTECTED, VM_PROBE_LONG, VM_PROBE_MODES };
+
+struct vm_probe_result {
+    /* VM_BP_INT3, VM_BP_INT3_INTERNAL_ERROR, or VM_BP_HLT: not delivered */
+    enum vm_bp_method sw_bp;
+    bool hw_exec_bp;
+    bool hw_data_bp;
+};
+
 /* What the host's KVM offers; the probed fields come from running a tiny
  * guest once (vm/probe.c), since capability bits do not tell whether #BP
  * interception or DR7 really reach userspace on nested hosts. */
+
 struct vm_caps {
     int api_version;
     bool readonly_mem;
@@ -109,6 +134,9 @@ struct vm_caps {
     uint32_t max_slots;
     uint32_t guest_debug_flags;   /* KVM_CAP_SET_GUEST_DEBUG2, 0 if absent */
     bool probed;
+    /* What the probe found in each mode (indexed by enum vm_probe_mode);
+     * the three fields below are what works in all of them. */
+    struct vm_probe_result mode[VM_PROBE_MODES];
     enum vm_bp_method sw_bp;      /* how software breakpoints are planted */
     bool hw_exec_bp;              /* DR0-DR3 execution breakpoints fire */
     bool hw_data_bp;              /* DR0-DR3 data breakpoints fire */

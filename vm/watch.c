@@ -1,6 +1,7 @@
 /* Watchpoints: debug registers where the host honours them, page traps
  * everywhere else (see debug.h). */
 #include "decode.h"
+#include "gate.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -51,7 +52,13 @@ static enum vm_page_trap wanted(const struct vm *vm, uint64_t gpa)
         for (size_t p = 0; p < w->npages; p++) {
             if (w->pages[p].gpa != gpa)
                 continue;
-            enum vm_page_trap need = (w->type == VM_WATCH_WRITE && vm->caps.ro_slot_traps_writes)
+            /* With several vCPUs a read-only slot would let KVM do the
+             * read half of a read-modify-write (a lock's xchg) in the
+             * kernel and only the write half here, with other vCPUs free
+             * in between; trapping the reads too lets kvmstub make the
+             * pair atomic (cpu.c, handle_mmio). */
+            enum vm_page_trap need = (w->type == VM_WATCH_WRITE &&
+                                      vm->caps.ro_slot_traps_writes && vm->ncpus == 1)
                                          ? VM_TRAP_WRITE
                                          : VM_TRAP_ALL;
             if (need > t)
@@ -112,9 +119,11 @@ static int apply_traps(struct vm *vm)
 
 int vm_watch_apply_traps(struct vm *vm)
 {
+    vm_gate_exclusive(vm); /* slots change: nobody may be in the guest */
     pthread_mutex_lock(&vm->debug.lock);
     int err = apply_traps(vm);
     pthread_mutex_unlock(&vm->debug.lock);
+    vm_gate_release(vm);
     return err;
 }
 
@@ -311,31 +320,50 @@ int vm_watch_refresh(struct vm_cpu *cpu)
         return 0; /* no paging then or now: linear is physical */
     /* The guest can rewrite a page table without reloading CR3, so every
      * page is translated again (a few ioctls per exit while watchpoints on
-     * page traps exist); the traps move only when a translation changed. */
+     * page traps exist); the traps move only when a translation changed,
+     * and then with the other vCPUs out of the guest, which also keeps them
+     * from matching accesses against a table being rewritten. */
     bool changed = false;
-    for (size_t i = 0; i < d->nwatches; i++) {
-        struct vm_watchpoint *w = &d->watches[i];
-        for (size_t p = 0; w->dr < 0 && p < w->npages; p++) {
-            uint64_t gpa;
-            if (vm_translate(cpu, w->pages[p].linear, &gpa) ||
-                !vm_mem_contains(&vm->mem, gpa & VM_PAGE_MASK, VM_PAGE_SIZE))
-                gpa = ~0ull;
-            else
-                gpa &= VM_PAGE_MASK;
-            if (gpa != w->pages[p].gpa) {
-                w->pages[p].gpa = gpa;
-                changed = true;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (!changed)
+                break;
+            vm_gate_exclusive(vm);
+            pthread_mutex_lock(&d->lock);
+        }
+        for (size_t i = 0; i < d->nwatches; i++) {
+            struct vm_watchpoint *w = &d->watches[i];
+            for (size_t p = 0; w->dr < 0 && p < w->npages; p++) {
+                uint64_t gpa;
+                if (vm_translate(cpu, w->pages[p].linear, &gpa) ||
+                    !vm_mem_contains(&vm->mem, gpa & VM_PAGE_MASK, VM_PAGE_SIZE))
+                    gpa = ~0ull;
+                else
+                    gpa &= VM_PAGE_MASK;
+                if (gpa != w->pages[p].gpa) {
+                    if (pass == 1)
+                        w->pages[p].gpa = gpa;
+                    changed = true;
+                }
             }
         }
     }
     remember_paging(cpu);
-    return changed ? vm_watch_apply_traps(vm) : 0;
+    if (!changed)
+        return 0;
+    err = vm_watch_apply_traps(vm);
+    pthread_mutex_unlock(&d->lock);
+    vm_gate_release(vm);
+    return err;
 }
 
 int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa)
 {
     struct vm_cpu_step *d = &cpu->step;
     struct vm_mem *m = &cpu->vm->mem;
+    /* Held until vm_watch_unlift(): no other vCPU may run while the page
+     * is lifted, or it would run through the trap unseen. */
+    vm_gate_exclusive(cpu->vm);
     pthread_mutex_lock(&cpu->vm->debug.lock);
     size_t n = 0;
     for (size_t i = 0; i < m->ntraps; i++)
@@ -344,6 +372,7 @@ int vm_watch_lift(struct vm_cpu *cpu, uint64_t gpa)
     struct vm_lifted_page *l = n ? calloc(n, sizeof(*l)) : NULL;
     if (!l) {
         pthread_mutex_unlock(&cpu->vm->debug.lock);
+        vm_gate_release(cpu->vm);
         return n ? -ENOMEM : 0;
     }
     size_t k = 0;
@@ -393,6 +422,31 @@ void vm_watch_predict(struct vm_cpu *cpu)
     }
 }
 
+bool vm_watch_visit_hit(struct vm_cpu *cpu)
+{
+    struct vm_cpu_step *d = &cpu->step;
+    uint64_t addr;
+    enum vm_watch_type type;
+    if (d->predicted)
+        return true;
+    for (size_t i = 0; i < d->nlifted; i++) {
+        const uint8_t *now = vm_mem_ptr(&cpu->vm->mem, d->lifted[i].gpa, VM_PAGE_SIZE);
+        for (size_t b = 0; now && b < VM_PAGE_SIZE; b++)
+            if (now[b] != d->lifted[i].before[b] &&
+                vm_watch_match(cpu->vm, d->lifted[i].gpa + b, 1, true, &addr, &type))
+                return true;
+    }
+    return false;
+}
+
+void vm_watch_visit_next(struct vm_cpu *cpu)
+{
+    struct vm_cpu_step *d = &cpu->step;
+    for (size_t i = 0; i < d->nlifted; i++)
+        vm_mem_read(&cpu->vm->mem, d->lifted[i].gpa, d->lifted[i].before, VM_PAGE_SIZE);
+    vm_watch_predict(cpu);
+}
+
 bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *type)
 {
     struct vm *vm = cpu->vm;
@@ -411,9 +465,12 @@ bool vm_watch_unlift(struct vm_cpu *cpu, uint64_t *addr, enum vm_watch_type *typ
     }
     d->predicted = false;
     d->visiting = false;
+    d->visit_watched = false;
+    d->visit_steps = 0;
     free(d->lifted);
     d->lifted = NULL;
     d->nlifted = 0;
     vm_watch_apply_traps(vm);
+    vm_gate_release(vm); /* taken by vm_watch_lift() */
     return hit;
 }

@@ -36,6 +36,16 @@ _start:
     .cfi_endproc
     .size _start, . - _start
 
+/* A counter on the code page every CPU runs (smp.c: count_once): a
+ * watchpoint on it traps that page, which the tests use. The guest runs
+ * without paging, so code pages are writable. */
+    .globl code_page_count
+    .type code_page_count, @object
+    .balign 4
+code_page_count:
+    .long 0
+    .size code_page_count, 4
+
 /* The trampoline runs at whatever page it was copied to, with CS = that
  * page's segment and IP = 0: it addresses its own data relative to its
  * start, through DS = CS. */

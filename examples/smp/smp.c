@@ -37,6 +37,10 @@ volatile unsigned int lock;
 /* Incremented without the lock: the race, made visible. */
 volatile unsigned int unlocked_count;
 
+/* Incremented under the lock, like shared_count, but kept on the code
+ * page by boot.S: a watchpoint on it traps the page every CPU runs. */
+extern volatile unsigned int code_page_count;
+
 /* The start line and the finish line. */
 volatile unsigned int go;
 volatile unsigned int cpus_done;
@@ -75,6 +79,7 @@ void count_once(unsigned int cpu)
     unlocked_count++;
     spin_lock(&lock);
     shared_count++;
+    code_page_count++;
     spin_unlock(&lock);
 }
 

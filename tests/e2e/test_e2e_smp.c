@@ -4,7 +4,9 @@
  * thread per CPU with what it waits for, a breakpoint hit on CPU 1 is
  * reported as thread 2 with CPU 1's registers, a hundred breakpoint hits
  * spread over the CPUs are each reported once and by the thread that hit,
- * and Ctrl-C stops every CPU, not only the first. */
+ * and Ctrl-C stops every CPU, not only the first. Page traps with several
+ * CPUs (breakpoints on one-byte instructions, watchpoints) are
+ * test_e2e_smp_traps'. */
 #include "e2e.h"
 #include "testmain.h"
 

@@ -2,8 +2,10 @@
  * needed: the CPU state is made up). */
 #include "testmain.h"
 #include "vm/decode.h"
+#include "vm/disasm.h"
 
 #include <CUnit/CUnit.h>
+#include <stdio.h>
 #include <string.h>
 
 static struct kvm_regs regs;
@@ -140,6 +142,52 @@ static void test_nondeterministic(void)
     }
 }
 
+/* Instructions as text, the way objdump -d prints them (checked against
+ * it), for internal-error messages; unknown ones and short bytes refused. */
+static void test_disasm(void)
+{
+    static const struct {
+        uint8_t b[15];
+        size_t n;
+        unsigned bits;
+        const char *want;
+    } cases[] = {
+        {{0x66, 0x48, 0x0f, 0x6e, 0xd9}, 5, 64, "movq %rcx,%xmm3"},
+        {{0x66, 0x0f, 0x6e, 0xc0}, 4, 32, "movd %eax,%xmm0"},
+        {{0x66, 0x0f, 0xd6, 0x45, 0xf8}, 5, 64, "movq %xmm0,-0x8(%rbp)"},
+        {{0x0f, 0x29, 0x04, 0x24}, 4, 64, "movaps %xmm0,(%rsp)"},
+        {{0xf3, 0x0f, 0x6f, 0x0d, 0x10, 0x00, 0x00, 0x00}, 8, 64, "movdqu 0x10(%rip),%xmm1"},
+        {{0x66, 0x0f, 0xef, 0xc0}, 4, 64, "pxor %xmm0,%xmm0"},
+        {{0x89, 0x14, 0x85, 0x60, 0x60, 0x10, 0x00}, 7, 32, "mov %edx,0x106060(,%eax,4)"},
+        {{0x8b, 0x45, 0x08}, 3, 32, "mov 0x8(%ebp),%eax"},
+        {{0xc7, 0x00, 0x01, 0x00, 0x00, 0x00}, 6, 32, "movl $0x1,(%eax)"},
+        {{0x83, 0xc0, 0x01}, 3, 32, "add $0x1,%eax"},
+        {{0xf0, 0x0f, 0xb1, 0x0a}, 4, 64, NULL}, /* lock cmpxchg: not known */
+        {{0x87, 0x02}, 2, 32, "xchg %eax,(%edx)"},
+        {{0x64, 0x8a, 0x07}, 3, 16, "mov %fs:(%bx),%al"},
+        {{0x55}, 1, 32, "push %ebp"},
+        {{0x55}, 1, 64, "push %rbp"},
+        {{0xf3, 0x90}, 2, 32, "pause"},
+        {{0xf4}, 1, 16, "hlt"},
+        {{0x0f, 0x22, 0xd8}, 3, 64, "mov %rax,%cr3"},
+        {{0x66, 0x48, 0x0f}, 3, 64, NULL},       /* cut short */
+        {{0xc5, 0xf9, 0x6f, 0xc1}, 4, 64, NULL}, /* VEX: not known */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[80];
+        bool ok = vm_disasm(cases[i].b, cases[i].n, cases[i].bits, out, sizeof(out));
+        if (cases[i].want) {
+            CU_ASSERT_TRUE(ok);
+            if (!ok || strcmp(out, cases[i].want) != 0)
+                printf("\n    case %zu: got '%s', want '%s'\n", i, ok ? out : "(refused)",
+                       cases[i].want);
+            CU_ASSERT_STRING_EQUAL(out, cases[i].want);
+        } else {
+            CU_ASSERT_FALSE(ok);
+        }
+    }
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("vm_decode", NULL, NULL);
@@ -147,6 +195,7 @@ static void register_suites(void)
     CU_add_test(s, "real mode operands", test_real_mode_operands);
     CU_add_test(s, "protected mode operands", test_protected_mode_operands);
     CU_add_test(s, "RDTSC, RDTSCP, RDPMC, RDRAND, RDSEED found", test_nondeterministic);
+    CU_add_test(s, "instructions as AT&T text, unknown ones refused", test_disasm);
 }
 
 int main(void)

@@ -299,6 +299,68 @@ static void test_int3_as_internal_error(void)
     vm_destroy(vm);
 }
 
+/* An emulation failure as KVM reports it, with the instruction's bytes
+ * (KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES): flags in
+ * data[0], size and bytes in the next two words. */
+static void script_emulation_failure(struct vm_cpu *cpu, const uint8_t *insn, uint8_t n)
+{
+    memset(&cpu->run->emulation_failure, 0, sizeof(cpu->run->emulation_failure));
+    cpu->run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+    cpu->run->emulation_failure.suberror = KVM_INTERNAL_ERROR_EMULATION;
+    cpu->run->emulation_failure.ndata = n ? 3 : 1;
+    cpu->run->emulation_failure.flags = n ? KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES : 0;
+    cpu->run->emulation_failure.insn_size = n;
+    if (n)
+        memcpy(cpu->run->emulation_failure.insn_bytes, insn, n);
+}
+
+static void test_emulation_failure_names_the_instruction(void)
+{
+    /* What kvm-pvm hosts report for SSE: an instruction on RAM, touching
+     * no memory, that KVM could not emulate. Not a memory problem. */
+    struct vm *vm = guest();
+    struct vm_cpu *cpu = &vm->cpus[0];
+    static const uint8_t movq[] = {0x66, 0x48, 0x0f, 0x6e, 0xd9}; /* movq %rcx,%xmm3 */
+    script_emulation_failure(cpu, movq, sizeof(movq));
+    struct vm_event ev;
+    CU_ASSERT_EQUAL(vm_cpu_handle_exit(cpu, VM_RUN_CONTINUE, &ev), 1);
+    CU_ASSERT_EQUAL(ev.type, VM_EVENT_INTERNAL_ERROR);
+    CU_ASSERT_EQUAL(ev.u.internal.cause, VM_INTERNAL_CANNOT_EMULATE);
+    CU_ASSERT_TRUE(ev.u.internal.insn_from_kvm);
+    CU_ASSERT_EQUAL(ev.u.internal.insn_len, sizeof(movq));
+    CU_ASSERT_EQUAL(memcmp(ev.u.internal.insn, movq, sizeof(movq)), 0);
+    CU_ASSERT_EQUAL(ev.u.internal.code_bits, 16);
+    /* Without bytes from KVM, RAM's (the nop at rip) are decoded. */
+    script_emulation_failure(cpu, NULL, 0);
+    CU_ASSERT_EQUAL(vm_cpu_handle_exit(cpu, VM_RUN_CONTINUE, &ev), 1);
+    CU_ASSERT_EQUAL(ev.u.internal.cause, VM_INTERNAL_CANNOT_EMULATE);
+    CU_ASSERT_FALSE(ev.u.internal.insn_from_kvm);
+    CU_ASSERT_TRUE(ev.u.internal.insn_len > 0);
+    CU_ASSERT_EQUAL(ev.u.internal.insn[0], 0x90);
+    vm_destroy(vm);
+}
+
+static void test_emulation_failure_outside_ram(void)
+{
+    /* A load through fs, whose base is 3 GiB (no RAM there): the error
+     * names that physical address, as the memory-not-RAM case. */
+    struct vm *vm = guest();
+    struct vm_cpu *cpu = &vm->cpus[0];
+    static const uint8_t load[] = {0x64, 0x8a, 0x07}; /* mov %fs:(%bx),%al */
+    CU_ASSERT_EQUAL(vm_regcache_fetch(&cpu->rc, VM_RC_SREGS | VM_RC_REGS), 0);
+    cpu->rc.sregs.fs.base = 0xc0000000ull;
+    cpu->rc.regs.rbx = 0x10;
+    cpu->rc.dirty |= VM_RC_SREGS | VM_RC_REGS;
+    CU_ASSERT_EQUAL(vm_regcache_flush(&cpu->rc), 0);
+    script_emulation_failure(cpu, load, sizeof(load));
+    struct vm_event ev;
+    CU_ASSERT_EQUAL(vm_cpu_handle_exit(cpu, VM_RUN_CONTINUE, &ev), 1);
+    CU_ASSERT_EQUAL(ev.type, VM_EVENT_INTERNAL_ERROR);
+    CU_ASSERT_EQUAL(ev.u.internal.cause, VM_INTERNAL_ACCESS_NOT_RAM);
+    CU_ASSERT_EQUAL(ev.u.internal.gpa, 0xc0000010ull);
+    vm_destroy(vm);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("vm_exits", NULL, NULL);
@@ -318,6 +380,10 @@ static void register_suites(void)
     CU_add_test(s, "--watchpoints debug-registers where data breakpoints never fire",
                 test_debug_registers_only_on_a_host_without_data_breakpoints);
     CU_add_test(s, "scripted int3 reported as an internal error", test_int3_as_internal_error);
+    CU_add_test(s, "scripted emulation failure on RAM: the instruction KVM gave back, decoded",
+                test_emulation_failure_names_the_instruction);
+    CU_add_test(s, "scripted emulation failure with an operand past RAM: that address",
+                test_emulation_failure_outside_ram);
 }
 
 int main(void)

@@ -213,6 +213,9 @@ static void test_unbacked_fetch_is_internal_error(void)
     CU_ASSERT_EQUAL(ev.type, VM_EVENT_INTERNAL_ERROR);
     CU_ASSERT_EQUAL(ev.u.internal.exit_reason, KVM_EXIT_INTERNAL_ERROR);
     CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RIP), 0xc0000000ull);
+    /* Said as what it is: code fetched from outside RAM. */
+    CU_ASSERT_EQUAL(ev.u.internal.cause, VM_INTERNAL_FETCH_NOT_RAM);
+    CU_ASSERT_EQUAL(ev.u.internal.gpa, 0xc0000000ull);
     vm_destroy(vm);
 }
 
