@@ -2,7 +2,7 @@
 #include "machine.h"
 
 #include "history.h"
-#include "internal_error.h"
+#include "kvm_error.h"
 #include "log.h"
 #include "snapshots.h"
 
@@ -128,7 +128,7 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
     case VM_EVENT_INTERNAL_ERROR:
         st->signal = STUB_SIGBUS;
         if (ev->u.internal.exit_reason == KVM_EXIT_INTERNAL_ERROR)
-            stub_internal_error_text(ev, rip, st->why, sizeof(st->why));
+            stub_kvm_error_text(ev, rip, st->why, sizeof(st->why));
         else
             snprintf(st->why, sizeof(st->why), "unexpected KVM exit %u at rip 0x%llx",
                      ev->u.internal.exit_reason, (unsigned long long)rip);

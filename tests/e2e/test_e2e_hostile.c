@@ -318,12 +318,18 @@ static void test_serial_flood(void)
     long rss_before = e2e_stub_rss_kib(&s, false);
     double t0 = e2e_now();
     CU_ASSERT(e2e_rsp_send(&c, "c") == 0);
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, step = (mb >= 10 ? mb / 10 : 1) * 1000000ull, shown = 0;
     bool all_x = true;
     int n;
     while ((n = e2e_rsp_recv(&c, reply, sizeof(reply), E2E_TIMEOUT_S * 1000)) > 0 &&
            reply[0] == 'O') {
         bytes += (uint64_t)(n - 1) / 2;
+        /* A line now and then: a slow host takes minutes over this one
+         * test, and CI's watchdog takes a silent suite for a hung one. */
+        if (bytes - shown >= step) {
+            shown = bytes - bytes % step;
+            printf("\n    %llu of %llu MB", (unsigned long long)(shown / 1000000), mb);
+        }
         for (int i = 1; i + 1 < n && all_x; i += 2)
             all_x = reply[i] == '7' && reply[i + 1] == '8';
     }

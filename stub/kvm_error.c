@@ -1,4 +1,4 @@
-#include "internal_error.h"
+#include "kvm_error.h"
 
 #include "vm/disasm.h"
 
@@ -15,7 +15,7 @@ static const char *suberror_name(uint32_t e)
     }
 }
 
-void stub_internal_error_text(const struct vm_event *ev, uint64_t rip, char *out, size_t cap)
+void stub_kvm_error_text(const struct vm_event *ev, uint64_t rip, char *out, size_t cap)
 {
     /* The instruction: `text` where known, its bytes always. */
     char text[80] = "", bytes[48] = "", insn[140] = "an instruction";
