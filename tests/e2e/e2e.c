@@ -277,8 +277,8 @@ int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *
     return e2e_run(o, argv, E2E_TIMEOUT_S);
 }
 
-int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const char *script,
-                   const char *file)
+static int gdb_script(struct e2e_out *o, int port, const char *target, const char *const *cmds,
+                      const char *script, const char *file)
 {
     char path[] = "/tmp/e2e-gdb-XXXXXX";
     int fd = mkstemp(path);
@@ -295,9 +295,24 @@ int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const c
         all[k++] = cmds[i];
     all[k++] = source;
     all[k] = NULL;
-    int r = ok ? e2e_gdb(o, port, NULL, all, file) : -1;
+    int r = ok ? e2e_gdb(o, port, target, all, file) : -1;
     unlink(path);
     return r;
+}
+
+int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const char *script,
+                   const char *file)
+{
+    return gdb_script(o, port, NULL, cmds, script, file);
+}
+
+int e2e_gdb_stdio_script(struct e2e_out *o, const char *args, const char *image,
+                         const char *script)
+{
+    char target[1024];
+    snprintf(target, sizeof(target), "| %s --stdio %s %s", KVMSTUB_BIN, args, image);
+    const char *cmds[] = {"set filename-display basename", NULL};
+    return gdb_script(o, 0, target, cmds, script, image);
 }
 
 void e2e_out_free(struct e2e_out *o)

@@ -69,6 +69,10 @@ void e2e_out_free(struct e2e_out *o);
 /* As e2e_gdb, with a gdb script (multi-line text) run after cmds. */
 int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const char *script,
                    const char *file);
+/* gdb on "target remote | kvmstub --stdio ARGS IMAGE" with IMAGE's symbols,
+ * file names shown without directories, then the script. */
+int e2e_gdb_stdio_script(struct e2e_out *o, const char *args, const char *image,
+                         const char *script);
 
 /* Runs a command line (argv, NULL-terminated) and captures stdout+stderr. */
 int e2e_run(struct e2e_out *o, const char *const *argv, int timeout_s);

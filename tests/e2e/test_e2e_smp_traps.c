@@ -21,21 +21,9 @@
 
 static void run(struct e2e_out *o, const char *args, const char *script)
 {
-    char target[1024];
-    snprintf(target, sizeof(target), "target remote | %s --stdio --machine pc %s %s", KVMSTUB_BIN,
-             args, SMP_ELF);
-    char path[] = "/tmp/kvmstub-smp-traps-XXXXXX";
-    int fd = mkstemp(path);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, script, strlen(script)) == (ssize_t)strlen(script));
-    close(fd);
-    char x[1100];
-    snprintf(x, sizeof(x), "source %s", path);
-    const char *argv[] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
-                          "-ex", "set confirm off", "-ex", "set filename-display basename",
-                          "-ex", target, "-ex", x, SMP_ELF, NULL};
-    e2e_run(o, argv, E2E_TIMEOUT_S);
-    unlink(path);
+    char pc_args[512];
+    snprintf(pc_args, sizeof(pc_args), "--machine pc %s", args);
+    e2e_gdb_stdio_script(o, pc_args, SMP_ELF, script);
 }
 
 /* A breakpoint on count_once's first instruction, a one-byte push %ebp:
