@@ -53,6 +53,8 @@ void e2e_stub_kill(struct e2e_stub *s);
 char *e2e_stub_log(const struct e2e_stub *s);
 /* Peak and current resident memory in KiB from /proc. */
 long e2e_stub_rss_kib(const struct e2e_stub *s, bool peak);
+/* VmRSS without anonymous huge pages: what a leak check compares. */
+long e2e_stub_rss_small_pages_kib(const struct e2e_stub *s);
 
 struct e2e_out {
     char *text;

@@ -187,10 +187,10 @@ static void test_thousand_connections(void)
         }
         e2e_rsp_close(&c);
         if (i == 99)
-            rss0 = e2e_stub_rss_kib(&s, false);
+            rss0 = e2e_stub_rss_small_pages_kib(&s);
     }
     CU_ASSERT_EQUAL(ok, 1000);
-    long rss1 = e2e_stub_rss_kib(&s, false);
+    long rss1 = e2e_stub_rss_small_pages_kib(&s);
     printf("\n    RSS after 100 connections %ld KiB, after 1000 %ld KiB\n", rss0, rss1);
     if (e2e_rss_meaningful())
         CU_ASSERT(rss1 - rss0 < 1024);

@@ -73,10 +73,10 @@ static void test_mixed_packets(void)
         if (n < 0)
             break;
         if (i == total / 10)
-            rss_start = e2e_stub_rss_kib(&s, false);
+            rss_start = e2e_stub_rss_small_pages_kib(&s);
     }
     double took = e2e_now() - t0;
-    long rss_end = e2e_stub_rss_kib(&s, false);
+    long rss_end = e2e_stub_rss_small_pages_kib(&s);
     printf("\n    %ld packets in %.1f s (%.0f/s), %ld errors, RSS %ld KiB after %ld packets, "
            "%ld KiB at the end\n",
            total, took, (double)total / took, errors, rss_start, total / 10, rss_end);
