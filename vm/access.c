@@ -3,32 +3,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <sys/ioctl.h>
-
-#define CR0_PG (1ull << 31)
-
-int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
-{
-    int err = vm_regcache_fetch(&cpu->rc, VM_RC_SREGS);
-    if (err)
-        return err;
-    if (!(cpu->rc.sregs.cr0 & CR0_PG)) {
-        /* Without paging, protected mode addresses are 32 bits wide. */
-        *gpa = (cpu->rc.sregs.cr0 & 1) ? (linear & 0xffffffffull) : linear;
-        return 0;
-    }
-    /* KVM walks the page tables with the CPU state it holds, so state
-     * changed in the cache (a new CR3, say) must reach it first. */
-    if ((err = vm_regcache_flush(&cpu->rc)))
-        return err;
-    struct kvm_translation t = {.linear_address = linear};
-    if (ioctl(cpu->fd, KVM_TRANSLATE, &t) < 0)
-        return -errno;
-    if (!t.valid)
-        return -EFAULT;
-    *gpa = t.physical_address;
-    return 0;
-}
 
 typedef int (*chunk_fn)(struct vm_cpu *cpu, uint64_t gpa, uint8_t *p, size_t n);
 
@@ -66,7 +40,7 @@ static int read_chunk(struct vm_cpu *cpu, uint64_t gpa, uint8_t *p, size_t n)
 {
     int err = vm_mem_read(&cpu->vm->mem, gpa, p, n);
     if (!err)
-        vm_debug_hide(cpu->vm, gpa, p, n);
+        vm_planted_hide(cpu->vm, gpa, p, n);
     return err;
 }
 
@@ -74,7 +48,7 @@ static int write_chunk(struct vm_cpu *cpu, uint64_t gpa, uint8_t *p, size_t n)
 {
     int err = vm_mem_write(&cpu->vm->mem, gpa, p, n);
     if (!err)
-        vm_debug_write_through(cpu->vm, gpa, p, n);
+        vm_planted_write_through(cpu->vm, gpa, p, n);
     return err;
 }
 
@@ -104,7 +78,7 @@ int vm_read_physical(struct vm *vm, uint64_t gpa, void *buf, size_t len, size_t 
     size_t n = in_ram(vm, gpa, len);
     int err = n ? vm_mem_read(&vm->mem, gpa, buf, n) : 0;
     if (!err && n)
-        vm_debug_hide(vm, gpa, buf, n);
+        vm_planted_hide(vm, gpa, buf, n);
     if (done)
         *done = err ? 0 : n;
     return err ? err : n < len ? -EFAULT : 0;
@@ -115,7 +89,7 @@ int vm_write_physical(struct vm *vm, uint64_t gpa, const void *buf, size_t len, 
     size_t n = in_ram(vm, gpa, len);
     int err = n ? vm_mem_write(&vm->mem, gpa, buf, n) : 0;
     if (!err && n)
-        vm_debug_write_through(vm, gpa, buf, n);
+        vm_planted_write_through(vm, gpa, buf, n);
     if (done)
         *done = err ? 0 : n;
     return err ? err : n < len ? -EFAULT : 0;

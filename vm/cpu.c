@@ -134,20 +134,6 @@ static void note(struct vm *vm, uint64_t addr, bool port, const char *what)
     pthread_mutex_unlock(&vm->note_lock);
 }
 
-int vm_cpu_linear_pc(struct vm_cpu *cpu, uint64_t *pc)
-{
-    int err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS | VM_RC_SREGS);
-    if (err)
-        return err;
-    const struct kvm_sregs *s = &cpu->rc.sregs;
-    uint64_t rip = cpu->rc.regs.rip;
-    if ((s->efer & (1u << 10)) && s->cs.l)
-        *pc = rip;
-    else
-        *pc = (s->cs.base + rip) & 0xffffffffull;
-    return 0;
-}
-
 /* Rank of an event when two turn up for one stop: real stops beat an
  * interruption, which beats a mere output flush. */
 static int rank(enum vm_event_type t)
@@ -809,7 +795,7 @@ static int step_off_breakpoint(struct vm_cpu *cpu)
     if (err)
         return err;
     bool planted = vm_bp_find(vm, pc) != NULL;
-    if (planted || vm_dr_exec_slot(vm, pc) >= 0) {
+    if (planted || vm_debugreg_exec_slot(vm, pc) >= 0) {
         if (planted && (err = vm_bp_unplant(cpu, pc)))
             return err;
         cpu->step.over = pc;

@@ -1,4 +1,5 @@
-/* Breakpoints: planted trap bytes and debug registers. */
+/* Breakpoints: planted trap bytes, page traps or debug registers; the
+ * guest debug state KVM applies; I/O catches. */
 #include "gate.h"
 #include "internal.h"
 
@@ -51,39 +52,6 @@ void vm_debug_free(struct vm *vm)
     vm->debug.bps = NULL;
 }
 
-/* The trap the method plants; 0 bytes for page traps. */
-static size_t trap_bytes(const struct vm *vm, uint8_t out[VM_BP_MAX_TRAP])
-{
-    switch (vm->debug.bp_method) {
-    case VM_BP_HLT:
-        out[0] = 0xf4;
-        return 1;
-    case VM_BP_PORT_IN:
-        out[0] = 0xe4; /* in $imm8,%al */
-        out[1] = VM_BP_PORT;
-        return 2;
-    case VM_BP_PAGE_TRAP:
-        return 0;
-    default:
-        out[0] = 0xcc;
-        return 1;
-    }
-}
-
-uint8_t vm_bp_trap_byte(const struct vm *vm)
-{
-    uint8_t t[VM_BP_MAX_TRAP] = {0};
-    trap_bytes(vm, t);
-    return t[0];
-}
-
-/* The breakpoint's trap bytes are in RAM (not pending, not a page trap). */
-static bool planted_byte(const struct vm *vm, const struct vm_breakpoint *bp)
-{
-    (void)vm;
-    return bp->gpa != VM_BP_PENDING && bp->len;
-}
-
 static bool page_trapped(const struct vm_breakpoint *bp)
 {
     return bp->gpa != VM_BP_PENDING && !bp->len;
@@ -129,7 +97,7 @@ static bool fits_two(struct vm_cpu *cpu, const struct vm_breakpoint *bp)
         return false;
     for (size_t i = 0; i < vm->debug.nbps; i++) {
         const struct vm_breakpoint *o = &vm->debug.bps[i];
-        if (o != bp && planted_byte(vm, o) && o->gpa + o->len > bp->gpa && o->gpa < bp->gpa + 2)
+        if (o != bp && vm_planted_in_ram(o) && o->gpa + o->len > bp->gpa && o->gpa < bp->gpa + 2)
             return false;
     }
     return true;
@@ -141,7 +109,7 @@ static int plant(struct vm_cpu *cpu, struct vm_breakpoint *bp)
 {
     struct vm *vm = cpu->vm;
     uint8_t t[VM_BP_MAX_TRAP];
-    size_t n = trap_bytes(vm, t);
+    size_t n = vm_planted_trap(vm, t);
     if (n == 2 && !fits_two(cpu, bp))
         n = 0;
     bp->len = (uint8_t)n;
@@ -168,50 +136,16 @@ const struct vm_breakpoint *vm_bp_find(const struct vm *vm, uint64_t addr)
     return find((struct vm *)(uintptr_t)vm, addr);
 }
 
-static int dr_slot_find(const struct vm_debug *d, uint8_t rw, uint8_t len, uint64_t addr)
-{
-    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++)
-        if (d->dr[i].used && d->dr[i].rw == rw && d->dr[i].len == len && d->dr[i].addr == addr)
-            return (int)i;
-    return -1;
-}
-
-int vm_dr_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr)
-{
-    struct vm_debug *d = &vm->debug;
-    for (unsigned i = 0; i < VM_NUM_DEBUG_REGS; i++) {
-        if (!d->dr[i].used) {
-            d->dr[i] = (struct vm_hw_slot){.used = true, .rw = rw, .len = len, .addr = addr};
-            d->generation++;
-            return (int)i;
-        }
-    }
-    return -ENOSPC;
-}
-
-void vm_dr_free(struct vm *vm, int slot)
-{
-    if (slot >= 0 && slot < (int)VM_NUM_DEBUG_REGS) {
-        vm->debug.dr[slot].used = false;
-        vm->debug.generation++;
-    }
-}
-
-int vm_dr_exec_slot(const struct vm *vm, uint64_t addr)
-{
-    return dr_slot_find(&vm->debug, 0, 1, addr);
-}
-
 /* A debug register for an execution breakpoint: a free one, or one a
  * watchpoint gives up for page traps (watchpoints work without debug
  * registers; hbreak on code not yet mapped does not). */
 static int dr_for_exec(struct vm_cpu *cpu, uint64_t addr)
 {
     struct vm *vm = cpu->vm;
-    int slot = vm_dr_alloc(vm, 0, 1, addr);
+    int slot = vm_debugreg_alloc(vm, 0, 1, addr);
     for (unsigned i = 0; slot < 0 && i < VM_NUM_DEBUG_REGS; i++) {
         if (vm->debug.dr[i].rw != 0 && vm_watch_release_dr(cpu, (int)i) == 0)
-            slot = vm_dr_alloc(vm, 0, 1, addr);
+            slot = vm_debugreg_alloc(vm, 0, 1, addr);
     }
     return slot;
 }
@@ -221,7 +155,7 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     struct vm *vm = cpu->vm;
     struct vm_debug *d = &vm->debug;
     if (hardware && d->hw_exec) {
-        if (dr_slot_find(d, 0, 1, addr) >= 0)
+        if (vm_debugreg_find(vm, 0, 1, addr) >= 0)
             return 0;
         int slot = dr_for_exec(cpu, addr);
         return slot < 0 ? slot : 0;
@@ -275,10 +209,10 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     struct vm *vm = cpu->vm;
     struct vm_debug *d = &vm->debug;
     if (hardware && d->hw_exec) {
-        int slot = dr_slot_find(d, 0, 1, addr);
+        int slot = vm_debugreg_find(vm, 0, 1, addr);
         if (slot < 0)
             return -ENOENT;
-        vm_dr_free(vm, slot);
+        vm_debugreg_free(vm, slot);
         return 0;
     }
     struct vm_breakpoint *bp = find(vm, addr);
@@ -295,7 +229,7 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     if (bp->hardware || bp->software)
         return 0;
     bool trapped = page_trapped(bp);
-    uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
+    uint8_t *p = vm_planted_in_ram(bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
     if (p)
         memcpy(p, bp->orig, bp->len);
     if (bp->gpa == VM_BP_PENDING)
@@ -314,7 +248,7 @@ int vm_bp_unplant(struct vm_cpu *cpu, uint64_t addr)
     uint64_t lift = VM_BP_PENDING;
     if (bp && page_trapped(bp)) {
         lift = bp->gpa;
-    } else if (bp && planted_byte(vm, bp)) {
+    } else if (bp && vm_planted_in_ram(bp)) {
         uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa, bp->len);
         if (p)
             memcpy(p, bp->orig, bp->len);
@@ -329,8 +263,8 @@ void vm_bp_replant(struct vm *vm, uint64_t addr)
     pthread_mutex_lock(&vm->debug.lock);
     struct vm_breakpoint *bp = find(vm, addr);
     uint8_t t[VM_BP_MAX_TRAP];
-    trap_bytes(vm, t);
-    uint8_t *p = bp && planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
+    vm_planted_trap(vm, t);
+    uint8_t *p = bp && vm_planted_in_ram(bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
     if (p)
         memcpy(p, t, bp->len);
     pthread_mutex_unlock(&vm->debug.lock);
@@ -340,7 +274,7 @@ void vm_bp_unplant_all(struct vm *vm)
 {
     for (size_t i = 0; i < vm->debug.nbps; i++) {
         const struct vm_breakpoint *bp = &vm->debug.bps[i];
-        uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
+        uint8_t *p = vm_planted_in_ram(bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
         if (p)
             memcpy(p, bp->orig, bp->len);
     }
@@ -415,33 +349,6 @@ bool vm_bp_pending(const struct vm *vm)
     return atomic_load_explicit(&vm->debug.npending, memory_order_relaxed) != 0;
 }
 
-void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len)
-{
-    for (size_t i = 0; i < vm->debug.nbps; i++) {
-        const struct vm_breakpoint *bp = &vm->debug.bps[i];
-        for (size_t b = 0; planted_byte(vm, bp) && b < bp->len; b++)
-            if (bp->gpa + b >= gpa && bp->gpa + b - gpa < len)
-                buf[bp->gpa + b - gpa] = bp->orig[b];
-    }
-}
-
-void vm_debug_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, size_t len)
-{
-    uint8_t t[VM_BP_MAX_TRAP];
-    trap_bytes(vm, t);
-    for (size_t i = 0; i < vm->debug.nbps; i++) {
-        struct vm_breakpoint *bp = &vm->debug.bps[i];
-        for (size_t b = 0; planted_byte(vm, bp) && b < bp->len; b++) {
-            if (bp->gpa + b >= gpa && bp->gpa + b - gpa < len) {
-                bp->orig[b] = buf[bp->gpa + b - gpa];
-                uint8_t *p = vm_mem_ptr(&vm->mem, bp->gpa + b, 1);
-                if (p)
-                    *p = t[b];
-            }
-        }
-    }
-}
-
 static uint64_t dr7_len_bits(uint8_t len)
 {
     switch (len) {
@@ -510,7 +417,7 @@ void vm_debug_clear(struct vm *vm)
     bool trapped = false;
     for (size_t i = 0; i < d->nbps; i++) {
         const struct vm_breakpoint *bp = &d->bps[i];
-        uint8_t *p = planted_byte(vm, bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
+        uint8_t *p = vm_planted_in_ram(bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
         if (p)
             memcpy(p, bp->orig, bp->len);
         trapped |= page_trapped(bp);

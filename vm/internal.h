@@ -264,7 +264,7 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step);
 int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev);
 
 /* Registers or unregisters KVM's coalesced zone of a bus range, as its
- * device and the I/O catches allow (vm/machine.c). */
+ * device and the I/O catches allow (coalesce.c). */
 int vm_coalesce_refresh(struct vm *vm);
 
 /* Fills ev with the internal error in cpu->run, at linear pc: what the
@@ -279,21 +279,40 @@ int vm_irq_set(struct vm *vm, unsigned line, bool level);
 struct vm_bzimage_entry;
 int vm_enter_bzimage(struct vm_cpu *cpu, const struct vm_bzimage_entry *e);
 
+/* ---- debugreg.c: the debug register slots (DR0-DR3) ---- */
+
+/* A free slot for rw (DR7's R/W field), len and addr; -ENOSPC when all
+ * four are taken. */
+int vm_debugreg_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr);
+void vm_debugreg_free(struct vm *vm, int slot);
+/* The slot holding exactly that, or -1. */
+int vm_debugreg_find(const struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr);
+/* The DR execution breakpoint slot at linear addr, or -1. */
+int vm_debugreg_exec_slot(const struct vm *vm, uint64_t addr);
+
+/* ---- planted.c: trap bytes in guest RAM ---- */
+
+/* The trap bytes the breakpoint method plants (0 for page traps). */
+size_t vm_planted_trap(const struct vm *vm, uint8_t out[VM_BP_MAX_TRAP]);
+/* The first of them. */
+uint8_t vm_planted_trap_byte(const struct vm *vm);
+/* The breakpoint's trap bytes are in RAM (not pending, not a page trap). */
+bool vm_planted_in_ram(const struct vm_breakpoint *bp);
+/* Overlays the original bytes of planted breakpoints onto buf, which holds
+ * guest-physical [gpa, gpa+len). */
+void vm_planted_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len);
+/* A debugger write to [gpa, gpa+len) that covers planted bytes: keeps the
+ * trap planted and records the new byte as the original instead. */
+void vm_planted_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, size_t len);
+
 /* ---- debug.c / watch.c internals ---- */
 
 void vm_debug_init(struct vm *vm);
 void vm_debug_free(struct vm *vm);
-/* Debug register slots (DR0-DR3); -ENOSPC when all four are taken. */
-int vm_dr_alloc(struct vm *vm, uint8_t rw, uint8_t len, uint64_t addr);
-void vm_dr_free(struct vm *vm, int slot);
-/* The first breakpoint trap byte for the host's method. */
-uint8_t vm_bp_trap_byte(const struct vm *vm);
 /* KVM_SET_GUEST_DEBUG for the current breakpoints plus single-stepping. */
 int vm_debug_apply(struct vm_cpu *cpu, bool single_step);
 /* The planted breakpoint at linear addr, or NULL. */
 const struct vm_breakpoint *vm_bp_find(const struct vm *vm, uint64_t addr);
-/* The DR execution breakpoint slot at linear addr, or -1. */
-int vm_dr_exec_slot(const struct vm *vm, uint64_t addr);
 /* Temporarily restores / re-plants the breakpoint at addr (stepping over).
  * A page-trapped breakpoint's page is lifted for cpu's next step instead
  * (vm_watch_lift), and put back by vm_watch_unlift. */
@@ -308,12 +327,6 @@ void vm_bp_replant_all(struct vm *vm);
 /* Plants the pending breakpoints the guest has mapped by now, as cpu's
  * page tables say; cheap when there are none. Any vCPU thread. */
 int vm_bp_plant_pending(struct vm_cpu *cpu);
-/* Overlays the original bytes of planted breakpoints onto buf, which holds
- * guest-physical [gpa, gpa+len). */
-void vm_debug_hide(const struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len);
-/* A debugger write to [gpa, gpa+len) that covers planted bytes: keeps the
- * trap planted and records the new byte as the original instead. */
-void vm_debug_write_through(struct vm *vm, uint64_t gpa, const uint8_t *buf, size_t len);
 /* The watchpoint hit by a guest access to guest-physical [gpa, gpa+len),
  * if any: fills *addr (linear) and *type, returns true. */
 bool vm_watch_match(const struct vm *vm, uint64_t gpa, uint64_t len, bool write, uint64_t *addr,

@@ -12,7 +12,7 @@
 /* The default fixup: the guest's bytes under kvmstub's planted breakpoints. */
 static void hide_planted(void *ctx, uint64_t gpa, uint8_t *page)
 {
-    vm_debug_hide(ctx, gpa, page, VM_PAGE_SIZE);
+    vm_planted_hide(ctx, gpa, page, VM_PAGE_SIZE);
 }
 
 int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct vm_snapshots **out,

@@ -16,7 +16,7 @@
  * The caller holds the stopped VM (no vCPU inside KVM_RUN) for every call.
  *
  * Planted breakpoint bytes: saves keep the guest's bytes (cfg.hide, e.g.
- * vm_debug_hide() over the page). A load leaves a page alone when it cannot
+ * vm_planted_hide() over the page). A load leaves a page alone when it cannot
  * differ, so a planted byte there survives, while a restored page comes
  * back with the guest's byte. Hence around a load the caller:
  *  - before: takes planted bytes out (RAM then holds the guest's view,

@@ -186,7 +186,7 @@ int vm_watch_release_dr(struct vm_cpu *cpu, int slot)
         if (err)
             return err;
         w->dr = -1;
-        vm_dr_free(vm, slot);
+        vm_debugreg_free(vm, slot);
         return vm_watch_apply_traps(vm);
     }
     return -ENOENT;
@@ -209,7 +209,7 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
     if (d->watch_method == VM_WATCH_DEBUG_REGS && !d->hw_data)
         return -EOPNOTSUPP; /* this host's data breakpoints never fire */
     if (d->watch_method != VM_WATCH_PAGE_TRAPS && d->hw_data && type != VM_WATCH_READ && fits) {
-        int slot = vm_dr_alloc(vm, dr_rw(type), (uint8_t)len, addr);
+        int slot = vm_debugreg_alloc(vm, dr_rw(type), (uint8_t)len, addr);
         if (slot >= 0)
             w.dr = slot;
         else if (d->watch_method == VM_WATCH_DEBUG_REGS)
@@ -225,7 +225,7 @@ int vm_watch_insert(struct vm_cpu *cpu, enum vm_watch_type type, uint64_t addr, 
     struct vm_watchpoint *n = realloc(d->watches, (d->nwatches + 1) * sizeof(*n));
     if (!n) {
         free(w.pages);
-        vm_dr_free(vm, w.dr);
+        vm_debugreg_free(vm, w.dr);
         return -ENOMEM;
     }
     d->watches = n;
@@ -256,7 +256,7 @@ int vm_watch_drop(struct vm *vm, enum vm_watch_type type, uint64_t addr, uint64_
         free(w->pages);
         d->watches[i] = d->watches[--d->nwatches];
         if (slot >= 0)
-            vm_dr_free(vm, slot);
+            vm_debugreg_free(vm, slot);
         else
             vm_watch_apply_traps(vm);
         return 0;

@@ -38,7 +38,7 @@ static void breakpoint_loop(enum vm_bp_method method)
     uint8_t b[4];
     CU_ASSERT_EQUAL(vm_read_linear(cpu, CODE + 2, b, 2, NULL), 0);
     CU_ASSERT_EQUAL(b[0], 0xff);
-    CU_ASSERT_EQUAL(vm->mem.host[CODE + 2], vm_bp_trap_byte(vm));
+    CU_ASSERT_EQUAL(vm->mem.host[CODE + 2], vm_planted_trap_byte(vm));
     struct vm_event ev;
     for (int i = 0; i < 5; i++) {
         CU_ASSERT_EQUAL(next(vm, &ev), VM_EVENT_BREAKPOINT);
@@ -83,7 +83,7 @@ static void test_step_from_a_breakpoint(void)
     CU_ASSERT_EQUAL(ev.type, VM_EVENT_STEP);
     CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RIP), CODE + 4);
     CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RAX), 1);
-    CU_ASSERT_EQUAL(vm->mem.host[CODE + 2], vm_bp_trap_byte(vm)); /* planted again */
+    CU_ASSERT_EQUAL(vm->mem.host[CODE + 2], vm_planted_trap_byte(vm)); /* planted again */
     CU_ASSERT_EQUAL(next(vm, &ev), VM_EVENT_BREAKPOINT);
     CU_ASSERT_EQUAL(vt_reg(vm, VM_REG_RAX), 1);
     vm_destroy(vm);
@@ -120,7 +120,7 @@ static void test_debugger_write_over_breakpoint(void)
     uint8_t back[3];
     CU_ASSERT_EQUAL(vm_read_linear(cpu, CODE + 4, back, 3, NULL), 0);
     CU_ASSERT_EQUAL(memcmp(back, patch, 3), 0);
-    CU_ASSERT_EQUAL(vm->mem.host[CODE + 4], vm_bp_trap_byte(vm)); /* still planted */
+    CU_ASSERT_EQUAL(vm->mem.host[CODE + 4], vm_planted_trap_byte(vm)); /* still planted */
     struct vm_event ev;
     CU_ASSERT_EQUAL(next(vm, &ev), VM_EVENT_BREAKPOINT);
     CU_ASSERT_EQUAL(vm_bp_remove(cpu, CODE + 4, false), 0);

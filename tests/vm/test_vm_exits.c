@@ -178,7 +178,7 @@ static void test_dr_execution_breakpoint(void)
     struct vm_cpu *cpu = &vm->cpus[0];
     vm->debug.hw_exec = true;
     CU_ASSERT_EQUAL(vm_bp_insert(cpu, CODE + 4, true), 0);
-    int slot = vm_dr_exec_slot(vm, CODE + 4);
+    int slot = vm_debugreg_exec_slot(vm, CODE + 4);
     CU_ASSERT_FATAL(slot >= 0);
     CU_ASSERT_EQUAL(vm_reg_set(cpu, VM_REG_RIP, CODE + 4), 0);
     script_debug(cpu, 1, CODE + 4, DR6_FIXED | (1u << slot));
@@ -239,7 +239,7 @@ static void test_hbreak_takes_a_register_from_a_watchpoint(void)
     for (int i = 0; i < 4; i++)
         CU_ASSERT(vm->debug.watches[i].dr >= 0);
     CU_ASSERT_EQUAL(vm_bp_insert(cpu, CODE + 4, true), 0);
-    CU_ASSERT(vm_dr_exec_slot(vm, CODE + 4) >= 0);
+    CU_ASSERT(vm_debugreg_exec_slot(vm, CODE + 4) >= 0);
     int moved = -1;
     for (int i = 0; i < 4; i++)
         if (vm->debug.watches[i].dr < 0)

@@ -349,7 +349,7 @@ static void test_soft_state_and_breakpoints(void)
     CU_ASSERT_EQUAL(seen, guest_byte);
     uint64_t gpa;
     CU_ASSERT_EQUAL(vm_translate(&vm->cpus[0], hlt, &gpa), 0);
-    CU_ASSERT_EQUAL(vm->mem.host[gpa], vm_bp_trap_byte(vm)); /* still planted */
+    CU_ASSERT_EQUAL(vm->mem.host[gpa], vm_planted_trap_byte(vm)); /* still planted */
     /* Removing it gives the loaded byte back, not the one written after. */
     CU_ASSERT_EQUAL(vm_bp_remove(&vm->cpus[0], hlt, false), 0);
     CU_ASSERT_EQUAL(vm->mem.host[gpa], guest_byte);
