@@ -107,7 +107,6 @@ const struct vm_board vm_board_bare = {
     .cpu_setup = bare_cpu_setup,
     .reset = bare_reset,
     .destroy = bare_destroy,
-    .set_irq = NULL,
     .console_take = bare_console_take,
     .console_input = bare_console_input,
     .console_pending = bare_console_pending,

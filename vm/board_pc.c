@@ -521,7 +521,6 @@ const struct vm_board vm_board_pc = {
     .image_loaded = pc_image_loaded,
     .reset = pc_reset,
     .destroy = pc_destroy,
-    .set_irq = pc_set_irq,
     .console_take = pc_console_take,
     .console_input = pc_console_input,
     .console_pending = pc_console_pending,

@@ -204,9 +204,6 @@ struct vm_board {
      * vCPU's LAPIC, MSRs and run state) back to power-on. */
     void (*reset)(struct vm *vm);
     void (*destroy)(struct vm *vm);
-    /* Sets an interrupt line's level; NULL: the board has no interrupt
-     * controller, and devices' interrupts go nowhere. */
-    int (*set_irq)(struct vm *vm, unsigned line, bool level);
     /* The console UART's output and input. */
     size_t (*console_take)(struct vm *vm, uint8_t *out, size_t max);
     size_t (*console_input)(struct vm *vm, const void *data, size_t n);
@@ -271,9 +268,6 @@ int vm_coalesce_refresh(struct vm *vm);
  * instruction was and whether it met memory outside RAM
  * (internal_error.c). */
 void vm_internal_error_event(struct vm_cpu *cpu, uint64_t pc, struct vm_event *ev);
-
-/* Raises or lowers an interrupt line of the board; no-op without one. */
-int vm_irq_set(struct vm *vm, unsigned line, bool level);
 
 /* CPU state at a Linux kernel's 64-bit entry (mode.c). */
 struct vm_bzimage_entry;

@@ -378,11 +378,6 @@ size_t vm_console_input(struct vm *vm, const void *data, size_t n)
     return vm->board->console_input(vm, data, n);
 }
 
-int vm_irq_set(struct vm *vm, unsigned line, bool level)
-{
-    return vm->board->set_irq ? vm->board->set_irq(vm, line, level) : 0;
-}
-
 unsigned vm_ncpus(const struct vm *vm)
 {
     return vm->ncpus;
@@ -391,11 +386,6 @@ unsigned vm_ncpus(const struct vm *vm)
 struct vm_cpu *vm_cpu(struct vm *vm, unsigned index)
 {
     return index < vm->ncpus ? &vm->cpus[index] : NULL;
-}
-
-unsigned vm_cpu_index(const struct vm_cpu *cpu)
-{
-    return cpu->index;
 }
 
 const struct vm_caps *vm_caps(const struct vm *vm)

@@ -252,11 +252,6 @@ int vm_mem_clear(struct vm_mem *m)
     return 0;
 }
 
-bool vm_mem_tracking(const struct vm_mem *m)
-{
-    return m->tracking;
-}
-
 /* Re-registers every slot with the current tracking flag; on failure the
  * slots already changed are put back as they were. */
 static int reflag_slots(struct vm_mem *m)

@@ -101,7 +101,6 @@ size_t vm_mem_bitmap_words(const struct vm_mem *m);
  * no capability bit for the bitmap log: a host whose KVM refuses the flag or
  * the log gives -ENOTSUP, and tracking stays off. */
 int vm_mem_track_dirty(struct vm_mem *m, bool on);
-bool vm_mem_tracking(const struct vm_mem *m);
 
 /* Records that [gpa, gpa+len) changed (clipped to RAM); a no-op when
  * tracking is off. */

@@ -218,11 +218,6 @@ uint64_t *vm_pagestore_changed(struct vm_pagestore *ps)
     return ps->changed;
 }
 
-size_t vm_pagestore_words(const struct vm_pagestore *ps)
-{
-    return ps->words;
-}
-
 void vm_pagestore_mark(struct vm_pagestore *ps, uint64_t first, uint64_t count)
 {
     if (first >= ps->npages)
@@ -486,16 +481,6 @@ uint64_t vm_pagestore_snap_bytes(const struct vm_pagestore_snap *s)
 uint64_t vm_pagestore_snap_pages(const struct vm_pagestore_snap *s)
 {
     return s->pages;
-}
-
-struct vm_pagestore_snap *vm_pagestore_first(const struct vm_pagestore *ps)
-{
-    return ps->first;
-}
-
-struct vm_pagestore_snap *vm_pagestore_next(const struct vm_pagestore_snap *s)
-{
-    return s->next;
 }
 
 static int walk(const struct node *n, unsigned level, uint64_t first,

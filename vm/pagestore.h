@@ -63,10 +63,9 @@ int vm_pagestore_create(uint64_t ram_size, struct vm_pagestore **out);
 void vm_pagestore_destroy(struct vm_pagestore *ps);
 
 uint64_t vm_pagestore_ram_size(const struct vm_pagestore *ps);
-/* The changed-page bitmap (bit p%64 of word p/64 for page p), to OR into;
- * vm_pagestore_words() words. Cleared by a successful save or load. */
+/* The changed-page bitmap (bit p%64 of word p/64 for page p, one bit per
+ * page of ram_size), to OR into. Cleared by a successful save or load. */
 uint64_t *vm_pagestore_changed(struct vm_pagestore *ps);
-size_t vm_pagestore_words(const struct vm_pagestore *ps);
 void vm_pagestore_mark(struct vm_pagestore *ps, uint64_t first_page, uint64_t count);
 
 /* At most this many bytes held (0: no limit); a save that would go beyond
@@ -91,9 +90,6 @@ const struct vm_pagestore_usage *vm_pagestore_usage(const struct vm_pagestore *p
 uint64_t vm_pagestore_snap_bytes(const struct vm_pagestore_snap *s);
 /* Pages of s that are not all zero. */
 uint64_t vm_pagestore_snap_pages(const struct vm_pagestore_snap *s);
-/* Oldest first; NULL after the last. */
-struct vm_pagestore_snap *vm_pagestore_first(const struct vm_pagestore *ps);
-struct vm_pagestore_snap *vm_pagestore_next(const struct vm_pagestore_snap *s);
 
 /* Calls fn for every page of s that is not all zero, in ascending order;
  * stops at, and returns, the first non-zero return. */

@@ -180,7 +180,6 @@ void vm_destroy(struct vm *vm);
 
 unsigned vm_ncpus(const struct vm *vm);
 struct vm_cpu *vm_cpu(struct vm *vm, unsigned index);
-unsigned vm_cpu_index(const struct vm_cpu *cpu);
 const struct vm_caps *vm_caps(const struct vm *vm);
 const struct vm_stats *vm_stats(const struct vm *vm);
 uint64_t vm_ram_size(const struct vm *vm);
