@@ -11,6 +11,7 @@
 #include "testmain.h"
 
 #include <CUnit/CUnit.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,83 @@ static void test_ctrl_c_stops_every_cpu(void)
     e2e_stub_kill(&s);
 }
 
+/* The smp example never enables interrupts, so both CPUs count with IF=0;
+ * with `rounds` near UINT_MAX they would for hours. --timeout must still end
+ * the guest: kvmstub's timer runs on its loop thread and kicks the vCPUs out
+ * of KVM_RUN, which needs no guest interrupt. */
+static void test_timeout_ends_cpus_spinning_with_interrupts_off(void)
+{
+    struct e2e_out o;
+    const char *argv[] = {KVMSTUB_BIN, "--no-gdb",  "--machine", "pc", "--cpus", "2", "--timeout",
+                          "3",         "--cmdline", "rounds=4000000000",  SMP_ELF, NULL};
+    double t0 = e2e_now();
+    e2e_run(&o, argv, E2E_TIMEOUT_S);
+    double took = e2e_now() - t0;
+    printf("\n    --timeout 3 ended it after %.1f s\n", took);
+    CU_ASSERT_EQUAL(o.status, 124);
+    E2E_HAS(o.text, "cpu 1 started"); /* both CPUs were running */
+    CU_ASSERT_TRUE(took < E2E_TIMEOUT_S);
+    e2e_out_free(&o);
+}
+
+/* Every CPU in `cli; jmp .`, the loop a hung kernel spins in: no exit, no
+ * interrupt window, nothing for KVM to hand back. gdb's Ctrl-C must still
+ * stop both (each shown at the loop), and SIGTERM must still end kvmstub
+ * while they spin. */
+static void test_ctrl_c_and_sigterm_with_every_cpu_in_cli_jmp_self(void)
+{
+    uint64_t loop = e2e_symbol(SMP_ELF, "count_once");
+    CU_ASSERT_TRUE_FATAL(loop != 0);
+    struct e2e_stub s;
+    CU_ASSERT_EQUAL_FATAL(e2e_stub_start(&s, (const char *[]){"--machine", "pc", "--cpus", "2",
+                                                               "--cmdline", "rounds=100000000",
+                                                               SMP_ELF, NULL}),
+                          0);
+    struct e2e_rsp c;
+    CU_ASSERT_EQUAL_FATAL(e2e_rsp_connect(&c, s.port), 0);
+    char r[8192], cmd[64];
+    int n;
+    CU_ASSERT_EQUAL(e2e_rsp_send(&c, "vCont;c"), 0);
+    CU_ASSERT_TRUE(console_until(&c, "cpu 1 started"));
+    e2e_rsp_send_raw(&c, "\x03", 1);
+    do
+        n = e2e_rsp_recv(&c, r, sizeof(r), E2E_TIMEOUT_S * 1000);
+    while (n > 0 && r[0] == 'O');
+    CU_ASSERT_TRUE_FATAL(n > 0 && strncmp(r, "T02", 3) == 0);
+    /* count_once's first bytes become cli; jmp . (both CPUs call it every
+     * round, so both end up there). */
+    snprintf(cmd, sizeof(cmd), "M%llx,3:faebfe", (unsigned long long)loop);
+    CU_ASSERT_TRUE(e2e_rsp_cmd(&c, cmd, r, sizeof(r)) > 0 && strcmp(r, "OK") == 0);
+    CU_ASSERT_EQUAL(e2e_rsp_send(&c, "vCont;c"), 0);
+    usleep(1000 * 1000);
+    double t0 = e2e_now();
+    e2e_rsp_send_raw(&c, "\x03", 1);
+    do
+        n = e2e_rsp_recv(&c, r, sizeof(r), E2E_TIMEOUT_S * 1000);
+    while (n > 0 && r[0] == 'O');
+    printf("\n    Ctrl-C stopped both spinning CPUs in %.2f s\n", e2e_now() - t0);
+    CU_ASSERT_TRUE(n > 0 && strncmp(r, "T02", 3) == 0);
+    /* Each thread's registers hold the address of the jmp (little-endian,
+     * as 'g' sends it): both were spinning there. */
+    char want[9];
+    uint32_t at = (uint32_t)loop + 1;
+    snprintf(want, sizeof(want), "%02x%02x%02x%02x", at & 0xff, (at >> 8) & 0xff,
+             (at >> 16) & 0xff, at >> 24);
+    for (int tid = 1; tid <= 2; tid++) {
+        regs_of(&c, tid, r, sizeof(r));
+        CU_ASSERT_PTR_NOT_NULL(strstr(r, want));
+    }
+    CU_ASSERT_EQUAL(e2e_rsp_send(&c, "vCont;c"), 0);
+    usleep(500 * 1000);
+    t0 = e2e_now();
+    kill(s.pid, SIGTERM);
+    int status = e2e_stub_wait(&s, E2E_TIMEOUT_S * 1000);
+    printf("    SIGTERM ended kvmstub in %.2f s (status %d)\n", e2e_now() - t0, status);
+    CU_ASSERT_EQUAL(status, 143);
+    e2e_rsp_close(&c);
+    e2e_stub_kill(&s);
+}
+
 static void test_bare_refuses_two_cpus(void)
 {
     struct e2e_out o;
@@ -207,6 +285,10 @@ static void register_suites(void)
     CU_add_test(s, "100 breakpoint hits over two CPUs: each reported once, by its thread",
                 test_hundred_hits_each_once);
     CU_add_test(s, "Ctrl-C stops both CPUs of a running guest, twice", test_ctrl_c_stops_every_cpu);
+    CU_add_test(s, "--timeout ends two CPUs counting with interrupts off, status 124",
+                test_timeout_ends_cpus_spinning_with_interrupts_off);
+    CU_add_test(s, "both CPUs in cli; jmp .: Ctrl-C stops both there, SIGTERM ends kvmstub",
+                test_ctrl_c_and_sigterm_with_every_cpu_in_cli_jmp_self);
     CU_add_test(s, "--cpus 2 on the bare board: refused, status 2", test_bare_refuses_two_cpus);
 }
 
