@@ -1,14 +1,18 @@
-/* rsp/command.h: turns one RSP payload into a typed command.
+/* rsp/command.h: which packet kind a payload is, and its fields, read by
+ * the kind's schema.
  *
- * rsp_parse() validates everything a packet carries: numbers are strict hex
- * that fits its field, data lengths match what the packet declares, and
- * nothing trails a complete command. It never allocates: pointers in the
- * command point into the payload, which the parser may rewrite in place
- * (hex data is decoded where it lies, strings are NUL-terminated there).
+ * The caller owns the table of packet kinds (the stub keeps each entry
+ * beside its handler); this module knows no packet, only how a name is
+ * matched and the grammar of the fields that follow it. Reading validates
+ * everything a packet carries: numbers are strict hex that fits its field,
+ * data lengths match what the packet declares, and nothing trails a
+ * complete packet. It never allocates: fields point into the payload, which
+ * the reader may rewrite in place (hex data is decoded where it lies,
+ * strings are NUL-terminated there).
  *
- * A packet the stub does not implement parses as RSP_CMD_UNSUPPORTED (the
- * stub answers with the empty packet); a known packet with bad fields parses
- * as RSP_CMD_MALFORMED with a reason (the stub answers with an error). */
+ * A payload no name matches is a packet the caller does not implement (the
+ * stub answers with the empty packet); a matched packet whose fields break
+ * its schema is malformed, with a reason (the stub answers with an error). */
 #ifndef RSP_COMMAND_H
 #define RSP_COMMAND_H
 
@@ -16,54 +20,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rsp_cmd_type {
-    RSP_CMD_UNSUPPORTED,
-    RSP_CMD_MALFORMED,
-    RSP_CMD_HALT_REASON,     /* ? */
-    RSP_CMD_READ_REGS,       /* g */
-    RSP_CMD_WRITE_REGS,      /* G data */
-    RSP_CMD_READ_REG,        /* p n */
-    RSP_CMD_WRITE_REG,       /* P n=data */
-    RSP_CMD_READ_MEM,        /* m addr,len */
-    RSP_CMD_WRITE_MEM,       /* M addr,len:hex */
-    RSP_CMD_READ_MEM_BIN,    /* x addr,len */
-    RSP_CMD_WRITE_MEM_BIN,   /* X addr,len:binary */
-    RSP_CMD_CONTINUE,        /* c [addr], C sig[;addr] */
-    RSP_CMD_STEP,            /* s [addr], S sig[;addr] */
-    RSP_CMD_VCONT_QUERY,     /* vCont? */
-    RSP_CMD_VCONT,           /* vCont;action[:tid]... */
-    RSP_CMD_VMUSTREPLYEMPTY, /* vMustReplyEmpty */
-    RSP_CMD_VKILL,           /* vKill;pid */
-    RSP_CMD_INSERT_BP,       /* Z type,addr,kind */
-    RSP_CMD_REMOVE_BP,       /* z type,addr,kind */
-    RSP_CMD_SET_THREAD,      /* H op tid */
-    RSP_CMD_THREAD_ALIVE,    /* T tid */
-    RSP_CMD_QSUPPORTED,      /* qSupported[:features] */
-    RSP_CMD_QXFER_FEATURES,  /* qXfer:features:read:annex:off,len */
-    RSP_CMD_QC,              /* qC */
-    RSP_CMD_QFTHREADINFO,    /* qfThreadInfo */
-    RSP_CMD_QSTHREADINFO,    /* qsThreadInfo */
-    RSP_CMD_QATTACHED,       /* qAttached[:pid] */
-    RSP_CMD_QRCMD,           /* qRcmd,hex */
-    RSP_CMD_QOFFSETS,        /* qOffsets */
-    RSP_CMD_QSYMBOL,         /* qSymbol:... */
-    RSP_CMD_START_NOACK,     /* QStartNoAckMode */
-    RSP_CMD_KILL,            /* k */
-    RSP_CMD_DETACH,          /* D[;pid], and LLDB's D1 (keep the target stopped) */
-    /* LLDB's extensions (lldb/docs/resources/lldbgdbremote.md) */
-    RSP_CMD_QHOSTINFO,          /* qHostInfo */
-    RSP_CMD_QPROCESSINFO,       /* qProcessInfo */
-    RSP_CMD_LIST_THREADS_STOP,  /* QListThreadsInStopReply */
-    RSP_CMD_QDETACH_STOPPED,    /* qSupportsDetachAndStayStopped[:] */
-    RSP_CMD_EXTENDED,           /* ! */
-    RSP_CMD_RESTART,            /* R[XX] */
-    RSP_CMD_VRUN,               /* vRun;filename[;arg]... (hex) */
-    RSP_CMD_THREAD_EXTRA,       /* qThreadExtraInfo,tid */
-    RSP_CMD_PHYMEM_SET,         /* Qqemu.PhyMemMode:0|1 */
-    RSP_CMD_PHYMEM_GET,         /* qqemu.PhyMemMode */
-    RSP_CMD_QXFER_THREADS,      /* qXfer:threads:read::off,len */
-    RSP_CMD_REVERSE_STEP,       /* bs */
-    RSP_CMD_REVERSE_CONTINUE,   /* bc */
+/* One packet kind.
+ *
+ * name: what the payload begins with. A name that begins with 'q', 'Q' or
+ * 'v' is a word (the manual's general queries and v packets): it matches
+ * only when the payload ends after it or goes on with ':', ';', ',' or '?'
+ * (or when the name itself ends with one of those), so "qC" is not "qCRC".
+ * Any other name is a prefix: one-letter packets carry their fields right
+ * after the letter. Where several names match, the longest wins ("D1" over
+ * "D", "vCont?" over "vCont"), whatever the order of the table.
+ *
+ * schema: the grammar of what follows the name, read left to right. Each
+ * letter below reads one field into the next of args->arg[]; "[...]" is an
+ * optional part, read only if the payload has not ended where it starts
+ * (its fields are then not .present; no nesting); "{...}" is one of the
+ * characters listed, its value in .num; any other character must be there
+ * as written. After the schema the payload must end.
+ *   n  hex number, at most 64 bits (.num)
+ *   g  gdb signal number, hex, at most ff (.num)
+ *   k  breakpoint type, hex, 0 to 4 (.num, an enum rsp_bp_type)
+ *   t  thread id: "T", "-1", "0", "pP" or "pP.T" (.tid)
+ *   x  hex data to the end, at least one byte, decoded in place (.data, .len)
+ *   X  hex data to the end, exactly as many bytes as the number before (M)
+ *   b  binary data to the end, exactly as many bytes as the number before (X)
+ *   r  hex text to the end, maybe empty, decoded in place, NUL-terminated
+ *      (.text, .len; a NUL inside is kept, .len tells)
+ *   a  annex: text up to the next ':', which it consumes; NUL-terminated
+ *   s  text to the end, without NUL (.text, .len)
+ *   *  anything to the end, unread (.data, .len)
+ *   V  vCont actions: one or more ";action[:tid]" (args->vcont; .num counts)
+ *   F  qSupported's ';'-separated features (.num: RSP_FEAT_*; .text as sent)
+ */
+struct rsp_command {
+    const char *name;
+    const char *schema;
 };
 
 /* One part of a thread id: a number, or the special values gdb uses. */
@@ -121,75 +111,33 @@ enum rsp_bp_type {
     RSP_BP_ACCESS = 4,
 };
 
-struct rsp_cmd {
-    enum rsp_cmd_type type;
-    const char *reason; /* RSP_CMD_MALFORMED: why, for logs */
-    union {
-        struct { /* m, M, x, X */
-            uint64_t addr;
-            uint64_t len;       /* as sent; the stub bounds it */
-            const uint8_t *data; /* M, X: len bytes (decoded) */
-        } mem;
-        struct { /* p, P */
-            uint64_t regno;
-            const uint8_t *data; /* P: decoded value */
-            size_t len;
-        } reg;
-        struct { /* G */
-            const uint8_t *data;
-            size_t len;
-        } regs;
-        struct { /* c, s, C, S */
-            bool has_addr;
-            uint64_t addr;
-            bool has_signal;
-            uint8_t signal;
-        } resume;
-        struct { /* vCont; */
-            size_t count;
-            struct rsp_vcont_action actions[RSP_VCONT_MAX];
-        } vcont;
-        struct { /* Z, z */
-            enum rsp_bp_type type;
-            uint64_t addr;
-            uint64_t kind;
-            bool has_conditions; /* ";X..." lists follow; not evaluated */
-        } bp;
-        struct { /* H */
-            char op; /* 'g' or 'c' (others are malformed) */
-            struct rsp_tid tid;
-        } thread;
-        struct rsp_tid alive; /* T, qThreadExtraInfo */
-        bool phymem;          /* Qqemu.PhyMemMode */
-        struct {              /* vRun */
-            const char *args; /* as sent after "vRun;", NUL-terminated */
-        } run;
-        struct { /* qSupported */
-            uint32_t features; /* RSP_FEAT_* */
-            const char *raw;   /* feature list as sent, NUL-terminated, or "" */
-        } supported;
-        struct { /* qXfer:features:read */
-            const char *annex; /* NUL-terminated, e.g. "target.xml" */
-            uint64_t offset;
-            uint64_t length;
-        } xfer;
-        struct { /* qRcmd */
-            const char *text; /* decoded, NUL-terminated */
-            size_t len;
-        } rcmd;
-        struct { /* D, vKill, qAttached */
-            bool has_pid;
-            uint64_t pid;
-            bool keep_stopped; /* LLDB's D1 */
-        } process;
-    } u;
+/* Fields per schema; a schema with more is refused as malformed. */
+#define RSP_ARGS_MAX 6
+
+struct rsp_arg {
+    bool present;        /* false: an optional part that was not sent */
+    uint64_t num;        /* n, g, k, {}, V, F */
+    const uint8_t *data; /* x, X, b, r, a, s, *: where it lies in the payload */
+    const char *text;    /* r, a, s, F: the same, NUL-terminated; else NULL */
+    size_t len;
+    struct rsp_tid tid; /* t */
 };
 
-/* Parses payload[0..len) (payload[len] must be writable; the decoder leaves
- * a NUL there). Returns 0, or -EINVAL with cmd->type RSP_CMD_MALFORMED. */
-int rsp_parse(uint8_t *payload, size_t len, struct rsp_cmd *cmd);
+struct rsp_args {
+    const char *reason; /* malformed: why, for logs */
+    size_t count;       /* fields read */
+    struct rsp_arg arg[RSP_ARGS_MAX];
+    struct rsp_vcont_action vcont[RSP_VCONT_MAX]; /* V */
+};
 
-/* Name of a command type, for traces. */
-const char *rsp_cmd_name(enum rsp_cmd_type type);
+/* The length of def's name if payload[0..len) is a packet of that kind, or
+ * 0 (see struct rsp_command for the rules). */
+size_t rsp_command_match(const struct rsp_command *def, const uint8_t *payload, size_t len);
+
+/* Reads the fields of payload[0..len), a packet that def matches, into
+ * args (payload[len] must be writable; the reader leaves a NUL there).
+ * Returns 0, or -EINVAL with args->reason saying what is malformed. */
+int rsp_command_read(const struct rsp_command *def, uint8_t *payload, size_t len,
+                    struct rsp_args *args);
 
 #endif

@@ -39,6 +39,29 @@ static void test_unknown_and_malformed(void)
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "m12345"), "E16");   /* no length */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "Zq,1000,1"), "E16"); /* bad type */
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "p10000000000000000"), "E16");
+    /* Each packet kind in the stub's tables, with its fields broken: gdb
+     * gets an error, never the "unsupported" empty reply that would make it
+     * stop using the packet. */
+    static const char *const broken[] = {
+        "g0", "G0", "p", "P1", "mx", "xx", "M1,2:0", "X1,2:0", "Z5,1,1", "z0,1", "?1",
+        "cx", "C", "sx", "S", "vCont?x", "vCont;x", "bsx", "bc1", "kk", "vKill", "!x",
+        "Rx", "vRun", "D;", "D11", "Hx1", "Tx", "qC:1", "qfThreadInfo,", "qsThreadInfo;",
+        "qThreadExtraInfo", "qXfer:threads:read::0", "qSupported,x",
+        "qXfer:features:read:target.xml", "qRcmd,zz", "qOffsets:", "qAttached:x", "qSymbol",
+        "QStartNoAckMode;", "vMustReplyEmpty:", "Qqemu.PhyMemMode:2", "qqemu.PhyMemMode:",
+        "qHostInfo:", "qProcessInfo;", "QListThreadsInStopReply:", "qSupportsDetachAndStayStopped::",
+    };
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        const char *r = st_ask(&t, broken[i]);
+        CU_ASSERT_STRING_EQUAL(r, "E16");
+        if (strcmp(r, "E16") != 0)
+            fprintf(stderr, "'%s' got '%s'\n", broken[i], r);
+    }
+    /* Names that only begin like one of them are other packets. */
+    static const char *const unknown[] = {"qCRC:0,1", "vContc", "qSupportedX", "b9600", "Qqemu",
+                                          "qXfer:features:write:target.xml:0:", "vKillX", "i"};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
+        CU_ASSERT_STRING_EQUAL(st_ask(&t, unknown[i]), "");
     st_close(&t);
 }
 
