@@ -498,13 +498,8 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
                                                  : opts->image_opts.format;
     m->pc = opts->machine == STUB_MACHINE_PC ||
             (opts->machine == STUB_MACHINE_AUTO && format == VM_IMAGE_BZIMAGE);
-    if (!m->pc && ncpus > 1) {
-        snprintf(err, errlen,
-                 "%u CPUs need --machine pc: the bare board has no interrupt controllers, so its "
-                 "first CPU could not start the others (INIT and startup IPIs)",
-                 ncpus);
-        return -EINVAL;
-    }
+    if ((r = vm_board_check(m->pc ? VM_BOARD_PC : VM_BOARD_BARE, ncpus, err, errlen)))
+        return r;
     if (m->pc && opts->has_on_hlt) {
         snprintf(err, errlen,
                  "--on-hlt applies to --machine bare only: on pc, hlt waits in KVM for the next "

@@ -100,7 +100,7 @@ static const struct {
 };
 #define NBOOT_MSRS (sizeof(boot_msrs) / sizeof(boot_msrs[0]))
 
-/* What a vCPU goes back to at a reset. */
+/* What a vCPU goes back to at a reset (its vm_cpu's board_data). */
 struct pc_cpu {
     struct kvm_sregs sregs;
     struct kvm_lapic_state lapic;
@@ -121,7 +121,6 @@ struct pc {
     /* Power-on state of the interrupt controllers and the PIT. */
     struct kvm_irqchip chips[3];
     struct kvm_pit_state2 pit;
-    struct pc_cpu *cpus;
 };
 
 static int pc_set_irq(struct vm *vm, unsigned line, bool level)
@@ -140,8 +139,9 @@ static int pc_set_irq(struct vm *vm, unsigned line, bool level)
  * writes and resets, so it is checked after those. Writes already in a
  * vCPU's ring when THRI turns on are replayed by its run loop, in order,
  * before its next exit is handled. */
-static void sync_thr_zone(struct pc *pc)
+static void sync_thr_zone(void *ctx)
 {
+    struct pc *pc = ctx;
     if (!pc->zone_usable)
         return;
     pthread_mutex_lock(&pc->zone_lock);
@@ -159,27 +159,6 @@ static void uart_irq(void *ctx, bool level)
 {
     struct pc *pc = ctx;
     pc_set_irq(pc->vm, VM_SERIAL_IRQ, level);
-}
-
-static int uart_read(void *dev, uint64_t offset, uint8_t *data, unsigned size, struct vm_event *ev)
-{
-    (void)size;
-    (void)ev;
-    struct pc *pc = dev;
-    data[0] = vm_serial_in(&pc->uart, (unsigned)offset);
-    return 0;
-}
-
-static int uart_write(void *dev, uint64_t offset, const uint8_t *data, unsigned size,
-                      struct vm_event *ev)
-{
-    (void)size;
-    (void)ev;
-    struct pc *pc = dev;
-    vm_serial_out(&pc->uart, (unsigned)offset, data[0]);
-    if (offset == 1) /* IER (or DLM, which changes nothing) */
-        sync_thr_zone(pc);
-    return 0;
 }
 
 /* ---- the i8042 and the CMOS clock ---- */
@@ -314,16 +293,11 @@ static int pc_create(struct vm *vm, char *err, size_t errlen)
     struct kvm_cpuid_entry2 *leaf1 = vm_cpuid_find(pc->supported, 1, 0);
     if (leaf1 && ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
         leaf1->ecx |= LEAF1_ECX_TSC_DEADLINE;
-    pc->cpus = calloc(vm->ncpus, sizeof(*pc->cpus));
-    if (!pc->cpus)
-        return -ENOMEM;
 
     vm_serial_set_irq(&pc->uart, uart_irq, pc);
     vm_i8042_set_irq(&pc->kbc, kbc_irq, pc);
     vm_i8042_set_reset(&pc->kbc, kbc_reset, pc);
     const struct vm_bus_range ranges[] = {
-        {.space = VM_BUS_PIO, .base = VM_SERIAL_BASE, .len = 8, .name = "uart", .read = uart_read,
-         .write = uart_write, .dev = pc, .bytewise = true},
         {.space = VM_BUS_PIO, .base = VM_I8042_DATA, .len = 1, .name = "i8042",
          .read = kbc_read_data, .write = kbc_write_data, .dev = pc},
         {.space = VM_BUS_PIO, .base = VM_I8042_CMD, .len = 1, .name = "i8042",
@@ -337,11 +311,10 @@ static int pc_create(struct vm *vm, char *err, size_t errlen)
     if ((r = vm_debug_exit_attach(&vm->bus, VM_PORT_DEBUG_EXIT)))
         return r;
     /* Snapshots carry the UART's state; the i8042's and the clock's are
-     * not saved (a snapshot of a pc guest restarts them from power-on). */
-    if ((r = vm_bus_add_state(&vm->bus, &(struct vm_bus_state){.name = "uart",
-                                                                .save = vm_serial_save,
-                                                                .load = vm_serial_load,
-                                                                .dev = &pc->uart})))
+     * not saved (a snapshot of a pc guest restarts them from power-on).
+     * The transmit register's zone comes and goes with IER (sync_thr_zone). */
+    vm->console = &pc->uart;
+    if ((r = vm_serial_attach(&pc->uart, &vm->bus, 0, sync_thr_zone, pc)))
         return r;
     pc->zone_usable = vm->caps.coalesced_pio && vm->coalesced_page;
     sync_thr_zone(pc);
@@ -419,7 +392,7 @@ static int pc_cpu_setup(struct vm *vm, struct vm_cpu *cpu, char *err, size_t err
     if ((r = set_msrs(vm, cpu, false)))
         return vm_fail(err, errlen, r, "KVM_SET_MSRS failed on vCPU %u: %s", cpu->index,
                     strerror(-r));
-    struct pc_cpu *pcc = &pc->cpus[cpu->index];
+    struct pc_cpu *pcc = cpu->board_data;
     if ((r = set_lint(cpu, &pcc->lapic)))
         return vm_fail(err, errlen, r, "cannot set up the LAPIC of vCPU %u: %s", cpu->index,
                     strerror(-r));
@@ -469,7 +442,7 @@ static void pc_reset(struct vm *vm)
     ioctl(vm->vm_fd, KVM_SET_PIT2, &pc->pit);
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vm_cpu *cpu = &vm->cpus[i];
-        struct pc_cpu *pcc = &pc->cpus[i];
+        const struct pc_cpu *pcc = cpu->board_data;
         ioctl(cpu->fd, KVM_SET_SREGS, &pcc->sregs);
         set_msrs(vm, cpu, true);
         ioctl(cpu->fd, KVM_SET_LAPIC, &pcc->lapic);
@@ -489,39 +462,18 @@ static void pc_destroy(struct vm *vm)
     vm_cmos_destroy(&pc->cmos);
     pthread_mutex_destroy(&pc->zone_lock);
     free(pc->supported);
-    free(pc->cpus);
     free(pc);
     vm->board_data = NULL;
-}
-
-static size_t pc_console_take(struct vm *vm, uint8_t *out, size_t max)
-{
-    struct pc *pc = vm->board_data;
-    return vm_serial_take(&pc->uart, out, max);
-}
-
-static size_t pc_console_input(struct vm *vm, const void *data, size_t n)
-{
-    struct pc *pc = vm->board_data;
-    return vm_serial_input(&pc->uart, data, n);
-}
-
-static bool pc_console_pending(struct vm *vm)
-{
-    struct pc *pc = vm->board_data;
-    return atomic_load_explicit(&pc->uart.tx_unread, memory_order_relaxed) != 0;
 }
 
 const struct vm_board vm_board_pc = {
     .name = "pc",
     .irqchip = true,
     .vmstate_parts = VM_VMSTATE_IRQCHIP | VM_VMSTATE_PIT | VM_VMSTATE_CLOCK,
+    .cpu_data_size = sizeof(struct pc_cpu),
     .create = pc_create,
     .cpu_setup = pc_cpu_setup,
     .image_loaded = pc_image_loaded,
     .reset = pc_reset,
     .destroy = pc_destroy,
-    .console_take = pc_console_take,
-    .console_input = pc_console_input,
-    .console_pending = pc_console_pending,
 };

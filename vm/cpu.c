@@ -8,6 +8,7 @@
 #include "decode.h"
 #include "gate.h"
 #include "internal.h"
+#include "serial.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -764,7 +765,7 @@ static int settle(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev
 static bool output_due(struct vm_cpu *cpu, enum vm_run_mode mode)
 {
     struct vm *vm = cpu->vm;
-    if (!vm->board->console_pending(vm))
+    if (!vm_serial_tx_pending(vm->console))
         return false;
     if (mode == VM_RUN_STEP)
         return false; /* one instruction; the step's stop carries it out */

@@ -177,6 +177,9 @@ struct vm_cpu {
      * has come back). */
     enum vm_gate_state gate_state;
     uint64_t gate_entered, gate_ran;
+    /* The board's own state of this vCPU (vm_board.cpu_data_size bytes,
+     * zeroed before its cpu_setup; freed with the VM), or NULL. */
+    void *board_data;
     /* Kicking: see vm_cpu_kick(). */
     atomic_bool kick;
     atomic_bool thread_known;
@@ -185,6 +188,7 @@ struct vm_cpu {
 
 /* A board: what vm_create() builds around the CPUs and RAM (vm/board_*.c). */
 struct vm_image;
+struct vm_serial;
 
 struct vm_board {
     const char *name;
@@ -193,6 +197,11 @@ struct vm_board {
      * snapshots save and restore; devices' own state travels through the
      * bus (vm_bus_add_state). */
     unsigned vmstate_parts;
+    /* Bytes of the board's own state per vCPU (vm_cpu.board_data). */
+    size_t cpu_data_size;
+    /* What the board refuses, before anything is created: 0, or -EINVAL
+     * with what to do instead in err. NULL: up to VM_MAX_CPUS CPUs. */
+    int (*check)(unsigned ncpus, char *err, size_t errlen);
     /* Before any vCPU exists: devices on the bus, VM-wide KVM state. */
     int (*create)(struct vm *vm, char *err, size_t errlen);
     /* Each vCPU, right after KVM_CREATE_VCPU. */
@@ -204,10 +213,6 @@ struct vm_board {
      * vCPU's LAPIC, MSRs and run state) back to power-on. */
     void (*reset)(struct vm *vm);
     void (*destroy)(struct vm *vm);
-    /* The console UART's output and input. */
-    size_t (*console_take)(struct vm *vm, uint8_t *out, size_t max);
-    size_t (*console_input)(struct vm *vm, const void *data, size_t n);
-    bool (*console_pending)(struct vm *vm);
 };
 
 extern const struct vm_board vm_board_bare;
@@ -228,6 +233,7 @@ struct vm {
     struct vm_xsave_layout xlayout;
     const struct vm_board *board;
     void *board_data;
+    struct vm_serial *console; /* the board's UART (set by its create) */
     struct vm_bus bus;
     struct vm_debug debug;
     struct vm_gate gate;

@@ -4,6 +4,7 @@
 #include "fail.h"
 #include "gate.h"
 #include "probe.h"
+#include "serial.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,7 +138,26 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
     if (ioctl(cpu->fd, KVM_GET_SREGS, &cpu->rc.sregs) < 0)
         return vm_fail(err, errlen, -errno, "KVM_GET_SREGS failed: %s", strerror(errno));
     cpu->rc.valid = VM_RC_SREGS;
+    if (vm->board->cpu_data_size && !(cpu->board_data = calloc(1, vm->board->cpu_data_size)))
+        return vm_fail(err, errlen, -ENOMEM, "out of memory");
     return vm->board->cpu_setup(vm, cpu, err, errlen);
+}
+
+static const struct vm_board *board_of(enum vm_board_kind kind)
+{
+    switch (kind) {
+    case VM_BOARD_BARE: return &vm_board_bare;
+    case VM_BOARD_PC: return &vm_board_pc;
+    }
+    return NULL;
+}
+
+int vm_board_check(enum vm_board_kind kind, unsigned ncpus, char *err, size_t errlen)
+{
+    const struct vm_board *board = board_of(kind);
+    if (!board)
+        return vm_fail(err, errlen, -EINVAL, "unknown board %d", (int)kind);
+    return board->check ? board->check(ncpus ? ncpus : 1, err, errlen) : 0;
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen)
@@ -148,6 +168,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
                     "guest memory of %llu bytes is not possible: give between 1M and 3G, "
                     "in whole 4K pages",
                     (unsigned long long)ram);
+    int r = vm_board_check(cfg->board, cfg->ncpus, err, errlen);
+    if (r)
+        return r;
     struct vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return vm_fail(err, errlen, -ENOMEM, "out of memory");
@@ -159,20 +182,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     pthread_mutex_init(&vm->ring_lock, NULL);
     vm_gate_init(vm);
     atomic_init(&vm->exited, false);
-    switch (cfg->board) {
-    case VM_BOARD_BARE:
-        vm->board = &vm_board_bare;
-        break;
-    case VM_BOARD_PC:
-        vm->board = &vm_board_pc;
-        break;
-    }
-    if (!vm->board) {
-        free(vm);
-        return vm_fail(err, errlen, -EINVAL, "unknown board %d", (int)cfg->board);
-    }
+    vm->board = board_of(cfg->board);
     unsigned ncpus = cfg->ncpus ? cfg->ncpus : 1;
-    int r = open_kvm(err, errlen, &vm->kvm_fd);
+    r = open_kvm(err, errlen, &vm->kvm_fd);
     if (r)
         goto out;
 
@@ -313,6 +325,7 @@ void vm_destroy(struct vm *vm)
             close(cpu->fd);
         free(cpu->rc.xsave);
         free(cpu->step.lifted);
+        free(cpu->board_data);
     }
     free(vm->cpus);
     if (vm->mem.host)
@@ -357,7 +370,7 @@ int vm_reset(struct vm *vm)
 
 bool vm_output_pending(struct vm *vm)
 {
-    if (vm->board->console_pending(vm))
+    if (vm_serial_tx_pending(vm->console))
         return true;
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct kvm_coalesced_mmio_ring *ring = vm->cpus[i].ring;
@@ -370,12 +383,12 @@ bool vm_output_pending(struct vm *vm)
 
 size_t vm_console_take(struct vm *vm, uint8_t *out, size_t max)
 {
-    return vm->board->console_take(vm, out, max);
+    return vm_serial_take(vm->console, out, max);
 }
 
 size_t vm_console_input(struct vm *vm, const void *data, size_t n)
 {
-    return vm->board->console_input(vm, data, n);
+    return vm_serial_input(vm->console, data, n);
 }
 
 unsigned vm_ncpus(const struct vm *vm)

@@ -4,6 +4,8 @@
  * character timeout fires at once. */
 #include "serial.h"
 
+#include "bus.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +353,11 @@ size_t vm_serial_take(struct vm_serial *s, uint8_t *out, size_t max)
     return n;
 }
 
+bool vm_serial_tx_pending(const struct vm_serial *s)
+{
+    return atomic_load_explicit(&s->tx_unread, memory_order_relaxed) != 0;
+}
+
 bool vm_serial_tx_full(const struct vm_serial *s)
 {
     return atomic_load_explicit(&s->tx_unread, memory_order_relaxed) >= VM_SERIAL_TX_HIGH;
@@ -437,4 +444,41 @@ int vm_serial_load(void *dev, const uint8_t *b, size_t len, bool apply)
     update_irq(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+static int bus_read(void *dev, uint64_t offset, uint8_t *data, unsigned size, struct vm_event *ev)
+{
+    (void)size;
+    (void)ev;
+    data[0] = vm_serial_in(dev, (unsigned)offset);
+    return 0;
+}
+
+static int bus_write(void *dev, uint64_t offset, const uint8_t *data, unsigned size,
+                     struct vm_event *ev)
+{
+    (void)size;
+    (void)ev;
+    struct vm_serial *s = dev;
+    vm_serial_out(s, (unsigned)offset, data[0]);
+    if (offset == REG_IER && s->ier_fn) /* (or DLM, which changes nothing) */
+        s->ier_fn(s->ier_ctx);
+    return 0;
+}
+
+int vm_serial_attach(struct vm_serial *s, struct vm_bus *bus, uint64_t coalesce_len,
+                     vm_serial_ier_fn ier_written, void *ctx)
+{
+    s->ier_fn = ier_written;
+    s->ier_ctx = ctx;
+    struct vm_bus_range range = {.space = VM_BUS_PIO, .base = VM_SERIAL_BASE, .len = 8,
+                                 .name = "uart", .read = bus_read, .write = bus_write, .dev = s,
+                                 .bytewise = true, .coalesce_len = coalesce_len};
+    int r = vm_bus_add(bus, &range);
+    if (!r)
+        r = vm_bus_add_state(bus, &(struct vm_bus_state){.name = "uart",
+                                                         .save = vm_serial_save,
+                                                         .load = vm_serial_load,
+                                                         .dev = s});
+    return r;
 }

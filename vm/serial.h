@@ -41,6 +41,9 @@
 #define VM_SERIAL_FIFO 16u
 
 typedef void (*vm_serial_irq_fn)(void *ctx, bool level);
+typedef void (*vm_serial_ier_fn)(void *ctx);
+
+struct vm_bus;
 
 /* The fields are the model's state; only tx_len (read by the vCPU's owner
  * between exits), tx_unread and tx_total are meant to be read outside. */
@@ -53,6 +56,8 @@ struct vm_serial {
     bool irq_level;
     vm_serial_irq_fn irq_fn;
     void *irq_ctx;
+    vm_serial_ier_fn ier_fn; /* vm_serial_attach's */
+    void *ier_ctx;
     atomic_bool coalescable;
     uint8_t tx[VM_SERIAL_TX_MAX];
     size_t tx_len;
@@ -84,8 +89,18 @@ uint8_t vm_serial_in(struct vm_serial *s, unsigned offset);
  * on IER writes, vm_serial_set_irq and reset: check it after those. */
 bool vm_serial_thr_coalescable(const struct vm_serial *s);
 
+/* Puts the UART on the port bus at VM_SERIAL_BASE as an 8-bit ISA device,
+ * and its state into snapshots (as "uart"). Writes to the first
+ * coalesce_len ports may be batched by KVM (vm/bus.h). ier_written, if not
+ * NULL, is called after each write to IER, outside the UART's lock: what
+ * vm_serial_thr_coalescable() says may have changed. */
+int vm_serial_attach(struct vm_serial *s, struct vm_bus *bus, uint64_t coalesce_len,
+                     vm_serial_ier_fn ier_written, void *ctx);
+
 /* Moves up to max bytes of guest output to out; returns the count. */
 size_t vm_serial_take(struct vm_serial *s, uint8_t *out, size_t max);
+/* True while output waits to be taken. */
+bool vm_serial_tx_pending(const struct vm_serial *s);
 /* True once VM_SERIAL_TX_HIGH bytes wait. */
 bool vm_serial_tx_full(const struct vm_serial *s);
 

@@ -176,6 +176,11 @@ struct vm_config {
  * on, creates the VM with its RAM, board and vCPUs, and probes the host's
  * debugging support. */
 int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen);
+/* What vm_create() checks first: whether the board can be built with ncpus
+ * CPUs (the bare board has one). 0, or -EINVAL with what to do instead in
+ * err. Touches nothing: a caller may refuse a configuration before doing
+ * anything else. */
+int vm_board_check(enum vm_board_kind board, unsigned ncpus, char *err, size_t errlen);
 void vm_destroy(struct vm *vm);
 
 unsigned vm_ncpus(const struct vm *vm);
