@@ -1,0 +1,190 @@
+/* The transport-independent part of a virtio 1.x device (specification
+ * sections 2.1-2.4 and 3.1: status, feature bits, reset, notifications). */
+#include "virtio.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void update_irq(struct vm_virtio *v)
+{
+    bool level = v->isr != 0;
+    if (level == v->irq_level)
+        return;
+    v->irq_level = level;
+    if (v->irq_fn)
+        v->irq_fn(v->irq_ctx, level);
+}
+
+int vm_virtio_init(struct vm_virtio *v)
+{
+    if (v->nqueues == 0 || v->nqueues > VM_VIRTIO_MAX_QUEUES || v->queue_max == 0 ||
+        v->queue_max > VM_VIRTQ_MAX_SIZE || (v->queue_max & (v->queue_max - 1)) || !v->ops)
+        return -EINVAL;
+    v->device_features |= VM_VIRTIO_F_VERSION_1 | VM_VIRTIO_F_INDIRECT_DESC;
+    int r = pthread_mutex_init(&v->lock, NULL);
+    if (r)
+        return -r;
+    v->irq_level = false;
+    v->status = 0;
+    v->driver_features = 0;
+    v->isr = 0;
+    for (unsigned i = 0; i < VM_VIRTIO_MAX_QUEUES; i++)
+        vm_virtq_reset(&v->queues[i]);
+    return 0;
+}
+
+void vm_virtio_destroy(struct vm_virtio *v)
+{
+    pthread_mutex_destroy(&v->lock);
+}
+
+void vm_virtio_set_irq(struct vm_virtio *v, vm_virtio_irq_fn fn, void *ctx)
+{
+    v->irq_fn = fn;
+    v->irq_ctx = ctx;
+    if (fn)
+        fn(ctx, v->irq_level);
+}
+
+void vm_virtio_reset(struct vm_virtio *v)
+{
+    if (v->ops->reset)
+        v->ops->reset(v->dev);
+    v->status = 0;
+    v->driver_features = 0;
+    for (unsigned i = 0; i < VM_VIRTIO_MAX_QUEUES; i++)
+        vm_virtq_reset(&v->queues[i]);
+    v->isr = 0;
+    update_irq(v);
+}
+
+static bool features_acceptable(const struct vm_virtio *v)
+{
+    return (v->driver_features & VM_VIRTIO_F_VERSION_1) &&
+           !(v->driver_features & ~v->device_features);
+}
+
+void vm_virtio_write_status(struct vm_virtio *v, uint8_t status)
+{
+    if (status == 0) {
+        vm_virtio_reset(v);
+        return;
+    }
+    /* NEEDS_RESET is the device's to set; FEATURES_OK sticks only for a
+     * feature set the device can serve, which the driver reads back. */
+    uint8_t next = (uint8_t)((status & ~VM_VIRTIO_S_NEEDS_RESET) |
+                             (v->status & VM_VIRTIO_S_NEEDS_RESET));
+    if ((next & VM_VIRTIO_S_FEATURES_OK) && !(v->status & VM_VIRTIO_S_FEATURES_OK) &&
+        !features_acceptable(v))
+        next &= (uint8_t)~VM_VIRTIO_S_FEATURES_OK;
+    /* DRIVER_OK before FEATURES_OK is a driver bug: the device stays unusable. */
+    if ((next & VM_VIRTIO_S_DRIVER_OK) && !(next & VM_VIRTIO_S_FEATURES_OK))
+        next &= (uint8_t)~VM_VIRTIO_S_DRIVER_OK;
+    v->status = next;
+    bool indirect = (v->driver_features & VM_VIRTIO_F_INDIRECT_DESC) != 0;
+    for (unsigned i = 0; i < v->nqueues; i++)
+        v->queues[i].indirect = indirect;
+}
+
+uint32_t vm_virtio_device_features(const struct vm_virtio *v, uint32_t sel)
+{
+    return sel < 2 ? (uint32_t)(v->device_features >> (32 * sel)) : 0;
+}
+
+void vm_virtio_write_driver_features(struct vm_virtio *v, uint32_t sel, uint32_t value)
+{
+    if (sel >= 2 || !(v->status & VM_VIRTIO_S_DRIVER) || (v->status & VM_VIRTIO_S_FEATURES_OK))
+        return;
+    uint64_t mask = 0xffffffffull << (32 * sel);
+    v->driver_features = (v->driver_features & ~mask) | ((uint64_t)value << (32 * sel));
+}
+
+struct vm_virtq *vm_virtio_queue(struct vm_virtio *v, uint32_t index)
+{
+    return index < v->nqueues ? &v->queues[index] : NULL;
+}
+
+void vm_virtio_queue_ready(struct vm_virtio *v, uint32_t index, bool ready)
+{
+    struct vm_virtq *q = vm_virtio_queue(v, index);
+    if (!q)
+        return;
+    if (!ready) {
+        q->ready = false;
+        return;
+    }
+    if (q->ready)
+        return;
+    q->indirect = (v->driver_features & VM_VIRTIO_F_INDIRECT_DESC) != 0;
+    if (q->size > v->queue_max || vm_virtq_start(q, &v->mem)) {
+        vm_virtio_fail(v);
+        return;
+    }
+    q->ready = true;
+}
+
+void vm_virtio_notify(struct vm_virtio *v, uint32_t index)
+{
+    struct vm_virtq *q = vm_virtio_queue(v, index);
+    if (!q || !q->ready || q->broken || !(v->status & VM_VIRTIO_S_DRIVER_OK) ||
+        (v->status & VM_VIRTIO_S_NEEDS_RESET))
+        return;
+    v->ops->queue_notify(v->dev, index);
+}
+
+void vm_virtio_used(struct vm_virtio *v, uint32_t index)
+{
+    struct vm_virtq *q = vm_virtio_queue(v, index);
+    if (!q || !vm_virtq_should_notify(q))
+        return;
+    v->isr |= VM_VIRTIO_ISR_QUEUE;
+    update_irq(v);
+}
+
+void vm_virtio_fail(struct vm_virtio *v)
+{
+    if (v->status & VM_VIRTIO_S_NEEDS_RESET)
+        return;
+    v->status |= VM_VIRTIO_S_NEEDS_RESET;
+    if (v->status & VM_VIRTIO_S_DRIVER_OK) {
+        v->isr |= VM_VIRTIO_ISR_CONFIG;
+        update_irq(v);
+    }
+}
+
+void vm_virtio_ack(struct vm_virtio *v, uint32_t bits)
+{
+    v->isr &= ~bits;
+    update_irq(v);
+}
+
+uint32_t vm_virtio_isr(struct vm_virtio *v, bool clear)
+{
+    uint32_t isr = v->isr;
+    if (clear) {
+        v->isr = 0;
+        update_irq(v);
+    }
+    return isr;
+}
+
+static bool config_range(const struct vm_virtio *v, uint32_t offset, unsigned size)
+{
+    return size <= 8 && offset <= v->config_len && size <= v->config_len - offset;
+}
+
+void vm_virtio_config_read(struct vm_virtio *v, uint32_t offset, uint8_t *data, unsigned size)
+{
+    if (!config_range(v, offset, size)) {
+        memset(data, 0, size > 8 ? 8 : size);
+        return;
+    }
+    v->ops->config_read(v->dev, offset, data, size);
+}
+
+void vm_virtio_config_write(struct vm_virtio *v, uint32_t offset, const uint8_t *data,
+                            unsigned size)
+{
+    if (config_range(v, offset, size) && v->ops->config_write)
+        v->ops->config_write(v->dev, offset, data, size);
+}

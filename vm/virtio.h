@@ -1,0 +1,112 @@
+/* vm/virtio.h: a virtio 1.x device as its transports see it (virtio-mmio
+ * now, virtio-pci later): device status, feature negotiation, the queues,
+ * the interrupt status, and what a device model plugs in.
+ *
+ * Contract: the transport maps its registers onto these calls; the device
+ * model (vm/virtio_blk.h) supplies its id, features, config space and a
+ * queue_notify that serves requests. Only modern (VERSION_1) drivers are
+ * accepted: FEATURES_OK is refused without VIRTIO_F_VERSION_1 or with a
+ * feature the device did not offer. A device that finds the guest broke
+ * the rules (a bad ring or chain) sets DEVICE_NEEDS_RESET, raises a config
+ * interrupt and serves that queue no more until the driver resets it.
+ *
+ * Locking: every vm_virtio_* call but init/destroy is made with v->lock
+ * held (the transport takes it around a register access; queue_notify and
+ * reset run under it), so a reset never overlaps a request being served. */
+#ifndef VM_VIRTIO_H
+#define VM_VIRTIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtqueue.h"
+
+#define VM_VIRTIO_MAX_QUEUES 2u
+
+#define VM_VIRTIO_S_ACKNOWLEDGE 1u
+#define VM_VIRTIO_S_DRIVER 2u
+#define VM_VIRTIO_S_DRIVER_OK 4u
+#define VM_VIRTIO_S_FEATURES_OK 8u
+#define VM_VIRTIO_S_NEEDS_RESET 0x40u
+#define VM_VIRTIO_S_FAILED 0x80u
+
+#define VM_VIRTIO_F_INDIRECT_DESC (1ull << 28)
+#define VM_VIRTIO_F_VERSION_1 (1ull << 32)
+
+#define VM_VIRTIO_ISR_QUEUE 1u
+#define VM_VIRTIO_ISR_CONFIG 2u
+
+struct vm_virtio_ops {
+    /* Config space reads and writes, offset and size already checked to
+     * lie within config_len. write may be NULL (read-only config). */
+    void (*config_read)(void *dev, uint32_t offset, uint8_t *data, unsigned size);
+    void (*config_write)(void *dev, uint32_t offset, const uint8_t *data, unsigned size);
+    /* The driver notified queue index (ready, DRIVER_OK, not broken). */
+    void (*queue_notify)(void *dev, unsigned index);
+    /* The driver reset the device: forget every request. May be NULL. */
+    void (*reset)(void *dev);
+};
+
+/* The interrupt line as the transport wires it: level is whether the
+ * interrupt status is non-zero. */
+typedef void (*vm_virtio_irq_fn)(void *ctx, bool level);
+
+struct vm_virtio {
+    pthread_mutex_t lock;
+    /* What the device is (set before vm_virtio_init). */
+    uint32_t device_id;
+    uint64_t device_features; /* VERSION_1 and INDIRECT_DESC are added */
+    unsigned nqueues;
+    uint16_t queue_max;
+    uint32_t config_len;
+    const struct vm_virtio_ops *ops;
+    void *dev;
+    struct vm_virtq_mem mem;
+    vm_virtio_irq_fn irq_fn;
+    void *irq_ctx;
+    /* What the driver set. */
+    uint8_t status;
+    uint64_t driver_features;
+    uint32_t isr;
+    bool irq_level;
+    struct vm_virtq queues[VM_VIRTIO_MAX_QUEUES];
+};
+
+/* v's identity fields above are filled; this adds the transport features
+ * and resets the rest. 0 or -EINVAL (nqueues or queue_max out of range). */
+int vm_virtio_init(struct vm_virtio *v);
+void vm_virtio_destroy(struct vm_virtio *v);
+void vm_virtio_set_irq(struct vm_virtio *v, vm_virtio_irq_fn fn, void *ctx);
+
+/* Device reset: status, features, queues and interrupt status cleared. */
+void vm_virtio_reset(struct vm_virtio *v);
+/* The driver writes the status byte (0 resets). */
+void vm_virtio_write_status(struct vm_virtio *v, uint8_t status);
+/* Feature words (sel 0: bits 0-31, 1: 32-63, others 0). Driver features
+ * are taken only between DRIVER and FEATURES_OK. */
+uint32_t vm_virtio_device_features(const struct vm_virtio *v, uint32_t sel);
+void vm_virtio_write_driver_features(struct vm_virtio *v, uint32_t sel, uint32_t value);
+/* The selected queue, or NULL when index is not one of the device's. */
+struct vm_virtq *vm_virtio_queue(struct vm_virtio *v, uint32_t index);
+/* The driver makes queue index ready (or not): its placement is checked;
+ * a bad one sets DEVICE_NEEDS_RESET. */
+void vm_virtio_queue_ready(struct vm_virtio *v, uint32_t index, bool ready);
+/* The driver notified queue index: handed to the device when it may run. */
+void vm_virtio_notify(struct vm_virtio *v, uint32_t index);
+/* For the device: it pushed used buffers on queue index; raises the
+ * queue interrupt when the driver wants one. */
+void vm_virtio_used(struct vm_virtio *v, uint32_t index);
+/* For the device: the guest broke the rules; needs a reset. */
+void vm_virtio_fail(struct vm_virtio *v);
+/* The driver acknowledges interrupt status bits. */
+void vm_virtio_ack(struct vm_virtio *v, uint32_t bits);
+/* Reading the interrupt status (PCI's ISR clears it on read; MMIO's not). */
+uint32_t vm_virtio_isr(struct vm_virtio *v, bool clear);
+/* Config space access checked against config_len; outside it reads 0 and
+ * writes are dropped. */
+void vm_virtio_config_read(struct vm_virtio *v, uint32_t offset, uint8_t *data, unsigned size);
+void vm_virtio_config_write(struct vm_virtio *v, uint32_t offset, const uint8_t *data,
+                            unsigned size);
+
+#endif
