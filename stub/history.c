@@ -219,8 +219,8 @@ static void clear(struct stub_history *h)
 /* The linear pc a checkpoint holds (as vm_cpu_linear_pc computes it). */
 static uint64_t snap_pc(const struct vm_snapshot *s)
 {
-    const struct vm_cpustate *c = &s->cpus[0];
-    bool two = c->parts & VM_CPUSTATE_SREGS2;
+    const struct vm_snap_cpu *c = &s->cpus[0];
+    bool two = c->parts & VM_SNAP_CPU_SREGS2;
     const struct kvm_segment *cs = two ? &c->sregs2.cs : &c->sregs.cs;
     uint64_t efer = two ? c->sregs2.efer : c->sregs.efer;
     bool long64 = (efer & (1u << 10)) && cs->l;
@@ -389,7 +389,7 @@ static void temp_bp_clear(struct stub_history *h)
 
 /* The first part in which two vCPU states differ, or NULL: named so that a
  * trace says what a replay failed to reproduce. */
-static const char *cpus_differ(const struct vm_cpustate *a, const struct vm_cpustate *b)
+static const char *cpus_differ(const struct vm_snap_cpu *a, const struct vm_snap_cpu *b)
 {
     if (a->parts != b->parts)
         return "the parts saved";
@@ -397,10 +397,10 @@ static const char *cpus_differ(const struct vm_cpustate *a, const struct vm_cpus
         return "MP state";
     if (memcmp(&a->regs, &b->regs, sizeof(a->regs)))
         return "general registers";
-    if ((a->parts & VM_CPUSTATE_SREGS2) ? memcmp(&a->sregs2, &b->sregs2, sizeof(a->sregs2))
+    if ((a->parts & VM_SNAP_CPU_SREGS2) ? memcmp(&a->sregs2, &b->sregs2, sizeof(a->sregs2))
                                         : memcmp(&a->sregs, &b->sregs, sizeof(a->sregs)))
         return "system registers";
-    if ((a->parts & VM_CPUSTATE_XSAVE)
+    if ((a->parts & VM_SNAP_CPU_XSAVE)
             ? (a->xsave_size != b->xsave_size || memcmp(a->xsave, b->xsave, a->xsave_size))
             : memcmp(&a->fpu, &b->fpu, sizeof(a->fpu)))
         return "FPU/XSAVE state";

@@ -72,7 +72,7 @@ static void bare_destroy(struct vm *vm)
 
 const struct vm_board vm_board_bare = {
     .name = "bare",
-    .vmstate_parts = 0, /* no in-kernel irqchip, PIT or clock: all is in the devices */
+    .snap_vm_parts = 0, /* no in-kernel irqchip, PIT or clock: all is in the devices */
     .check = bare_check,
     .create = bare_create,
     .cpu_setup = bare_cpu_setup,

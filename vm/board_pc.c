@@ -48,7 +48,7 @@
 #include "image.h"
 #include "mptable.h"
 #include "serial.h"
-#include "vmstate.h"
+#include "snap_vm.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -469,7 +469,7 @@ static void pc_destroy(struct vm *vm)
 const struct vm_board vm_board_pc = {
     .name = "pc",
     .irqchip = true,
-    .vmstate_parts = VM_VMSTATE_IRQCHIP | VM_VMSTATE_PIT | VM_VMSTATE_CLOCK,
+    .snap_vm_parts = VM_SNAP_VM_IRQCHIP | VM_SNAP_VM_PIT | VM_SNAP_VM_CLOCK,
     .cpu_data_size = sizeof(struct pc_cpu),
     .create = pc_create,
     .cpu_setup = pc_cpu_setup,

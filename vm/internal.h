@@ -193,10 +193,10 @@ struct vm_serial;
 struct vm_board {
     const char *name;
     bool irqchip; /* KVM's interrupt controllers: hlt never exits */
-    /* VM_VMSTATE_* (vm/vmstate.h) the board creates in KVM, which
+    /* VM_SNAP_VM_* (vm/snap_vm.h) the board creates in KVM, which
      * snapshots save and restore; devices' own state travels through the
      * bus (vm_bus_add_state). */
-    unsigned vmstate_parts;
+    unsigned snap_vm_parts;
     /* Bytes of the board's own state per vCPU (vm_cpu.board_data). */
     size_t cpu_data_size;
     /* What the board refuses, before anything is created: 0, or -EINVAL
@@ -263,8 +263,13 @@ int vm_cpu_begin_run(struct vm_cpu *cpu);
 int vm_cpu_prepare(struct vm_cpu *cpu, bool step);
 /* Handles the exit described by cpu->run as vm_cpu_run() does: returns 1
  * with *ev filled, 0 when the guest would just continue, or a negative
- * errno. Exposed so tests can feed it exits a host cannot produce. */
+ * errno (exits.c). Exposed so tests can feed it exits a host cannot
+ * produce. */
 int vm_cpu_handle_exit(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev);
+/* Hands the writes KVM batched in the coalesced ring to their devices, in
+ * guest order; the run loop calls it after every KVM_RUN, before the exit
+ * is handled (exits.c). */
+void vm_exits_drain_ring(struct vm_cpu *cpu);
 
 /* Registers or unregisters KVM's coalesced zone of a bus range, as its
  * device and the I/O catches allow (coalesce.c). */

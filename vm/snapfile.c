@@ -320,7 +320,7 @@ int vm_snapfile_write_at(int dirfd, const char *path, bool replace, const struct
     for (unsigned i = 0; i < s->ncpus && !w->err; i++) {
         uint8_t *b;
         size_t n;
-        if ((w->err = vm_cpustate_encode(&s->cpus[i], &b, &n)))
+        if ((w->err = vm_snap_cpu_encode(&s->cpus[i], &b, &n)))
             break;
         section(w, SEC_CPU, i, b, n);
         free(b);
@@ -328,7 +328,7 @@ int vm_snapfile_write_at(int dirfd, const char *path, bool replace, const struct
     if (!w->err) {
         uint8_t *b;
         size_t n;
-        if (!(w->err = vm_vmstate_encode(&s->vm, &b, &n))) {
+        if (!(w->err = vm_snap_vm_encode(&s->vm, &b, &n))) {
             section(w, SEC_VM, 0, b, n);
             free(b);
         }
@@ -647,7 +647,7 @@ int vm_snapfile_read_stream(FILE *f, const char *name, const struct vm_snapfile_
             if ((r = read_payload(&rd, len, MAX_CPU_FIXED + (uint64_t)info->xsave_size, crc, what,
                                   &b)))
                 goto out;
-            r = vm_cpustate_decode(b, (size_t)len, &s->cpus[index]);
+            r = vm_snap_cpu_decode(b, (size_t)len, &s->cpus[index]);
             free(b);
             if (r) {
                 r = corrupt(&rd, "vCPU %u state does not decode", index);
@@ -668,7 +668,7 @@ int vm_snapfile_read_stream(FILE *f, const char *name, const struct vm_snapfile_
             }
             if ((r = read_payload(&rd, len, MAX_VM_PAYLOAD, crc, what, &b)))
                 goto out;
-            r = vm_vmstate_decode(b, (size_t)len, &s->vm);
+            r = vm_snap_vm_decode(b, (size_t)len, &s->vm);
             free(b);
             if (r || s->vm.parts != info->vm_parts) {
                 r = corrupt(&rd, "VM state does not decode or disagrees with the header");

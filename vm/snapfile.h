@@ -26,7 +26,7 @@
  *            4 index (vCPU number; for the end, the number of sections)
  *            8 payload length (8)  16 CRC-32C of the payload
  *           20 CRC-32C of bytes [0, 20); then the payload
- *   payloads vCPU: vm_cpustate_encode(); VM state: vm_vmstate_encode();
+ *   payloads vCPU: vm_snap_cpu_encode(); VM state: vm_snap_vm_encode();
  *            blob: name length (4, 1..31), name, data;
  *            RAM: page count n (4, 1..4096), 0 (4), n page numbers (8 each,
  *            ascending across sections), n × 4096 bytes. Pages absent from

@@ -22,7 +22,7 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
     if (!ss)
         return vm_fail(err, errlen, -ENOMEM, "out of memory");
     ss->vm = vm;
-    ss->vm_parts = cfg->vm_parts | vm->board->vmstate_parts;
+    ss->vm_parts = cfg->vm_parts | vm->board->snap_vm_parts;
     ss->hide = cfg->hide ? cfg->hide : hide_planted;
     ss->hide_ctx = cfg->hide ? cfg->hide_ctx : vm;
     int r = vm_pagestore_create(vm->mem.size, &ss->ps);
@@ -31,8 +31,8 @@ int vm_snapshot_open(struct vm *vm, const struct vm_snapshot_config *cfg, struct
         return vm_fail(err, errlen, r, "cannot set up snapshots: %s", strerror(-r));
     }
     vm_pagestore_set_limit(ss->ps, cfg->limit);
-    r = vm_cpustate_ctx_init(&ss->cpu, vm->kvm_fd, vm->vm_fd, vm->cpus[0].fd,
-                             (ss->vm_parts & VM_VMSTATE_IRQCHIP) != 0);
+    r = vm_snap_cpu_ctx_init(&ss->cpu, vm->kvm_fd, vm->vm_fd, vm->cpus[0].fd,
+                             (ss->vm_parts & VM_SNAP_VM_IRQCHIP) != 0);
     if (r) {
         vm_pagestore_destroy(ss->ps);
         free(ss);
@@ -60,7 +60,7 @@ void vm_snapshot_close(struct vm_snapshots *ss)
         return;
     vm_mem_track_dirty(&ss->vm->mem, false);
     vm_pagestore_destroy(ss->ps);
-    vm_cpustate_ctx_free(&ss->cpu);
+    vm_snap_cpu_ctx_free(&ss->cpu);
     free(ss);
 }
 
@@ -81,7 +81,7 @@ void vm_snapshot_free(struct vm_snapshot *s)
     if (s->ram)
         vm_pagestore_delete(s->ps, s->ram);
     for (unsigned i = 0; s->cpus && i < s->ncpus; i++)
-        vm_cpustate_free(&s->cpus[i]);
+        vm_snap_cpu_free(&s->cpus[i]);
     free(s->cpus);
     for (size_t i = 0; i < s->nblobs; i++)
         free(s->blobs[i].data);
@@ -314,13 +314,13 @@ int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blo
     /* The state without side effects first, RAM (which moves the base)
      * last, so that a failure leaves nothing behind. */
     for (unsigned i = 0; i < vm->ncpus; i++) {
-        r = vm_cpustate_save(&ss->cpu, vm->cpus[i].fd, &s->cpus[i]);
+        r = vm_snap_cpu_save(&ss->cpu, vm->cpus[i].fd, &s->cpus[i]);
         if (r) {
             r = vm_fail(err, errlen, r, "cannot read vCPU %u's state: %s", i, strerror(-r));
             goto out;
         }
     }
-    r = vm_vmstate_save(vm->vm_fd, ss->vm_parts, &s->vm);
+    r = vm_snap_vm_save(vm->vm_fd, ss->vm_parts, &s->vm);
     if (r) {
         r = vm_fail(err, errlen, r, "cannot read the VM's interrupt controllers, PIT or clock: %s",
                  strerror(-r));
@@ -373,11 +373,11 @@ int vm_snapshot_check(const struct vm_snapshots *ss, const struct vm_snapshot *s
         return vm_fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, this machine %u", s->ncpus,
                     vm->ncpus);
     for (unsigned i = 0; i < s->ncpus; i++) {
-        int r = vm_cpustate_check(&ss->cpu, &s->cpus[i], err, errlen);
+        int r = vm_snap_cpu_check(&ss->cpu, &s->cpus[i], err, errlen);
         if (r)
             return r;
     }
-    return vm_vmstate_check(ss->vm_parts, &s->vm, err, errlen);
+    return vm_snap_vm_check(ss->vm_parts, &s->vm, err, errlen);
 }
 
 /* Around a load: RAM holds the guest's bytes while the store compares and
@@ -407,11 +407,11 @@ int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
     vm_pagestore_load(ss->ps, s->ram, vm->mem.host, cost);
     /* RAM before the vCPUs: without SREGS2, KVM_SET_SREGS reads the PAE
      * page-directory pointers from guest memory. */
-    r = vm_vmstate_restore(vm->vm_fd, &s->vm, err, errlen);
+    r = vm_snap_vm_restore(vm->vm_fd, &s->vm, err, errlen);
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vm_cpu *cpu = &vm->cpus[i];
         char e[200] = "";
-        int c = vm_cpustate_restore(&ss->cpu, cpu->fd, &s->cpus[i], e, sizeof(e));
+        int c = vm_snap_cpu_restore(&ss->cpu, cpu->fd, &s->cpus[i], e, sizeof(e));
         vm_regcache_invalidate(&cpu->rc);
         if (c && !r)
             r = vm_fail(err, errlen, c, "vCPU %u: %s", i, e);

@@ -1,8 +1,8 @@
 /* vm/snapshot.h: whole-machine snapshots in memory.
  *
  * A snapshot holds guest RAM (an incremental page-store snapshot, see
- * pagestore.h), every vCPU's KVM state (cpustate.h), the VM-wide KVM state
- * the board has (vmstate.h) and named opaque blobs the caller gives (device
+ * pagestore.h), every vCPU's KVM state (snap_cpu.h), the VM-wide KVM state
+ * the board has (snap_vm.h) and named opaque blobs the caller gives (device
  * and debugger state: kvmstub's UART, its own halted flag, ...). It does not
  * hold breakpoints, watchpoints or guest-debug settings: those belong to the
  * debugger session and stay as gdb set them.
@@ -34,9 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cpustate.h"
+#include "snap_cpu.h"
 #include "pagestore.h"
-#include "vmstate.h"
+#include "snap_vm.h"
 
 struct vm;
 
@@ -54,14 +54,14 @@ struct vm_snapshot {
     struct vm_pagestore *ps;
     struct vm_pagestore_snap *ram;
     unsigned ncpus;
-    struct vm_cpustate *cpus;
-    struct vm_vmstate vm;
+    struct vm_snap_cpu *cpus;
+    struct vm_snap_vm vm;
     size_t nblobs;
     struct vm_snapshot_blob *blobs;
 };
 
 struct vm_snapshot_config {
-    unsigned vm_parts;           /* VM_VMSTATE_* the board created (bare: 0) */
+    unsigned vm_parts;           /* VM_SNAP_VM_* the board created (bare: 0) */
     uint64_t limit;              /* bytes the page store may hold; 0: no limit */
     vm_pagestore_fixup_fn hide;  /* removes planted breakpoint bytes from a page copy */
     void *hide_ctx;
@@ -70,7 +70,7 @@ struct vm_snapshot_config {
 struct vm_snapshots {
     struct vm *vm;
     struct vm_pagestore *ps;
-    struct vm_cpustate_ctx cpu;
+    struct vm_snap_cpu_ctx cpu;
     unsigned vm_parts;
     bool incremental;
     vm_pagestore_fixup_fn hide;

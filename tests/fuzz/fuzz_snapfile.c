@@ -58,10 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; i < s->ncpus; i++) {
         uint8_t *b;
         size_t n;
-        CHECK(vm_cpustate_encode(&s->cpus[i], &b, &n) == 0);
-        struct vm_cpustate back;
-        CHECK(vm_cpustate_decode(b, n, &back) == 0);
-        vm_cpustate_free(&back);
+        CHECK(vm_snap_cpu_encode(&s->cpus[i], &b, &n) == 0);
+        struct vm_snap_cpu back;
+        CHECK(vm_snap_cpu_decode(b, n, &back) == 0);
+        vm_snap_cpu_free(&back);
         free(b);
     }
     vm_pagestore_mark(ps, 0, FUZZ_SNAPFILE_RAM / 4096);

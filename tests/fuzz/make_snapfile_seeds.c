@@ -31,9 +31,9 @@ static int seed(const char *dir, const char *name, unsigned ncpus, unsigned pc, 
         return 1;
     s.cpus = calloc(ncpus, sizeof(*s.cpus));
     for (unsigned i = 0; i < ncpus; i++) {
-        struct vm_cpustate *c = &s.cpus[i];
-        c->parts = VM_CPUSTATE_SREGS2 | VM_CPUSTATE_XSAVE | VM_CPUSTATE_XCRS |
-                   VM_CPUSTATE_DEBUGREGS | VM_CPUSTATE_EVENTS | (pc ? VM_CPUSTATE_LAPIC : 0);
+        struct vm_snap_cpu *c = &s.cpus[i];
+        c->parts = VM_SNAP_CPU_SREGS2 | VM_SNAP_CPU_XSAVE | VM_SNAP_CPU_XCRS |
+                   VM_SNAP_CPU_DEBUGREGS | VM_SNAP_CPU_EVENTS | (pc ? VM_SNAP_CPU_LAPIC : 0);
         fill(&c->regs, sizeof(c->regs), i);
         c->xsave_size = 4096;
         c->xsave = calloc(1, 4096);
@@ -43,7 +43,7 @@ static int seed(const char *dir, const char *name, unsigned ncpus, unsigned pc, 
         c->msrs[1].index = 0xc0000102;
     }
     if (pc) {
-        s.vm.parts = VM_VMSTATE_IRQCHIP | VM_VMSTATE_PIT | VM_VMSTATE_CLOCK;
+        s.vm.parts = VM_SNAP_VM_IRQCHIP | VM_SNAP_VM_PIT | VM_SNAP_VM_CLOCK;
         for (unsigned i = 0; i < 3; i++)
             s.vm.chips[i].chip_id = i;
     }
@@ -73,7 +73,7 @@ static int seed(const char *dir, const char *name, unsigned ncpus, unsigned pc, 
     fclose(f);
     free(b);
     for (unsigned i = 0; i < ncpus; i++)
-        vm_cpustate_free(&s.cpus[i]);
+        vm_snap_cpu_free(&s.cpus[i]);
     free(s.cpus);
     vm_pagestore_destroy(ps);
     free(ram);

@@ -30,11 +30,11 @@ static void fill(void *p, size_t n, unsigned seed)
         b[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 8));
 }
 
-static void make_cpu(struct vm_cpustate *c, unsigned seed)
+static void make_cpu(struct vm_snap_cpu *c, unsigned seed)
 {
     memset(c, 0, sizeof(*c));
-    c->parts = VM_CPUSTATE_SREGS2 | VM_CPUSTATE_XSAVE | VM_CPUSTATE_XCRS | VM_CPUSTATE_DEBUGREGS |
-               VM_CPUSTATE_EVENTS;
+    c->parts = VM_SNAP_CPU_SREGS2 | VM_SNAP_CPU_XSAVE | VM_SNAP_CPU_XCRS | VM_SNAP_CPU_DEBUGREGS |
+               VM_SNAP_CPU_EVENTS;
     fill(&c->mp, sizeof(c->mp), seed);
     fill(&c->regs, sizeof(c->regs), seed + 1);
     fill(&c->sregs2, sizeof(c->sregs2), seed + 2);
@@ -74,11 +74,11 @@ static struct vm_snapshot *make_snapshot(struct vm_pagestore *ps, uint8_t *ram)
     return s;
 }
 
-static bool same_cpu(const struct vm_cpustate *a, const struct vm_cpustate *b)
+static bool same_cpu(const struct vm_snap_cpu *a, const struct vm_snap_cpu *b)
 {
     uint8_t *ea, *eb;
     size_t na, nb;
-    if (vm_cpustate_encode(a, &ea, &na) || vm_cpustate_encode(b, &eb, &nb))
+    if (vm_snap_cpu_encode(a, &ea, &na) || vm_snap_cpu_encode(b, &eb, &nb))
         return false;
     bool same = na == nb && memcmp(ea, eb, na) == 0;
     free(ea);
@@ -342,36 +342,36 @@ static void test_foreign_version_and_host(void)
 
 static void test_state_encodings(void)
 {
-    struct vm_cpustate c, d;
+    struct vm_snap_cpu c, d;
     make_cpu(&c, 3);
     uint8_t *b;
     size_t n;
-    CU_ASSERT_EQUAL_FATAL(vm_cpustate_encode(&c, &b, &n), 0);
-    CU_ASSERT_EQUAL_FATAL(vm_cpustate_decode(b, n, &d), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_snap_cpu_encode(&c, &b, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_snap_cpu_decode(b, n, &d), 0);
     CU_ASSERT(same_cpu(&c, &d));
-    vm_cpustate_free(&d);
+    vm_snap_cpu_free(&d);
     for (size_t cut = 0; cut < n; cut += 97)
-        CU_ASSERT_EQUAL(vm_cpustate_decode(b, cut, &d), -EINVAL);
+        CU_ASSERT_EQUAL(vm_snap_cpu_decode(b, cut, &d), -EINVAL);
     b[4] |= 0x80; /* an unknown part */
-    CU_ASSERT_EQUAL(vm_cpustate_decode(b, n, &d), -EINVAL);
+    CU_ASSERT_EQUAL(vm_snap_cpu_decode(b, n, &d), -EINVAL);
     free(b);
-    vm_cpustate_free(&c);
+    vm_snap_cpu_free(&c);
 
-    struct vm_vmstate v = {.parts = VM_VMSTATE_IRQCHIP | VM_VMSTATE_PIT | VM_VMSTATE_CLOCK}, w;
+    struct vm_snap_vm v = {.parts = VM_SNAP_VM_IRQCHIP | VM_SNAP_VM_PIT | VM_SNAP_VM_CLOCK}, w;
     for (unsigned i = 0; i < 3; i++) {
         fill(&v.chips[i], sizeof(v.chips[i]), i);
         v.chips[i].chip_id = i;
     }
     fill(&v.pit, sizeof(v.pit), 5);
     fill(&v.clock, sizeof(v.clock), 6);
-    CU_ASSERT_EQUAL_FATAL(vm_vmstate_encode(&v, &b, &n), 0);
-    CU_ASSERT_EQUAL_FATAL(vm_vmstate_decode(b, n, &w), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_snap_vm_encode(&v, &b, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_snap_vm_decode(b, n, &w), 0);
     CU_ASSERT_EQUAL(memcmp(&v, &w, sizeof(v)), 0);
     char e[256];
-    CU_ASSERT_EQUAL(vm_vmstate_check(VM_VMSTATE_ALL_PARTS, &w, e, sizeof(e)), 0);
-    CU_ASSERT_EQUAL(vm_vmstate_check(0, &w, e, sizeof(e)), -EINVAL);
+    CU_ASSERT_EQUAL(vm_snap_vm_check(VM_SNAP_VM_ALL_PARTS, &w, e, sizeof(e)), 0);
+    CU_ASSERT_EQUAL(vm_snap_vm_check(0, &w, e, sizeof(e)), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(e, "another board"));
-    CU_ASSERT_EQUAL(vm_vmstate_decode(b, n - 1, &w), -EINVAL);
+    CU_ASSERT_EQUAL(vm_snap_vm_decode(b, n - 1, &w), -EINVAL);
     free(b);
 }
 

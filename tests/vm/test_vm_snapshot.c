@@ -606,15 +606,15 @@ static void test_irqchip_pit_clock_lapic(void)
     CU_ASSERT_EQUAL(ioctl(cpu, KVM_SET_CPUID2, cp), 0);
     free(cp);
 
-    unsigned parts = VM_VMSTATE_IRQCHIP | VM_VMSTATE_PIT | VM_VMSTATE_CLOCK;
-    struct vm_cpustate_ctx ctx;
-    CU_ASSERT_EQUAL_FATAL(vm_cpustate_ctx_init(&ctx, kvm, vmfd, cpu, true), 0);
-    CU_ASSERT(ctx.parts & VM_CPUSTATE_LAPIC);
+    unsigned parts = VM_SNAP_VM_IRQCHIP | VM_SNAP_VM_PIT | VM_SNAP_VM_CLOCK;
+    struct vm_snap_cpu_ctx ctx;
+    CU_ASSERT_EQUAL_FATAL(vm_snap_cpu_ctx_init(&ctx, kvm, vmfd, cpu, true), 0);
+    CU_ASSERT(ctx.parts & VM_SNAP_CPU_LAPIC);
     CU_ASSERT(ctx.nmsrs > 10);
-    struct vm_vmstate vs;
-    struct vm_cpustate cs;
-    CU_ASSERT_EQUAL_FATAL(vm_vmstate_save(vmfd, parts, &vs), 0);
-    CU_ASSERT_EQUAL_FATAL(vm_cpustate_save(&ctx, cpu, &cs), 0);
+    struct vm_snap_vm vs;
+    struct vm_snap_cpu cs;
+    CU_ASSERT_EQUAL_FATAL(vm_snap_vm_save(vmfd, parts, &vs), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_snap_cpu_save(&ctx, cpu, &cs), 0);
 
     /* Change an IOAPIC route, the PIT's reload value, the clock, the TPR. */
     struct kvm_irqchip io = {.chip_id = KVM_IRQCHIP_IOAPIC};
@@ -633,8 +633,8 @@ static void test_irqchip_pit_clock_lapic(void)
     CU_ASSERT_EQUAL(ioctl(cpu, KVM_SET_LAPIC, &la), 0);
 
     char err[256];
-    CU_ASSERT_EQUAL(vm_vmstate_restore(vmfd, &vs, err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(vm_cpustate_restore(&ctx, cpu, &cs, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(vm_snap_vm_restore(vmfd, &vs, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(vm_snap_cpu_restore(&ctx, cpu, &cs, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(ioctl(vmfd, KVM_GET_IRQCHIP, &io), 0);
     CU_ASSERT_EQUAL(memcmp(&io, &vs.chips[2], sizeof(io)), 0);
     CU_ASSERT_EQUAL(ioctl(vmfd, KVM_GET_PIT2, &pit), 0);
@@ -645,15 +645,15 @@ static void test_irqchip_pit_clock_lapic(void)
     CU_ASSERT_EQUAL(la.regs[0x80], cs.lapic.regs[0x80]);
 
     /* A bare-board vCPU state does not go into this VM, and vice versa. */
-    struct vm_cpustate bare;
-    CU_ASSERT_EQUAL(vm_cpustate_copy(&cs, &bare), 0);
-    bare.parts &= ~(unsigned)VM_CPUSTATE_LAPIC;
-    CU_ASSERT_EQUAL(vm_cpustate_check(&ctx, &bare, err, sizeof(err)), -EINVAL);
+    struct vm_snap_cpu bare;
+    CU_ASSERT_EQUAL(vm_snap_cpu_copy(&cs, &bare), 0);
+    bare.parts &= ~(unsigned)VM_SNAP_CPU_LAPIC;
+    CU_ASSERT_EQUAL(vm_snap_cpu_check(&ctx, &bare, err, sizeof(err)), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "another host or board"));
-    CU_ASSERT_EQUAL(vm_vmstate_check(0, &vs, err, sizeof(err)), -EINVAL);
-    vm_cpustate_free(&bare);
-    vm_cpustate_free(&cs);
-    vm_cpustate_ctx_free(&ctx);
+    CU_ASSERT_EQUAL(vm_snap_vm_check(0, &vs, err, sizeof(err)), -EINVAL);
+    vm_snap_cpu_free(&bare);
+    vm_snap_cpu_free(&cs);
+    vm_snap_cpu_ctx_free(&ctx);
     close(cpu);
     close(vmfd);
     close(kvm);

@@ -1,4 +1,4 @@
-#include "cpustate.h"
+#include "snap_cpu.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -125,16 +125,16 @@ static int usable_msrs(int kvm_fd, int cpu_fd, bool lapic, uint32_t *idx, uint32
     return err ? err : filter_msrs(cpu_fd, idx, n, false);
 }
 
-int vm_cpustate_ctx_init(struct vm_cpustate_ctx *ctx, int kvm_fd, int vm_fd, int cpu_fd,
+int vm_snap_cpu_ctx_init(struct vm_snap_cpu_ctx *ctx, int kvm_fd, int vm_fd, int cpu_fd,
                          bool lapic)
 {
     memset(ctx, 0, sizeof(*ctx));
     if (!check_cap(kvm_fd, KVM_CAP_MP_STATE))
         return -ENOTSUP;
     if (check_cap(vm_fd, KVM_CAP_SREGS2))
-        ctx->parts |= VM_CPUSTATE_SREGS2;
+        ctx->parts |= VM_SNAP_CPU_SREGS2;
     if (check_cap(vm_fd, KVM_CAP_XSAVE)) {
-        ctx->parts |= VM_CPUSTATE_XSAVE;
+        ctx->parts |= VM_SNAP_CPU_XSAVE;
         int size = check_cap(vm_fd, KVM_CAP_XSAVE2);
         ctx->xsave_size = size > (int)sizeof(struct kvm_xsave) ? (uint32_t)size
                                                                : (uint32_t)sizeof(struct kvm_xsave);
@@ -142,29 +142,29 @@ int vm_cpustate_ctx_init(struct vm_cpustate_ctx *ctx, int kvm_fd, int vm_fd, int
             return -E2BIG;
     }
     if (check_cap(vm_fd, KVM_CAP_XCRS))
-        ctx->parts |= VM_CPUSTATE_XCRS;
+        ctx->parts |= VM_SNAP_CPU_XCRS;
     if (check_cap(vm_fd, KVM_CAP_DEBUGREGS))
-        ctx->parts |= VM_CPUSTATE_DEBUGREGS;
+        ctx->parts |= VM_SNAP_CPU_DEBUGREGS;
     if (check_cap(vm_fd, KVM_CAP_VCPU_EVENTS))
-        ctx->parts |= VM_CPUSTATE_EVENTS;
+        ctx->parts |= VM_SNAP_CPU_EVENTS;
     if (lapic)
-        ctx->parts |= VM_CPUSTATE_LAPIC;
+        ctx->parts |= VM_SNAP_CPU_LAPIC;
     ctx->kvmclock_ctrl = check_cap(vm_fd, KVM_CAP_KVMCLOCK_CTRL) > 0;
     int err = msr_index_list(kvm_fd, &ctx->msrs, &ctx->nmsrs);
     if (!err)
         err = usable_msrs(kvm_fd, cpu_fd, lapic, ctx->msrs, &ctx->nmsrs);
     if (err)
-        vm_cpustate_ctx_free(ctx);
+        vm_snap_cpu_ctx_free(ctx);
     return err;
 }
 
-void vm_cpustate_ctx_free(struct vm_cpustate_ctx *ctx)
+void vm_snap_cpu_ctx_free(struct vm_snap_cpu_ctx *ctx)
 {
     free(ctx->msrs);
     memset(ctx, 0, sizeof(*ctx));
 }
 
-void vm_cpustate_free(struct vm_cpustate *s)
+void vm_snap_cpu_free(struct vm_snap_cpu *s)
 {
     free(s->xsave);
     free(s->msrs);
@@ -176,7 +176,7 @@ static int io(int fd, unsigned long req, void *arg)
     return ioctl(fd, req, arg) < 0 ? -errno : 0;
 }
 
-int vm_cpustate_save(const struct vm_cpustate_ctx *ctx, int cpu_fd, struct vm_cpustate *out)
+int vm_snap_cpu_save(const struct vm_snap_cpu_ctx *ctx, int cpu_fd, struct vm_snap_cpu *out)
 {
     memset(out, 0, sizeof(*out));
     out->parts = ctx->parts;
@@ -186,9 +186,9 @@ int vm_cpustate_save(const struct vm_cpustate_ctx *ctx, int cpu_fd, struct vm_cp
     if (!err)
         err = io(cpu_fd, KVM_GET_REGS, &out->regs);
     if (!err)
-        err = ctx->parts & VM_CPUSTATE_SREGS2 ? io(cpu_fd, KVM_GET_SREGS2, &out->sregs2)
+        err = ctx->parts & VM_SNAP_CPU_SREGS2 ? io(cpu_fd, KVM_GET_SREGS2, &out->sregs2)
                                               : io(cpu_fd, KVM_GET_SREGS, &out->sregs);
-    if (!err && (ctx->parts & VM_CPUSTATE_XSAVE)) {
+    if (!err && (ctx->parts & VM_SNAP_CPU_XSAVE)) {
         out->xsave_size = ctx->xsave_size;
         out->xsave = calloc(1, ctx->xsave_size);
         if (!out->xsave)
@@ -200,11 +200,11 @@ int vm_cpustate_save(const struct vm_cpustate_ctx *ctx, int cpu_fd, struct vm_cp
     } else if (!err) {
         err = io(cpu_fd, KVM_GET_FPU, &out->fpu);
     }
-    if (!err && (ctx->parts & VM_CPUSTATE_XCRS))
+    if (!err && (ctx->parts & VM_SNAP_CPU_XCRS))
         err = io(cpu_fd, KVM_GET_XCRS, &out->xcrs);
-    if (!err && (ctx->parts & VM_CPUSTATE_DEBUGREGS))
+    if (!err && (ctx->parts & VM_SNAP_CPU_DEBUGREGS))
         err = io(cpu_fd, KVM_GET_DEBUGREGS, &out->debugregs);
-    if (!err && (ctx->parts & VM_CPUSTATE_LAPIC))
+    if (!err && (ctx->parts & VM_SNAP_CPU_LAPIC))
         err = io(cpu_fd, KVM_GET_LAPIC, &out->lapic);
     if (!err && ctx->nmsrs) {
         struct kvm_msrs *m = msrs_alloc(ctx->nmsrs);
@@ -225,14 +225,14 @@ int vm_cpustate_save(const struct vm_cpustate_ctx *ctx, int cpu_fd, struct vm_cp
         }
         free(m);
     }
-    if (!err && (ctx->parts & VM_CPUSTATE_EVENTS))
+    if (!err && (ctx->parts & VM_SNAP_CPU_EVENTS))
         err = io(cpu_fd, KVM_GET_VCPU_EVENTS, &out->events);
     if (err)
-        vm_cpustate_free(out);
+        vm_snap_cpu_free(out);
     return err;
 }
 
-int vm_cpustate_check(const struct vm_cpustate_ctx *ctx, const struct vm_cpustate *s, char *err,
+int vm_snap_cpu_check(const struct vm_snap_cpu_ctx *ctx, const struct vm_snap_cpu *s, char *err,
                       size_t errlen)
 {
     if (s->parts != ctx->parts) {
@@ -243,7 +243,7 @@ int vm_cpustate_check(const struct vm_cpustate_ctx *ctx, const struct vm_cpustat
                  s->parts, ctx->parts);
         return -EINVAL;
     }
-    if ((s->parts & VM_CPUSTATE_XSAVE) && s->xsave_size != ctx->xsave_size) {
+    if ((s->parts & VM_SNAP_CPU_XSAVE) && s->xsave_size != ctx->xsave_size) {
         snprintf(err, errlen,
                  "the saved XSAVE area has %u bytes but this KVM uses %u: it comes from a host "
                  "with other CPU features",
@@ -265,10 +265,10 @@ int vm_cpustate_check(const struct vm_cpustate_ctx *ctx, const struct vm_cpustat
     return 0;
 }
 
-int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const struct vm_cpustate *s,
+int vm_snap_cpu_restore(const struct vm_snap_cpu_ctx *ctx, int cpu_fd, const struct vm_snap_cpu *s,
                         char *err, size_t errlen)
 {
-    int r = vm_cpustate_check(ctx, s, err, errlen);
+    int r = vm_snap_cpu_check(ctx, s, err, errlen);
     if (r)
         return r;
     const char *what = "KVM_SET_MP_STATE";
@@ -279,7 +279,7 @@ int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const str
         what = "KVM_SET_REGS";
         r = io(cpu_fd, KVM_SET_REGS, &regs);
     }
-    if (!r && (s->parts & VM_CPUSTATE_SREGS2)) {
+    if (!r && (s->parts & VM_SNAP_CPU_SREGS2)) {
         struct kvm_sregs2 sr = s->sregs2;
         what = "KVM_SET_SREGS2";
         r = io(cpu_fd, KVM_SET_SREGS2, &sr);
@@ -288,7 +288,7 @@ int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const str
         what = "KVM_SET_SREGS";
         r = io(cpu_fd, KVM_SET_SREGS, &sr);
     }
-    if (!r && (s->parts & VM_CPUSTATE_XSAVE)) {
+    if (!r && (s->parts & VM_SNAP_CPU_XSAVE)) {
         what = "KVM_SET_XSAVE";
         r = io(cpu_fd, KVM_SET_XSAVE, s->xsave);
     } else if (!r) {
@@ -296,17 +296,17 @@ int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const str
         what = "KVM_SET_FPU";
         r = io(cpu_fd, KVM_SET_FPU, &fpu);
     }
-    if (!r && (s->parts & VM_CPUSTATE_XCRS)) {
+    if (!r && (s->parts & VM_SNAP_CPU_XCRS)) {
         struct kvm_xcrs x = s->xcrs;
         what = "KVM_SET_XCRS";
         r = io(cpu_fd, KVM_SET_XCRS, &x);
     }
-    if (!r && (s->parts & VM_CPUSTATE_DEBUGREGS)) {
+    if (!r && (s->parts & VM_SNAP_CPU_DEBUGREGS)) {
         struct kvm_debugregs d = s->debugregs;
         what = "KVM_SET_DEBUGREGS";
         r = io(cpu_fd, KVM_SET_DEBUGREGS, &d);
     }
-    if (!r && (s->parts & VM_CPUSTATE_LAPIC)) {
+    if (!r && (s->parts & VM_SNAP_CPU_LAPIC)) {
         /* Before the MSRs, so that TSC_DEADLINE lands in a LAPIC that is
          * already in TSC-deadline mode. */
         struct kvm_lapic_state l = s->lapic;
@@ -344,7 +344,7 @@ int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const str
         }
         free(m);
     }
-    if (s->parts & VM_CPUSTATE_EVENTS) {
+    if (s->parts & VM_SNAP_CPU_EVENTS) {
         struct kvm_vcpu_events ev = s->events;
         /* GET does not set these, but the saved values must be applied. */
         ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
@@ -359,7 +359,7 @@ int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const str
     return msr_err;
 }
 
-int vm_cpustate_copy(const struct vm_cpustate *from, struct vm_cpustate *to)
+int vm_snap_cpu_copy(const struct vm_snap_cpu *from, struct vm_snap_cpu *to)
 {
     *to = *from;
     to->xsave = NULL;
@@ -374,7 +374,7 @@ int vm_cpustate_copy(const struct vm_cpustate *from, struct vm_cpustate *to)
         memcpy(to->msrs, from->msrs, from->nmsrs * sizeof(*from->msrs));
     return 0;
 nomem:
-    vm_cpustate_free(to);
+    vm_snap_cpu_free(to);
     return -ENOMEM;
 }
 
@@ -386,15 +386,15 @@ nomem:
 static size_t enc_size(unsigned parts, uint32_t xsave_size, uint32_t nmsrs)
 {
     size_t n = ENC_HEAD + sizeof(struct kvm_mp_state) + sizeof(struct kvm_regs);
-    n += parts & VM_CPUSTATE_SREGS2 ? sizeof(struct kvm_sregs2) : sizeof(struct kvm_sregs);
-    n += parts & VM_CPUSTATE_XSAVE ? xsave_size : sizeof(struct kvm_fpu);
-    if (parts & VM_CPUSTATE_XCRS)
+    n += parts & VM_SNAP_CPU_SREGS2 ? sizeof(struct kvm_sregs2) : sizeof(struct kvm_sregs);
+    n += parts & VM_SNAP_CPU_XSAVE ? xsave_size : sizeof(struct kvm_fpu);
+    if (parts & VM_SNAP_CPU_XCRS)
         n += sizeof(struct kvm_xcrs);
-    if (parts & VM_CPUSTATE_DEBUGREGS)
+    if (parts & VM_SNAP_CPU_DEBUGREGS)
         n += sizeof(struct kvm_debugregs);
-    if (parts & VM_CPUSTATE_LAPIC)
+    if (parts & VM_SNAP_CPU_LAPIC)
         n += sizeof(struct kvm_lapic_state);
-    if (parts & VM_CPUSTATE_EVENTS)
+    if (parts & VM_SNAP_CPU_EVENTS)
         n += sizeof(struct kvm_vcpu_events);
     return n + (size_t)nmsrs * sizeof(struct kvm_msr_entry);
 }
@@ -410,7 +410,7 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int vm_cpustate_encode(const struct vm_cpustate *s, uint8_t **buf, size_t *len)
+int vm_snap_cpu_encode(const struct vm_snap_cpu *s, uint8_t **buf, size_t *len)
 {
     size_t n = enc_size(s->parts, s->xsave_size, s->nmsrs);
     uint8_t *b = calloc(1, n), *p = b + ENC_HEAD;
@@ -418,7 +418,7 @@ int vm_cpustate_encode(const struct vm_cpustate *s, uint8_t **buf, size_t *len)
         return -ENOMEM;
     put32(b, ENC_MAGIC);
     put32(b + 4, s->parts);
-    put32(b + 8, s->parts & VM_CPUSTATE_XSAVE ? s->xsave_size : 0);
+    put32(b + 8, s->parts & VM_SNAP_CPU_XSAVE ? s->xsave_size : 0);
     put32(b + 12, s->nmsrs);
 #define PUT(x)                                                                                     \
     do {                                                                                           \
@@ -427,23 +427,23 @@ int vm_cpustate_encode(const struct vm_cpustate *s, uint8_t **buf, size_t *len)
     } while (0)
     PUT(s->mp);
     PUT(s->regs);
-    if (s->parts & VM_CPUSTATE_SREGS2)
+    if (s->parts & VM_SNAP_CPU_SREGS2)
         PUT(s->sregs2);
     else
         PUT(s->sregs);
-    if (s->parts & VM_CPUSTATE_XSAVE) {
+    if (s->parts & VM_SNAP_CPU_XSAVE) {
         memcpy(p, s->xsave, s->xsave_size);
         p += s->xsave_size;
     } else {
         PUT(s->fpu);
     }
-    if (s->parts & VM_CPUSTATE_XCRS)
+    if (s->parts & VM_SNAP_CPU_XCRS)
         PUT(s->xcrs);
-    if (s->parts & VM_CPUSTATE_DEBUGREGS)
+    if (s->parts & VM_SNAP_CPU_DEBUGREGS)
         PUT(s->debugregs);
-    if (s->parts & VM_CPUSTATE_LAPIC)
+    if (s->parts & VM_SNAP_CPU_LAPIC)
         PUT(s->lapic);
-    if (s->parts & VM_CPUSTATE_EVENTS)
+    if (s->parts & VM_SNAP_CPU_EVENTS)
         PUT(s->events);
 #undef PUT
     if (s->nmsrs)
@@ -453,16 +453,16 @@ int vm_cpustate_encode(const struct vm_cpustate *s, uint8_t **buf, size_t *len)
     return 0;
 }
 
-int vm_cpustate_decode(const uint8_t *buf, size_t len, struct vm_cpustate *out)
+int vm_snap_cpu_decode(const uint8_t *buf, size_t len, struct vm_snap_cpu *out)
 {
     memset(out, 0, sizeof(*out));
     if (len < ENC_HEAD || get32(buf) != ENC_MAGIC || get32(buf + 16) != 0)
         return -EINVAL;
     unsigned parts = get32(buf + 4);
     uint32_t xsave_size = get32(buf + 8), nmsrs = get32(buf + 12);
-    if (parts & ~(unsigned)VM_CPUSTATE_ALL_PARTS || nmsrs > MAX_MSRS)
+    if (parts & ~(unsigned)VM_SNAP_CPU_ALL_PARTS || nmsrs > MAX_MSRS)
         return -EINVAL;
-    if (parts & VM_CPUSTATE_XSAVE) {
+    if (parts & VM_SNAP_CPU_XSAVE) {
         if (xsave_size < sizeof(struct kvm_xsave) || xsave_size > MAX_XSAVE || xsave_size % 4)
             return -EINVAL;
     } else if (xsave_size) {
@@ -476,7 +476,7 @@ int vm_cpustate_decode(const uint8_t *buf, size_t len, struct vm_cpustate *out)
     if (xsave_size && !(out->xsave = malloc(xsave_size)))
         return -ENOMEM;
     if (nmsrs && !(out->msrs = malloc(nmsrs * sizeof(*out->msrs)))) {
-        vm_cpustate_free(out);
+        vm_snap_cpu_free(out);
         return -ENOMEM;
     }
     const uint8_t *p = buf + ENC_HEAD;
@@ -487,30 +487,30 @@ int vm_cpustate_decode(const uint8_t *buf, size_t len, struct vm_cpustate *out)
     } while (0)
     GET(out->mp);
     GET(out->regs);
-    if (parts & VM_CPUSTATE_SREGS2)
+    if (parts & VM_SNAP_CPU_SREGS2)
         GET(out->sregs2);
     else
         GET(out->sregs);
-    if (parts & VM_CPUSTATE_XSAVE) {
+    if (parts & VM_SNAP_CPU_XSAVE) {
         memcpy(out->xsave, p, xsave_size);
         p += xsave_size;
     } else {
         GET(out->fpu);
     }
-    if (parts & VM_CPUSTATE_XCRS)
+    if (parts & VM_SNAP_CPU_XCRS)
         GET(out->xcrs);
-    if (parts & VM_CPUSTATE_DEBUGREGS)
+    if (parts & VM_SNAP_CPU_DEBUGREGS)
         GET(out->debugregs);
-    if (parts & VM_CPUSTATE_LAPIC)
+    if (parts & VM_SNAP_CPU_LAPIC)
         GET(out->lapic);
-    if (parts & VM_CPUSTATE_EVENTS)
+    if (parts & VM_SNAP_CPU_EVENTS)
         GET(out->events);
 #undef GET
     if (nmsrs)
         memcpy(out->msrs, p, nmsrs * sizeof(*out->msrs));
     /* KVM checks the values themselves when they are set. */
     if (out->xcrs.nr_xcrs > KVM_MAX_XCRS) {
-        vm_cpustate_free(out);
+        vm_snap_cpu_free(out);
         return -EINVAL;
     }
     return 0;

@@ -1,4 +1,7 @@
-/* vm/cpustate.h: a vCPU's whole KVM state, captured and put back.
+/* vm/snap_cpu.h: a vCPU's whole KVM state as a snapshot holds it: captured
+ * and put back (and kept in snapshot files), beside RAM and the VM-wide
+ * part (vm/snap_vm.h). Not the debugger's view of registers (vm/regs.h)
+ * nor the cache behind it (vm/regcache.h).
  *
  * Captured in this order: MP_STATE, REGS, SREGS2 (SREGS where KVM lacks
  * it), XSAVE (KVM_GET_XSAVE2 sized by KVM_CAP_XSAVE2 on the VM, else
@@ -17,8 +20,8 @@
  * before a capture (or the capture misses what gdb just wrote) and
  * invalidate it after a restore (or the next flush writes the old values
  * back). The caller does both; vm/snapshot.c does it for whole machines. */
-#ifndef VM_CPUSTATE_H
-#define VM_CPUSTATE_H
+#ifndef VM_SNAP_CPU_H
+#define VM_SNAP_CPU_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,17 +31,17 @@
 
 /* Parts of a capture. */
 enum {
-    VM_CPUSTATE_SREGS2 = 1u << 0, /* sregs2, else sregs */
-    VM_CPUSTATE_XSAVE = 1u << 1,  /* xsave, else fpu */
-    VM_CPUSTATE_XCRS = 1u << 2,
-    VM_CPUSTATE_DEBUGREGS = 1u << 3,
-    VM_CPUSTATE_LAPIC = 1u << 4,
-    VM_CPUSTATE_EVENTS = 1u << 5,
-    VM_CPUSTATE_ALL_PARTS = (1u << 6) - 1,
+    VM_SNAP_CPU_SREGS2 = 1u << 0, /* sregs2, else sregs */
+    VM_SNAP_CPU_XSAVE = 1u << 1,  /* xsave, else fpu */
+    VM_SNAP_CPU_XCRS = 1u << 2,
+    VM_SNAP_CPU_DEBUGREGS = 1u << 3,
+    VM_SNAP_CPU_LAPIC = 1u << 4,
+    VM_SNAP_CPU_EVENTS = 1u << 5,
+    VM_SNAP_CPU_ALL_PARTS = (1u << 6) - 1,
 };
 
 /* What this host's KVM lets us capture; the same for every vCPU of a VM. */
-struct vm_cpustate_ctx {
+struct vm_snap_cpu_ctx {
     unsigned parts;
     uint32_t xsave_size;
     bool kvmclock_ctrl;
@@ -46,7 +49,7 @@ struct vm_cpustate_ctx {
     uint32_t *msrs; /* indices, in KVM's order */
 };
 
-struct vm_cpustate {
+struct vm_snap_cpu {
     unsigned parts;
     struct kvm_mp_state mp;
     struct kvm_regs regs;
@@ -66,29 +69,29 @@ struct vm_cpustate {
 /* Probes what can be captured, using vCPU cpu_fd of the VM (whose CPUID is
  * set) to find the MSRs KVM_GET_MSRS accepts. lapic: the VM has an
  * in-kernel irqchip. */
-int vm_cpustate_ctx_init(struct vm_cpustate_ctx *ctx, int kvm_fd, int vm_fd, int cpu_fd,
+int vm_snap_cpu_ctx_init(struct vm_snap_cpu_ctx *ctx, int kvm_fd, int vm_fd, int cpu_fd,
                          bool lapic);
-void vm_cpustate_ctx_free(struct vm_cpustate_ctx *ctx);
+void vm_snap_cpu_ctx_free(struct vm_snap_cpu_ctx *ctx);
 
 /* Captures the vCPU (stopped, with no PIO/MMIO instruction half done).
- * out is overwritten; free it with vm_cpustate_free(). */
-int vm_cpustate_save(const struct vm_cpustate_ctx *ctx, int cpu_fd, struct vm_cpustate *out);
+ * out is overwritten; free it with vm_snap_cpu_free(). */
+int vm_snap_cpu_save(const struct vm_snap_cpu_ctx *ctx, int cpu_fd, struct vm_snap_cpu *out);
 /* 0 when s can be restored under ctx (same parts, XSAVE size and MSRs);
  * else -EINVAL with the reason in err. Touches nothing. */
-int vm_cpustate_check(const struct vm_cpustate_ctx *ctx, const struct vm_cpustate *s, char *err,
+int vm_snap_cpu_check(const struct vm_snap_cpu_ctx *ctx, const struct vm_snap_cpu *s, char *err,
                       size_t errlen);
-/* Puts s back (after vm_cpustate_check). A refused MSR does not stop the
+/* Puts s back (after vm_snap_cpu_check). A refused MSR does not stop the
  * rest; the first one is reported in err with -EIO. */
-int vm_cpustate_restore(const struct vm_cpustate_ctx *ctx, int cpu_fd, const struct vm_cpustate *s,
+int vm_snap_cpu_restore(const struct vm_snap_cpu_ctx *ctx, int cpu_fd, const struct vm_snap_cpu *s,
                         char *err, size_t errlen);
-void vm_cpustate_free(struct vm_cpustate *s);
-int vm_cpustate_copy(const struct vm_cpustate *from, struct vm_cpustate *to);
+void vm_snap_cpu_free(struct vm_snap_cpu *s);
+int vm_snap_cpu_copy(const struct vm_snap_cpu *from, struct vm_snap_cpu *to);
 
 /* A self-describing byte string for snapshot files: parts, sizes, then the
  * kernel structures (their layouts are KVM's ABI) in capture order. decode
  * checks every length against the parts it announces and bounds (XSAVE at
  * most 1 MiB, 4096 MSRs) before allocating. */
-int vm_cpustate_encode(const struct vm_cpustate *s, uint8_t **buf, size_t *len);
-int vm_cpustate_decode(const uint8_t *buf, size_t len, struct vm_cpustate *out);
+int vm_snap_cpu_encode(const struct vm_snap_cpu *s, uint8_t **buf, size_t *len);
+int vm_snap_cpu_decode(const uint8_t *buf, size_t len, struct vm_snap_cpu *out);
 
 #endif
