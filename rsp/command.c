@@ -425,10 +425,12 @@ static bool is_separator(char ch)
 size_t rsp_command_match(const struct rsp_command *def, const uint8_t *payload, size_t len)
 {
     const char *name = def->name;
-    if (!payload || !len || (uint8_t)name[0] != payload[0])
-        return 0;
-    size_t n = strlen(name);
-    if (n > len || memcmp(name, payload, n) != 0)
+    size_t n = 0;
+    /* One pass, which most names leave at their first byte. */
+    for (; name[n]; n++)
+        if (n == len || (uint8_t)name[n] != payload[n])
+            return 0;
+    if (!n)
         return 0;
     bool word = name[0] == 'q' || name[0] == 'Q' || name[0] == 'v';
     if (word && n < len && !is_separator(name[n - 1]) && !is_separator((char)payload[n]))

@@ -23,6 +23,7 @@ static void flush(struct stub_session *s)
 
 static void on_output(void *ctx, const uint8_t *data, size_t n);
 static void on_stopped(void *ctx, const struct stub_stop *stop);
+static int index_packets(void);
 
 int stub_session_init(struct stub_session *s, const struct stub_target *target,
                       const struct stub_link *link)
@@ -30,7 +31,10 @@ int stub_session_init(struct stub_session *s, const struct stub_target *target,
     memset(s, 0, sizeof(*s));
     s->target = *target;
     s->link = *link;
-    int r = rsp_conn_init(&s->conn);
+    int r = index_packets();
+    if (r)
+        return r;
+    r = rsp_conn_init(&s->conn);
     if (r)
         return r;
     s->queue = malloc(STUB_SESSION_QUEUE_MAX);
@@ -91,19 +95,58 @@ static const struct stub_packet_table *const tables[] = {
     &stub_packets_query,
 };
 
+/* The tables' entries grouped by the first byte of their name, so that a
+ * packet is compared with the few names that can match (one for most
+ * packets), not with all of them. Built once from the constant tables, on
+ * the loop thread. */
+#define INDEX_MAX 256
+static struct {
+    const struct stub_packet *entries[INDEX_MAX];
+    uint16_t start[257]; /* entries[start[c] .. start[c + 1]) begin with c */
+    bool built;
+} by_first;
+
+static int index_packets(void)
+{
+    uint16_t count[256] = {0};
+    size_t total = 0;
+    if (by_first.built)
+        return 0;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (size_t i = 0; i < tables[t]->count; i++)
+            count[(uint8_t)tables[t]->entries[i].def.name[0]]++;
+        total += tables[t]->count;
+    }
+    if (total > INDEX_MAX) {
+        stub_log("the packet tables hold %zu entries, more than the %d the session indexes; "
+                 "raise INDEX_MAX in stub/session.c", total, INDEX_MAX);
+        return -E2BIG;
+    }
+    for (unsigned c = 0; c < 256; c++)
+        by_first.start[c + 1] = (uint16_t)(by_first.start[c] + count[c]);
+    uint16_t next[256];
+    memcpy(next, by_first.start, sizeof(next));
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (size_t i = 0; i < tables[t]->count; i++) {
+            const struct stub_packet *e = &tables[t]->entries[i];
+            by_first.entries[next[(uint8_t)e->def.name[0]]++] = e;
+        }
+    by_first.built = true;
+    return 0;
+}
+
 /* The entry whose name matches the payload, the longest if several do. */
 static const struct stub_packet *find_packet(const uint8_t *payload, size_t len)
 {
     const struct stub_packet *best = NULL;
     size_t best_len = 0;
-    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
-        for (size_t i = 0; i < tables[t]->count; i++) {
-            const struct stub_packet *e = &tables[t]->entries[i];
-            size_t n = rsp_command_match(&e->def, payload, len);
-            if (n > best_len) {
-                best = e;
-                best_len = n;
-            }
+    if (!len)
+        return NULL;
+    for (unsigned k = by_first.start[payload[0]]; k < by_first.start[payload[0] + 1]; k++) {
+        size_t n = rsp_command_match(&by_first.entries[k]->def, payload, len);
+        if (n > best_len) {
+            best = by_first.entries[k];
+            best_len = n;
         }
     }
     return best;
