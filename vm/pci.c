@@ -8,6 +8,7 @@
 #include "bus.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CFG_VENDOR 0x00
@@ -286,5 +287,89 @@ int vm_pci_attach(struct vm_pci *pci, struct vm_bus *bus)
                                   .len = pci->window_len, .name = "pci-window",
                                   .read = vm_pci_window_read, .write = vm_pci_window_write,
                                   .dev = pci};
-    return vm_bus_add(bus, &window);
+    r = vm_bus_add(bus, &window);
+    if (!r)
+        r = vm_bus_add_state(bus, &(struct vm_bus_state){.name = "pci", .save = vm_pci_save,
+                                                         .load = vm_pci_load, .dev = pci});
+    return r;
+}
+
+/* Layout: version (1), the address register (4), a bitmap of occupied
+ * slots (4), then each occupied slot's 256-byte header in slot order. */
+#define STATE_VERSION 1u
+#define STATE_HEAD 9u
+
+static uint32_t occupied(const struct vm_pci *pci)
+{
+    uint32_t map = 0;
+    for (unsigned s = 0; s < VM_PCI_SLOTS; s++)
+        if (pci->slots[s])
+            map |= 1u << s;
+    return map;
+}
+
+int vm_pci_save(void *dev, uint8_t **buf, size_t *len)
+{
+    struct vm_pci *pci = dev;
+    uint32_t map = occupied(pci);
+    size_t n = STATE_HEAD + 256u * (size_t)__builtin_popcount(map);
+    uint8_t *b = malloc(n);
+    if (!b)
+        return -ENOMEM;
+    pthread_mutex_lock(&pci->lock);
+    b[0] = STATE_VERSION;
+    memcpy(b + 1, &pci->address, 4);
+    memcpy(b + 5, &map, 4);
+    uint8_t *p = b + STATE_HEAD;
+    for (unsigned s = 0; s < VM_PCI_SLOTS; s++) {
+        if (pci->slots[s]) {
+            memcpy(p, pci->slots[s]->config, 256);
+            p += 256;
+        }
+    }
+    pthread_mutex_unlock(&pci->lock);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int vm_pci_load(void *dev, const uint8_t *b, size_t len, bool apply)
+{
+    struct vm_pci *pci = dev;
+    uint32_t map = occupied(pci), saved_map;
+    if (len < STATE_HEAD || b[0] != STATE_VERSION)
+        return -EINVAL;
+    memcpy(&saved_map, b + 5, 4);
+    if (saved_map != map || len != STATE_HEAD + 256u * (size_t)__builtin_popcount(map))
+        return -EINVAL;
+    pthread_mutex_lock(&pci->lock);
+    const uint8_t *p = b + STATE_HEAD;
+    int r = 0;
+    for (unsigned s = 0; s < VM_PCI_SLOTS && !r; s++) {
+        const struct vm_pci_device *d = pci->slots[s];
+        if (!d)
+            continue;
+        for (unsigned i = 0; i < 256; i++)
+            if (i != CFG_STATUS && ((p[i] ^ d->config[i]) & ~d->wmask[i]))
+                r = -EINVAL;
+        p += 256;
+    }
+    if (!r && apply) {
+        memcpy(&pci->address, b + 1, 4);
+        pci->address &= 0x80fffffcu;
+        p = b + STATE_HEAD;
+        for (unsigned s = 0; s < VM_PCI_SLOTS; s++) {
+            struct vm_pci_device *d = pci->slots[s];
+            if (!d)
+                continue;
+            for (unsigned i = 0; i < 256; i++)
+                if (i != CFG_STATUS)
+                    d->config[i] = (uint8_t)((d->config[i] & ~d->wmask[i]) | (p[i] & d->wmask[i]));
+            if (d != &pci->bridge)
+                update_intx(d);
+            p += 256;
+        }
+    }
+    pthread_mutex_unlock(&pci->lock);
+    return r;
 }

@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm_bus;
@@ -78,6 +79,13 @@ int vm_pci_add(struct vm_pci *pci, struct vm_pci_device *d, uint32_t bar_size);
 void vm_pci_intx(struct vm_pci_device *d, bool level);
 /* BAR0's guest-physical address now. */
 uint32_t vm_pci_bar0(const struct vm_pci_device *d);
+
+/* Snapshot state (vm/bus.h; dev is the struct vm_pci), registered by
+ * vm_pci_attach as "pci": the address register and each device's header.
+ * A load refuses a header whose read-only bits differ (another device, or
+ * a file from another configuration). */
+int vm_pci_save(void *dev, uint8_t **buf, size_t *len);
+int vm_pci_load(void *dev, const uint8_t *buf, size_t len, bool apply);
 
 /* Bus handlers (also for tests): config ports from 0xcf8, the window. */
 int vm_pci_config_read(void *pci, uint64_t offset, uint8_t *data, unsigned size,

@@ -3,6 +3,7 @@
 #include "virtio.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void update_irq(struct vm_virtio *v)
@@ -187,4 +188,90 @@ void vm_virtio_config_write(struct vm_virtio *v, uint32_t offset, const uint8_t 
 {
     if (config_range(v, offset, size) && v->ops->config_write)
         v->ops->config_write(v->dev, offset, data, size);
+}
+
+/* Layout, little-endian: version (1), queue count (1), status (1), 0 (1),
+ * isr (4), driver features (8); per queue: size, last_avail, used_idx (2
+ * each), ready, broken (1 each), desc, avail, used (8 each). */
+#define STATE_VERSION 1u
+#define STATE_HEAD 16u
+#define STATE_QUEUE 32u
+
+size_t vm_virtio_state_len(const struct vm_virtio *v)
+{
+    return STATE_HEAD + STATE_QUEUE * (size_t)v->nqueues;
+}
+
+int vm_virtio_save(void *dev, uint8_t **buf, size_t *len)
+{
+    struct vm_virtio *v = dev;
+    size_t n = vm_virtio_state_len(v);
+    uint8_t *b = calloc(1, n);
+    if (!b)
+        return -ENOMEM;
+    pthread_mutex_lock(&v->lock);
+    b[0] = STATE_VERSION;
+    b[1] = (uint8_t)v->nqueues;
+    b[2] = v->status;
+    memcpy(b + 4, &v->isr, 4);
+    memcpy(b + 8, &v->driver_features, 8);
+    for (unsigned i = 0; i < v->nqueues; i++) {
+        const struct vm_virtq *q = &v->queues[i];
+        uint8_t *p = b + STATE_HEAD + STATE_QUEUE * i;
+        memcpy(p, &q->size, 2);
+        memcpy(p + 2, &q->last_avail, 2);
+        memcpy(p + 4, &q->used_idx, 2);
+        p[6] = q->ready;
+        p[7] = q->broken;
+        memcpy(p + 8, &q->desc, 8);
+        memcpy(p + 16, &q->avail, 8);
+        memcpy(p + 24, &q->used, 8);
+    }
+    pthread_mutex_unlock(&v->lock);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int vm_virtio_load(void *dev, const uint8_t *b, size_t len, bool apply)
+{
+    struct vm_virtio *v = dev;
+    if (len != vm_virtio_state_len(v) || b[0] != STATE_VERSION || b[1] != v->nqueues || b[3])
+        return -EINVAL;
+    uint64_t features;
+    uint32_t isr;
+    memcpy(&isr, b + 4, 4);
+    memcpy(&features, b + 8, 8);
+    if ((features & ~v->device_features) || (isr & ~3u))
+        return -EINVAL;
+    struct vm_virtq qs[VM_VIRTIO_MAX_QUEUES];
+    for (unsigned i = 0; i < v->nqueues; i++) {
+        const uint8_t *p = b + STATE_HEAD + STATE_QUEUE * i;
+        struct vm_virtq *q = &qs[i];
+        vm_virtq_reset(q);
+        memcpy(&q->size, p, 2);
+        memcpy(&q->desc, p + 8, 8);
+        memcpy(&q->avail, p + 16, 8);
+        memcpy(&q->used, p + 24, 8);
+        if (p[6] > 1 || p[7] > 1 || q->size > v->queue_max)
+            return -EINVAL;
+        q->indirect = (features & VM_VIRTIO_F_INDIRECT_DESC) != 0;
+        if (p[6] && vm_virtq_start(q, &v->mem))
+            return -EINVAL; /* a ready queue's rings must lie in RAM */
+        q->ready = p[6];
+        q->broken = p[7];
+        memcpy(&q->last_avail, p + 2, 2);
+        memcpy(&q->used_idx, p + 4, 2);
+    }
+    if (!apply)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    v->status = b[2];
+    v->driver_features = features;
+    for (unsigned i = 0; i < v->nqueues; i++)
+        v->queues[i] = qs[i];
+    v->isr = isr;
+    update_irq(v);
+    pthread_mutex_unlock(&v->lock);
+    return 0;
 }

@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "virtqueue.h"
@@ -108,5 +109,16 @@ uint32_t vm_virtio_isr(struct vm_virtio *v, bool clear);
 void vm_virtio_config_read(struct vm_virtio *v, uint32_t offset, uint8_t *data, unsigned size);
 void vm_virtio_config_write(struct vm_virtio *v, uint32_t offset, const uint8_t *data,
                             unsigned size);
+
+/* Snapshot state (vm/bus.h's vm_bus_state contract; dev is the struct
+ * vm_virtio): status, features, interrupt status and each queue's
+ * placement and indices. A load checks everything (the bytes may come from
+ * a file): features the device does not offer, a queue count that is not
+ * the device's, a ready queue whose rings do not fit RAM are refused with
+ * -EINVAL. Taking the lock, a save never sees half a request. */
+int vm_virtio_save(void *dev, uint8_t **buf, size_t *len);
+int vm_virtio_load(void *dev, const uint8_t *buf, size_t len, bool apply);
+/* The bytes vm_virtio_save() gives for v. */
+size_t vm_virtio_state_len(const struct vm_virtio *v);
 
 #endif

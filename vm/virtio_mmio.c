@@ -4,7 +4,9 @@
 
 #include "bus.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -189,7 +191,51 @@ int vm_virtio_mmio_attach(struct vm_bus *bus, struct vm_virtio_mmio *m, uint64_t
                                  .len = VM_VIRTIO_MMIO_SIZE, .name = name,
                                  .read = vm_virtio_mmio_read, .write = vm_virtio_mmio_write,
                                  .dev = m};
-    return vm_bus_add(bus, &range);
+    int r = vm_bus_add(bus, &range);
+    if (!r)
+        r = vm_bus_add_state(bus, &(struct vm_bus_state){.name = name,
+                                                         .save = vm_virtio_mmio_save,
+                                                         .load = vm_virtio_mmio_load,
+                                                         .dev = m});
+    return r;
+}
+
+#define SELECTORS 12u
+
+int vm_virtio_mmio_save(void *dev, uint8_t **buf, size_t *len)
+{
+    struct vm_virtio_mmio *m = dev;
+    uint8_t *inner;
+    size_t n;
+    int r = vm_virtio_save(m->v, &inner, &n);
+    if (r)
+        return r;
+    uint8_t *b = realloc(inner, n + SELECTORS);
+    if (!b) {
+        free(inner);
+        return -ENOMEM;
+    }
+    const uint32_t sel[3] = {m->device_features_sel, m->driver_features_sel, m->queue_sel};
+    memcpy(b + n, sel, SELECTORS);
+    *buf = b;
+    *len = n + SELECTORS;
+    return 0;
+}
+
+int vm_virtio_mmio_load(void *dev, const uint8_t *buf, size_t len, bool apply)
+{
+    struct vm_virtio_mmio *m = dev;
+    if (len < SELECTORS)
+        return -EINVAL;
+    int r = vm_virtio_load(m->v, buf, len - SELECTORS, apply);
+    if (r || !apply)
+        return r;
+    uint32_t sel[3];
+    memcpy(sel, buf + len - SELECTORS, SELECTORS);
+    m->device_features_sel = sel[0];
+    m->driver_features_sel = sel[1];
+    m->queue_sel = sel[2];
+    return 0;
 }
 
 int vm_virtio_mmio_cmdline(uint64_t base, unsigned irq, char *buf, size_t len)

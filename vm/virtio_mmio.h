@@ -14,6 +14,7 @@
 #ifndef VM_VIRTIO_MMIO_H
 #define VM_VIRTIO_MMIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,9 +37,14 @@ int vm_virtio_mmio_read(void *dev, uint64_t offset, uint8_t *data, unsigned size
                         struct vm_event *ev);
 int vm_virtio_mmio_write(void *dev, uint64_t offset, const uint8_t *data, unsigned size,
                          struct vm_event *ev);
-/* Registers the window at base on the MMIO bus (name must outlive it). */
+/* Registers the window at base on the MMIO bus, and its snapshot state
+ * under the same name (1-23 characters, must outlive the bus). */
 int vm_virtio_mmio_attach(struct vm_bus *bus, struct vm_virtio_mmio *m, uint64_t base,
                           const char *name);
+/* Snapshot state (vm/bus.h; dev is the struct vm_virtio_mmio): the
+ * device's (vm_virtio_save) and the selector registers. */
+int vm_virtio_mmio_save(void *dev, uint8_t **buf, size_t *len);
+int vm_virtio_mmio_load(void *dev, const uint8_t *buf, size_t len, bool apply);
 /* "virtio_mmio.device=512@0xBASE:IRQ" into buf; the length snprintf gives. */
 int vm_virtio_mmio_cmdline(uint64_t base, unsigned irq, char *buf, size_t len);
 

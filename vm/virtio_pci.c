@@ -5,6 +5,7 @@
 #include "virtio_pci.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -206,5 +207,43 @@ int vm_virtio_pci_init(struct vm_virtio_pci *p, struct vm_virtio *v, uint32_t cl
     if (r)
         return r;
     vm_virtio_set_irq(v, on_irq, p);
+    return 0;
+}
+
+#define SELECTORS 10u
+
+int vm_virtio_pci_save(void *dev, uint8_t **buf, size_t *len)
+{
+    struct vm_virtio_pci *p = dev;
+    uint8_t *inner;
+    size_t n;
+    int r = vm_virtio_save(p->v, &inner, &n);
+    if (r)
+        return r;
+    uint8_t *b = realloc(inner, n + SELECTORS);
+    if (!b) {
+        free(inner);
+        return -ENOMEM;
+    }
+    memcpy(b + n, &p->device_features_sel, 4);
+    memcpy(b + n + 4, &p->driver_features_sel, 4);
+    memcpy(b + n + 8, &p->queue_sel, 2);
+    *buf = b;
+    *len = n + SELECTORS;
+    return 0;
+}
+
+int vm_virtio_pci_load(void *dev, const uint8_t *buf, size_t len, bool apply)
+{
+    struct vm_virtio_pci *p = dev;
+    if (len < SELECTORS)
+        return -EINVAL;
+    int r = vm_virtio_load(p->v, buf, len - SELECTORS, apply);
+    if (r || !apply)
+        return r;
+    const uint8_t *s = buf + len - SELECTORS;
+    memcpy(&p->device_features_sel, s, 4);
+    memcpy(&p->driver_features_sel, s + 4, 4);
+    memcpy(&p->queue_sel, s + 8, 2);
     return 0;
 }

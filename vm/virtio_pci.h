@@ -13,6 +13,8 @@
 #ifndef VM_VIRTIO_PCI_H
 #define VM_VIRTIO_PCI_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pci.h"
@@ -32,5 +34,11 @@ struct vm_virtio_pci {
  * e.g. 0x010000 for a disk) and takes v's interrupt line. Then
  * vm_pci_add(pci, &p->pdev, VM_VIRTIO_PCI_BAR_SIZE) puts it on a bus. */
 int vm_virtio_pci_init(struct vm_virtio_pci *p, struct vm_virtio *v, uint32_t class_code);
+
+/* Snapshot state (vm/bus.h; dev is the struct vm_virtio_pci): the
+ * device's (vm_virtio_save) and the common configuration's selectors.
+ * The PCI header is the bus's (vm_pci_save). */
+int vm_virtio_pci_save(void *dev, uint8_t **buf, size_t *len);
+int vm_virtio_pci_load(void *dev, const uint8_t *buf, size_t len, bool apply);
 
 #endif

@@ -8,6 +8,7 @@
 #include "vm/virtio_pci.h"
 
 #include <CUnit/CUnit.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +261,32 @@ static void test_read_through_pci_with_intx(void)
     cfg_write(1, 0x10, WINDOW);
 }
 
+static void test_snapshot_of_bus_and_transport(void)
+{
+    cfg_write(1, 0x04, 0x0006);
+    cfg_write(1, 0x3c, 0x0000000au);
+    bar_wr(0x16, 0, 2);
+    uint8_t *bus_state, *dev_state;
+    size_t bus_len, dev_len;
+    CU_ASSERT_EQUAL_FATAL(vm_pci_save(&pci, &bus_state, &bus_len), 0);
+    CU_ASSERT_EQUAL_FATAL(vm_virtio_pci_save(&vpci, &dev_state, &dev_len), 0);
+    cfg_write(1, 0x04, 0);
+    cfg_write(1, 0x3c, 0);
+    cfg_write(1, 0x10, WINDOW + 0x4000);
+    CU_ASSERT_EQUAL(vm_pci_load(&pci, bus_state, bus_len, true), 0);
+    CU_ASSERT_EQUAL(vm_virtio_pci_load(&vpci, dev_state, dev_len, true), 0);
+    CU_ASSERT_EQUAL(cfg_read(0, 1, 0, 0x04) & 0xffff, 0x0006);
+    CU_ASSERT_EQUAL(cfg_read(0, 1, 0, 0x10), WINDOW);
+    CU_ASSERT_EQUAL(cfg_read(0, 1, 0, 0x3c) & 0xff, 0x0a);
+    /* Another device's header (its ids differ) is refused. */
+    bus_state[9 + 256 + 2] ^= 1;
+    CU_ASSERT_EQUAL(vm_pci_load(&pci, bus_state, bus_len, true), -EINVAL);
+    CU_ASSERT_EQUAL(vm_pci_load(&pci, bus_state, bus_len - 1, true), -EINVAL);
+    CU_ASSERT_EQUAL(cfg_read(0, 1, 0, 0x00), 0x10421af4u);
+    free(bus_state);
+    free(dev_state);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("vm_virtio_pci", setup_suite, teardown_suite);
@@ -270,6 +297,7 @@ static void register_suites(void)
     CU_add_test(s, "virtio capabilities: common, notify, ISR, device in BAR0", test_capabilities);
     CU_add_test(s, "a read through virtio-pci; INTx raised, gated and cleared",
                 test_read_through_pci_with_intx);
+    CU_add_test(s, "snapshot state of the bus and the transport", test_snapshot_of_bus_and_transport);
 }
 
 int main(void)
