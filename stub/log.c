@@ -38,11 +38,6 @@ void stub_set_trace(bool on)
     tracing = on;
 }
 
-bool stub_tracing(void)
-{
-    return tracing;
-}
-
 void stub_trace_packet(const char *dir, const void *data, size_t len)
 {
     if (!tracing)

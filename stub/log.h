@@ -10,7 +10,6 @@ void stub_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only with --trace. */
 void stub_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void stub_set_trace(bool on);
-bool stub_tracing(void);
 /* Logs a packet for --trace, escaping what is not printable. */
 void stub_trace_packet(const char *dir, const void *data, size_t len);
 /* For the vm layer's diagnostics callback. */

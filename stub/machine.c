@@ -1,7 +1,6 @@
 /* The machine: VM, image, vCPU threads, all-stop run control, policies. */
 #include "machine.h"
 
-#include "history.h"
 #include "kvm_error.h"
 #include "log.h"
 #include "snapshots.h"
@@ -26,6 +25,7 @@ struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid)
 }
 
 static void end_state(struct stub_machine *m);
+static int run(struct stub_machine *m, const struct stub_resume *r);
 
 static void initial_stop(struct stub_machine *m)
 {
@@ -35,7 +35,7 @@ static void initial_stop(struct stub_machine *m)
     m->last.tid = tid_of(0);
     m->last.signal = STUB_SIGTRAP;
     for (unsigned i = 0; i < m->ncpus; i++)
-        m->has_kept[i] = false;
+        m->threads[i].has_kept = false;
     m->reset_pending = false;
 }
 
@@ -66,9 +66,33 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
     uint64_t rip = 0;
     vm_reg_get(vm_cpu(m->vm, index), VM_REG_RIP, &rip);
     if (err) {
+        st->cause = STUB_CAUSE_FAILED;
         st->signal = STUB_SIGSEGV;
         snprintf(st->why, sizeof(st->why), "KVM_RUN failed on CPU %u: %s", index, strerror(-err));
         return;
+    }
+    switch (ev->type) {
+    case VM_EVENT_STEP:
+        st->cause = STUB_CAUSE_STEP;
+        break;
+    case VM_EVENT_BREAKPOINT:
+        st->cause = STUB_CAUSE_BREAKPOINT;
+        break;
+    case VM_EVENT_WATCH:
+        st->cause = STUB_CAUSE_WATCH;
+        break;
+    case VM_EVENT_HALT:
+        st->cause = STUB_CAUSE_HALT;
+        break;
+    case VM_EVENT_IO:
+        st->cause = STUB_CAUSE_IO;
+        break;
+    case VM_EVENT_INTERRUPTED:
+    case VM_EVENT_SERIAL:
+        st->cause = STUB_CAUSE_INTERRUPTED;
+        break;
+    default:
+        break;
     }
     switch (ev->type) {
     case VM_EVENT_HALT:
@@ -180,7 +204,7 @@ static void hold(struct stub_machine *m, const uint8_t *data, size_t n)
 static void on_output(void *ctx, const uint8_t *data, size_t n)
 {
     struct stub_machine *m = ctx;
-    if (stub_history_replaying(m->history))
+    if (m->replaying)
         return; /* the guest said it already, when it ran this the first time */
     if (m->holding) {
         hold(m, data, n);
@@ -239,8 +263,6 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
     m->last_benign = benign(ms);
     m->stops++;
     m->reset_pending = m->pc && ms->type == VM_EVENT_SHUTDOWN && !st->exited && !ms->failed;
-    if (m->attached && !st->exited)
-        stub_history_live_stop(m->history, st);
     if (st->why[0])
         stub_log("guest stopped: %s", st->why);
     if (m->attached) {
@@ -306,7 +328,7 @@ static bool private_step_done(struct stub_machine *m, unsigned index, const stru
         (a->action == STUB_ACTION_RANGE && !in_range(m, index, a)))
         return false;
     struct stub_resume r = m->pending;
-    return stub_machine_resume(m, &r) == 0;
+    return run(m, &r) == 0;
 }
 
 static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int err)
@@ -322,8 +344,8 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
             m->have_primary = true;
         } else {
             /* All-stop reports one stop at a time; this one waits. */
-            m->kept[index] = ms;
-            m->has_kept[index] = true;
+            m->threads[index].kept = ms;
+            m->threads[index].has_kept = true;
         }
         /* The others stop too before gdb hears of it. */
         for (unsigned i = 0; i < m->ncpus; i++)
@@ -333,7 +355,8 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         return;
 
     /* Every vCPU is stopped now. */
-    if (stub_history_replaying(m->history)) {
+    if (m->replaying) {
+        /* A replay's stop goes to the layer that asked for it as it is. */
         struct stub_machine_stop ps = m->primary;
         if (!m->have_primary) {
             ps.type = VM_EVENT_INTERRUPTED;
@@ -342,18 +365,12 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         }
         m->have_primary = false;
         for (unsigned i = 0; i < m->ncpus; i++)
-            m->has_kept[i] = false;
-        stub_history_replay_stop(m->history, &ps);
+            m->threads[i].has_kept = false;
+        m->last = ps.st;
+        m->last_benign = benign(&ps);
+        if (m->attached)
+            m->listener.stopped(m->listener.ctx, &ps.st);
         return;
-    }
-    if (m->have_primary && stub_history_interrupt_stepped(m->history, &m->primary))
-        m->have_primary = false; /* reported as the Ctrl-C it follows */
-    if (!m->have_primary && !m->attach_stop && !m->timed_out && m->until_matched < 0 &&
-        !m->end_at_stop && !m->resume_at_stop) {
-        if (stub_history_kicked(m->history, &m->primary, &m->have_primary))
-            return; /* a checkpoint during a live continue; it runs on */
-        if (!m->have_primary && stub_history_interrupted(m->history))
-            return; /* a checkpoint, and one step, before the Ctrl-C's stop */
     }
     bool attach_stop = m->attach_stop;
     m->attach_stop = false;
@@ -366,11 +383,11 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
         m->resume_at_stop = false;
         bool ours = !m->have_primary || benign(&m->primary);
         for (unsigned i = 0; ours && i < m->ncpus; i++)
-            ours = !m->has_kept[i] || benign(&m->kept[i]);
+            ours = !m->threads[i].has_kept || benign(&m->threads[i].kept);
         if (ours) {
             /* Nobody watches: the guest runs on as if nothing happened. */
             for (unsigned i = 0; i < m->ncpus; i++)
-                m->has_kept[i] = false;
+                m->threads[i].has_kept = false;
             m->have_primary = false;
             stub_machine_resume_all(m, STUB_ACTION_CONTINUE);
             return;
@@ -401,9 +418,9 @@ static void report_kept(uv_timer_t *t)
 {
     struct stub_machine *m = t->data;
     unsigned i = m->kept_to_report;
-    if (i < m->ncpus && m->has_kept[i]) {
-        m->has_kept[i] = false;
-        report(m, &m->kept[i]);
+    if (i < m->ncpus && m->threads[i].has_kept) {
+        m->threads[i].has_kept = false;
+        report(m, &m->threads[i].kept);
     }
 }
 
@@ -527,9 +544,8 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     if ((r = vm_create(&cfg, &m->vm, err, errlen)))
         return r;
     m->ncpus = vm_ncpus(m->vm);
-    m->kept = calloc(m->ncpus, sizeof(*m->kept));
-    m->has_kept = calloc(m->ncpus, sizeof(*m->has_kept));
-    if (!m->kept || !m->has_kept) {
+    m->threads = calloc(m->ncpus, sizeof(*m->threads));
+    if (!m->threads) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -572,8 +588,7 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->timeout_timer.data = m;
     if (opts->timeout > 0)
         uv_timer_start(&m->timeout_timer, on_timeout, (uint64_t)(opts->timeout * 1000 + 0.5), 0);
-    if ((r = stub_snapshots_create(&m->snapshots, m)) ||
-        (r = stub_history_create(&m->history, m, opts->history))) {
+    if ((r = stub_snapshots_create(&m->snapshots, m))) {
         snprintf(err, errlen, "out of memory");
         return r;
     }
@@ -593,8 +608,6 @@ void stub_machine_free(struct stub_machine *m)
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
     stub_input_stop(&m->input);
-    stub_history_free(m->history);
-    m->history = NULL;
     stub_snapshots_free(m->snapshots);
     m->snapshots = NULL;
     uv_handle_t *timers[] = {(uv_handle_t *)&m->report_timer, (uv_handle_t *)&m->timeout_timer};
@@ -608,10 +621,8 @@ void stub_machine_free(struct stub_machine *m)
     vm_image_free(&m->initrd);
     vm_destroy(m->vm);
     m->vm = NULL;
-    free(m->kept);
-    free(m->has_kept);
-    m->kept = NULL;
-    m->has_kept = NULL;
+    free(m->threads);
+    m->threads = NULL;
 }
 
 bool stub_machine_running(const struct stub_machine *m)
@@ -623,6 +634,8 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
 {
     if (stub_machine_running(m) || uv_is_active((uv_handle_t *)&m->report_timer))
         return -EBUSY;
+    if (r->replay)
+        return run(m, r);
     if (m->last.exited)
         return -ESRCH;
     bool any = false;
@@ -633,18 +646,18 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
     if (m->reset_pending) {
         /* The PC resets after the triple fault gdb has seen: the end. */
         m->reset_pending = false;
-        struct stub_machine_stop *k = &m->kept[0];
+        struct stub_machine_stop *k = &m->threads[0].kept;
         memset(k, 0, sizeof(*k));
         k->type = VM_EVENT_RESET;
         translate(m, 0, &(struct vm_event){.type = VM_EVENT_RESET}, 0, &k->st);
-        m->has_kept[0] = true;
+        m->threads[0].has_kept = true;
     }
     for (unsigned i = 0; i < m->ncpus && i < r->count; i++) {
         /* Only a thread that this resume lets go reports its kept stop:
          * gdb steps one thread over a breakpoint with the others held
          * (vCont;s:N), and a stop from a thread it did not resume would
          * break its step-over (gdb asserts trap_expected). */
-        if (m->has_kept[i] && r->threads[i].action != STUB_ACTION_NONE) {
+        if (m->threads[i].has_kept && r->threads[i].action != STUB_ACTION_NONE) {
             /* A stop that happened during the last run goes first, from
              * the loop, after the caller has finished with this one. */
             m->kept_to_report = i;
@@ -652,14 +665,12 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
             return 0;
         }
     }
-    int h = stub_history_resume(m->history, r);
-    if (h)
-        return h < 0 ? h : 0;
-    return stub_machine_run(m, r);
+    return run(m, r);
 }
 
-int stub_machine_run(struct stub_machine *m, const struct stub_resume *r)
+static int run(struct stub_machine *m, const struct stub_resume *r)
 {
+    m->replaying = r->replay;
     m->have_primary = false;
     m->until_matched = -1;
     m->interrupting = false;
@@ -701,18 +712,6 @@ int stub_machine_resume_all(struct stub_machine *m, enum stub_action action)
     return stub_machine_resume(m, &r);
 }
 
-void stub_machine_deliver(struct stub_machine *m, const struct stub_stop *st)
-{
-    m->last = *st;
-    m->last.refused = false;
-    m->last_benign = !st->exited;
-    m->stops++;
-    if (st->why[0] && !st->refused)
-        stub_log("guest stopped: %s", st->why);
-    if (m->attached)
-        m->listener.stopped(m->listener.ctx, st);
-}
-
 void stub_machine_interrupt(struct stub_machine *m)
 {
     m->interrupting = true;
@@ -729,9 +728,6 @@ void stub_machine_attach(struct stub_machine *m, const struct stub_target_listen
     if (stub_machine_running(m)) {
         m->attach_stop = true;
         stub_machine_interrupt(m);
-    } else {
-        /* History starts with gdb (a running guest: at the stop for it). */
-        stub_history_live_stop(m->history, &m->last);
     }
 }
 
@@ -740,7 +736,7 @@ void stub_machine_detach(struct stub_machine *m, bool keep_stopped)
     if (!m->attached)
         return;
     m->attached = false;
-    stub_history_stop(m->history);
+    m->replaying = false; /* nobody waits for that run's stop: it is the guest's again */
     bool run = !keep_stopped && m->opts->on_detach == STUB_DETACH_RUN;
     if (stub_machine_running(m)) {
         m->clear_at_stop = true;
@@ -796,9 +792,7 @@ int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)
         return r;
     }
     stub_console_clear(&m->console);
-    r = load(m, err, errlen);
-    stub_history_restart(m->history);
-    return r;
+    return load(m, err, errlen);
 }
 
 void stub_machine_exit(struct stub_machine *m, int status)

@@ -41,7 +41,13 @@ struct stub_machine_stop {
 };
 
 struct stub_snapshots;
-struct stub_history;
+
+/* What the all-stop control keeps of one gdb thread (the vCPU's own state
+ * is the vm layer's, its channel stub/vcpus.h's). */
+struct stub_machine_thread {
+    bool has_kept;                /* a stop kept for the next resume */
+    struct stub_machine_stop kept;
+};
 
 struct stub_machine {
     const struct stub_options *opts;
@@ -62,8 +68,7 @@ struct stub_machine {
     /* All-stop bookkeeping for the run in progress. */
     bool have_primary;         /* the stop this run will report */
     struct stub_machine_stop primary;
-    struct stub_machine_stop *kept; /* per vCPU: a stop kept for the next resume */
-    bool *has_kept;
+    struct stub_machine_thread *threads; /* one per vCPU: thread id index + 1 */
     uv_timer_t report_timer;   /* reports a kept stop outside the resume call */
     unsigned kept_to_report;   /* ... this vCPU's */
     /* A vCPU stepping alone off a planted breakpoint before the others run
@@ -96,10 +101,15 @@ struct stub_machine {
     char last_catch[200];
     uint64_t stops;
     int port; /* where the server listens, for monitor info */
-    /* Snapshots (stub/snapshots.h) and execution history (stub/history.h):
-     * while history replays, the vCPUs' stops and output go to it. */
+    /* The run in progress repeats an earlier one (struct stub_resume's
+     * replay): its output is dropped and its stop reported as it is. */
+    bool replaying;
     struct stub_snapshots *snapshots;
-    struct stub_history *history;
+    /* Why this machine cannot go backwards, when nothing above it records
+     * (see stub/main.c): the refusal of reverse commands and of monitor
+     * record start. */
+    const char *reverse_refusal;
+    const char *record_refusal;
 };
 
 /* Creates the VM, loads the image, sets the initial registers and starts the
@@ -116,13 +126,9 @@ struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid);
 
 bool stub_machine_running(const struct stub_machine *m);
 /* Starts the threads the actions name; -ESRCH once the guest ended, -EBUSY
- * while it runs, -EINVAL when no thread was told to run. */
+ * while it runs, -EINVAL when no thread was told to run. A replay runs the
+ * actions as they are (see struct stub_resume). */
 int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r);
-/* Runs the actions as they are, for reverse execution's replays: no kept
- * stop, no history. */
-int stub_machine_run(struct stub_machine *m, const struct stub_resume *r);
-/* Reports a stop that history produced (gdb hears of it as of any). */
-void stub_machine_deliver(struct stub_machine *m, const struct stub_stop *st);
 /* Every thread resumes with the same action. */
 int stub_machine_resume_all(struct stub_machine *m, enum stub_action action);
 void stub_machine_interrupt(struct stub_machine *m);

@@ -4,6 +4,8 @@
 #include "log.h"
 #include "machine.h"
 #include "options.h"
+#include "record.h"
+#include "record_kvm.h"
 #include "server.h"
 #include "snapshots.h"
 #include "target_kvm.h"
@@ -74,8 +76,30 @@ int main(int argc, char **argv)
         stub_machine_free(&m);
         return 2;
     }
-    struct stub_server srv = {0};
+    /* The stack: the machine, the KVM target over it, and (where a replay
+     * can repeat a run: the bare board, --history not 0) the record target
+     * over that; the server talks to the top. */
     struct stub_target target = stub_target_kvm(&m);
+    struct stub_record *record = NULL;
+    if (!opts.history) {
+        m.reverse_refusal = "no execution history to go back in: --history 0 turned it off";
+        m.record_refusal = "history is off (--history 0)";
+    } else if (m.pc || vm_has_irqchip(m.vm)) {
+        m.reverse_refusal = m.record_refusal =
+            "reverse execution needs the bare board: under KVM the timing of interrupts (PIT, "
+            "LAPIC timer, devices) is not reproducible, so a replay would not repeat the "
+            "recorded run";
+    } else {
+        struct stub_checkpoint_ops checkpoints = stub_record_kvm_checkpoints(&m);
+        if (stub_record_create(&record, target, &checkpoints, loop, opts.history)) {
+            fprintf(stderr, "kvmstub: out of memory\n");
+            stub_machine_free(&m);
+            return 1;
+        }
+        stub_snapshots_on_load(m.snapshots, stub_record_jumped, record);
+        target = stub_record_target(record);
+    }
+    struct stub_server srv = {0};
     struct stub_server_config scfg = {
         .listen = opts.listen, .port = opts.port, .unix_path = opts.unix_path, .stdio = opts.stdio,
         .gdb_arch = opts.gdb_arch, .allow = &opts.allow};
@@ -89,6 +113,7 @@ int main(int argc, char **argv)
     if (r) {
         fprintf(stderr, "kvmstub: %s\n", err);
         stub_server_stop(&srv);
+        stub_record_free(record);
         stub_machine_free(&m);
         uv_walk(loop, close_any, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
@@ -109,6 +134,7 @@ int main(int argc, char **argv)
 
     int status = shutdown.status;
     stub_server_stop(&srv);
+    stub_record_free(record);
     stub_machine_free(&m);
     uv_walk(loop, close_any, NULL);
     uv_run(loop, UV_RUN_DEFAULT);

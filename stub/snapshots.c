@@ -1,7 +1,6 @@
 /* Snapshots for the user and for reverse execution (snapshots.h). */
 #include "snapshots.h"
 
-#include "history.h"
 #include "hostfile.h"
 #include "log.h"
 #include "machine.h"
@@ -33,6 +32,8 @@ struct stub_snapshots {
     uint64_t limit;  /* --snapshot-memory: bytes the store may hold before a save is refused */
     int dirfd;       /* --snapshot-dir, or -1: no host file may be written */
     char *dir;       /* its name, for messages */
+    void (*on_load)(void *ctx);
+    void *on_load_ctx;
 };
 
 int stub_snapshots_create(struct stub_snapshots **out, struct stub_machine *m)
@@ -45,6 +46,12 @@ int stub_snapshots_create(struct stub_snapshots **out, struct stub_machine *m)
     s->limit = STUB_SNAPSHOTS_DEFAULT_LIMIT;
     *out = s;
     return 0;
+}
+
+void stub_snapshots_on_load(struct stub_snapshots *s, void (*fn)(void *ctx), void *ctx)
+{
+    s->on_load = fn;
+    s->on_load_ctx = ctx;
 }
 
 void stub_snapshots_set_limit(struct stub_snapshots *s, uint64_t bytes)
@@ -260,8 +267,8 @@ static int c_load(struct stub_snapshots *s, const char *name, struct stub_text *
         stub_text_add(t, "cannot load snapshot %s: %s\n", name, err);
         return r;
     }
-    if (s->m->history)
-        stub_history_restart(s->m->history);
+    if (s->on_load)
+        s->on_load(s->on_load_ctx);
     stub_text_add(t, "snapshot %s loaded; gdb's view of registers and memory is stale: "
                      "'flushregs' (or 'maint flush register-cache') refreshes it\n",
                   name);

@@ -3,7 +3,7 @@
  * state: the stop gdb is told about), the named ones of `monitor snapshot`,
  * files (`monitor snapshot write`, `kvmstub --restore`).
  *
- * One store per machine, shared with reverse execution (stub/history.h):
+ * One store per machine, shared with reverse execution (stub/record.h):
  * it is opened at first use, which turns on dirty-page logging from then
  * on. Loop thread only, machine stopped. Errors: negative errno with a
  * message for the user in err. */
@@ -32,6 +32,10 @@ int stub_snapshots_take(struct stub_snapshots *s, struct vm_snapshot **out, char
  * refused. Breakpoints and watchpoints stay as gdb set them. */
 int stub_snapshots_apply(struct stub_snapshots *s, const struct vm_snapshot *snap, char *err,
                          size_t errlen);
+
+/* After `monitor snapshot load`: fn(ctx) (the record layer starts its
+ * history again there). */
+void stub_snapshots_on_load(struct stub_snapshots *s, void (*fn)(void *ctx), void *ctx);
 
 /* --snapshot-memory: what the store (named snapshots and history's
  * checkpoints) may hold; a named save past it is refused. */

@@ -49,6 +49,19 @@ enum stub_stop_reason {
     STUB_REASON_HISTORY_BEGIN, /* executing backwards reached the start of history */
 };
 
+/* What made a thread stop, for a layer that replays the target's
+ * execution (stub/record.h); gdb hears only signal and reason. */
+enum stub_stop_cause {
+    STUB_CAUSE_OTHER,       /* a fault, an exit, the machine's own */
+    STUB_CAUSE_STEP,        /* one instruction done */
+    STUB_CAUSE_BREAKPOINT,
+    STUB_CAUSE_WATCH,
+    STUB_CAUSE_HALT,        /* hlt, reported */
+    STUB_CAUSE_IO,          /* a port I/O catch */
+    STUB_CAUSE_INTERRUPTED, /* asked to stop (interrupt, or the target's own) */
+    STUB_CAUSE_FAILED,      /* the thread could not run at all */
+};
+
 struct stub_stop {
     unsigned tid;      /* the thread that stopped */
     bool exited;       /* the target ended: status */
@@ -60,6 +73,7 @@ struct stub_stop {
     /* A reverse command was refused (why says why) and the target is where
      * it was: gdb gets an error instead of a stop. */
     bool refused;
+    enum stub_stop_cause cause;
 };
 
 enum stub_action {
@@ -78,6 +92,11 @@ struct stub_thread_action {
 struct stub_resume {
     unsigned count;
     struct stub_thread_action threads[STUB_MAX_THREADS];
+    /* The run repeats execution the target made before (a layer above
+     * replays it): its output is not shown again, a stop kept from an
+     * earlier run is not reported, and its stop goes to the listener as it
+     * is, without the target's policies, log or count. */
+    bool replay;
 };
 
 enum stub_bp_kind {

@@ -1,11 +1,11 @@
 /* The KVM machine as a target (target_kvm.h). */
 #include "target_kvm.h"
 
-#include "history.h"
 #include "log.h"
 #include "monitor.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 /* The vCPU of a thread, when the machine is stopped. */
 static int stopped_cpu(struct stub_machine *m, unsigned tid, struct vm_cpu **cpu)
@@ -69,9 +69,7 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
 {
     struct vm_cpu *cpu;
     int err = stopped_cpu(ctx, tid, &cpu);
-    if (!err && !(err = vm_reg_write(cpu, id, buf, size)))
-        stub_history_changed(((struct stub_machine *)ctx)->history);
-    return err;
+    return err ? err : vm_reg_write(cpu, id, buf, size);
 }
 
 static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
@@ -95,11 +93,8 @@ static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const vo
     int err = stopped_cpu(m, tid, &cpu);
     if (err)
         return err;
-    err = phys ? vm_write_physical(m->vm, addr, buf, len, NULL)
-               : vm_write_linear(cpu, addr, buf, len, NULL);
-    if (!err)
-        stub_history_changed(m->history);
-    return err;
+    return phys ? vm_write_physical(m->vm, addr, buf, len, NULL)
+                : vm_write_linear(cpu, addr, buf, len, NULL);
 }
 
 static enum vm_watch_type watch_type(enum stub_bp_kind kind)
@@ -116,12 +111,8 @@ static int bp_insert(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
     if (err)
         return err;
     if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
-        err = vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
-    else
-        err = vm_watch_insert(cpu, watch_type(kind), addr, len);
-    if (!err)
-        stub_history_bp(((struct stub_machine *)ctx)->history, kind, addr, len, true);
-    return err;
+        return vm_bp_insert(cpu, addr, kind == STUB_BP_HARDWARE);
+    return vm_watch_insert(cpu, watch_type(kind), addr, len);
 }
 
 static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t addr, uint64_t len)
@@ -130,7 +121,6 @@ static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
     int err = stopped_cpu(ctx, tid, &cpu);
     if (err)
         return err;
-    stub_history_bp(((struct stub_machine *)ctx)->history, kind, addr, len, false);
     if (kind == STUB_BP_SOFTWARE || kind == STUB_BP_HARDWARE)
         return vm_bp_remove(cpu, addr, kind == STUB_BP_HARDWARE);
     return vm_watch_remove(cpu, watch_type(kind), addr, len);
@@ -141,25 +131,30 @@ static int resume(void *ctx, const struct stub_resume *r)
     return stub_machine_resume(ctx, r);
 }
 
+/* The machine alone cannot go back (stub/record.h stacks on it to do
+ * that): the command is refused, saying why, and the guest stays. */
 static int reverse(void *ctx, unsigned tid, enum stub_action action)
 {
+    (void)tid;
+    (void)action;
     struct stub_machine *m = ctx;
     if (stub_machine_running(m))
         return -EBUSY;
     if (m->last.exited)
         return -ESRCH;
-    return stub_history_reverse(m->history, tid, action);
+    struct stub_stop st = m->last;
+    st.refused = true;
+    snprintf(st.why, sizeof(st.why), "%s",
+             m->reverse_refusal ? m->reverse_refusal : "this machine cannot execute backwards");
+    stub_log("%s", st.why);
+    if (m->attached)
+        m->listener.stopped(m->listener.ctx, &st);
+    return 0;
 }
 
 static void interrupt(void *ctx)
 {
-    struct stub_machine *m = ctx;
-    if (stub_history_replaying(m->history)) {
-        stub_history_interrupt(m->history);
-    } else {
-        stub_history_user_interrupt(m->history);
-        stub_machine_interrupt(m);
-    }
+    stub_machine_interrupt(ctx);
 }
 
 static bool running(void *ctx)

@@ -15,8 +15,8 @@
  * are planted at exits). */
 #define FLUSH_INTERVAL_MS 10
 
-struct chan {
-    struct stub_vcpus *g;
+struct vcpu_thread {
+    struct stub_vcpus *vcpus;
     struct vm_cpu *cpu;
     unsigned index;
     pthread_t thread;
@@ -42,7 +42,7 @@ struct chan {
 struct stub_vcpus {
     struct vm *vm;
     unsigned n;
-    struct chan *chans;
+    struct vcpu_thread *threads;
     bool loop_spin; /* the loop may spin for a step's stop (see vcpus.h) */
     bool vcpu_spin; /* vCPU threads may spin for the next request */
     atomic_bool loop_spinning;
@@ -88,36 +88,36 @@ static bool in_range(struct vm_cpu *cpu, const struct stub_run *req)
 }
 
 /* Hands console output to the loop, waiting while the channel is full. */
-static void push_output(struct stub_vcpus *g)
+static void push_output(struct stub_vcpus *vcpus)
 {
     uint8_t tmp[16384];
     size_t n;
-    while ((n = vm_console_take(g->vm, tmp, sizeof(tmp))) > 0) {
-        pthread_mutex_lock(&g->out_mu);
+    while ((n = vm_console_take(vcpus->vm, tmp, sizeof(tmp))) > 0) {
+        pthread_mutex_lock(&vcpus->out_mu);
         size_t off = 0;
-        while (off < n && !g->quit) {
-            while (g->out_len == STUB_VCPUS_OUT && !g->quit) {
-                uv_async_send(&g->async);
-                pthread_cond_wait(&g->out_space, &g->out_mu);
+        while (off < n && !vcpus->quit) {
+            while (vcpus->out_len == STUB_VCPUS_OUT && !vcpus->quit) {
+                uv_async_send(&vcpus->async);
+                pthread_cond_wait(&vcpus->out_space, &vcpus->out_mu);
             }
-            size_t room = STUB_VCPUS_OUT - g->out_len;
+            size_t room = STUB_VCPUS_OUT - vcpus->out_len;
             size_t k = n - off < room ? n - off : room;
-            memcpy(g->out + g->out_len, tmp + off, k);
-            g->out_len += k;
+            memcpy(vcpus->out + vcpus->out_len, tmp + off, k);
+            vcpus->out_len += k;
             off += k;
         }
-        pthread_mutex_unlock(&g->out_mu);
-        uv_async_send(&g->async);
+        pthread_mutex_unlock(&vcpus->out_mu);
+        uv_async_send(&vcpus->async);
     }
 }
 
 /* One run request: events that are not stops for gdb (output batches,
  * flush kicks, steps inside a range) keep it going. */
-static int run(struct chan *c, const struct stub_run *req, struct vm_event *ev)
+static int run(struct vcpu_thread *c, const struct stub_run *req, struct vm_event *ev)
 {
     for (;;) {
         int r = vm_cpu_run(c->cpu, req->mode, ev);
-        push_output(c->g);
+        push_output(c->vcpus);
         if (r)
             return r;
         bool stop = atomic_load(&c->stop_requested);
@@ -140,9 +140,9 @@ static int run(struct chan *c, const struct stub_run *req, struct vm_event *ev)
 }
 
 /* Waits for the next request; false when the thread should end. */
-static bool next_request(struct chan *c, struct stub_run *req)
+static bool next_request(struct vcpu_thread *c, struct stub_run *req)
 {
-    if (c->g->vcpu_spin) {
+    if (c->vcpus->vcpu_spin) {
         uint64_t t0 = now_us();
         while (!atomic_load_explicit(&c->cmd_pending, memory_order_acquire) &&
                now_us() - t0 < STUB_VCPUS_SPIN_US)
@@ -165,8 +165,8 @@ static bool next_request(struct chan *c, struct stub_run *req)
 
 static void *thread_main(void *arg)
 {
-    struct chan *c = arg;
-    struct stub_vcpus *g = c->g;
+    struct vcpu_thread *c = arg;
+    struct stub_vcpus *vcpus = c->vcpus;
     vm_cpu_bind_thread(c->cpu);
     struct stub_run req;
     while (next_request(c, &req)) {
@@ -178,40 +178,40 @@ static void *thread_main(void *arg)
          * stopped spinning and wake it: both flags are sequentially
          * consistent, so one of the two always happens. */
         atomic_store(&c->ready, true);
-        if (!atomic_load(&g->loop_spinning))
-            uv_async_send(&g->async);
+        if (!atomic_load(&vcpus->loop_spinning))
+            uv_async_send(&vcpus->async);
     }
     return NULL;
 }
 
-static void deliver(struct stub_vcpus *g)
+static void deliver(struct stub_vcpus *vcpus)
 {
     /* Which stops have come is read before the output is taken: a vCPU
      * thread pushes its output before it sets ready, so output taken after
      * seeing ready holds all of it. Read after, a stop set while the
      * output went out would overtake the bytes pushed just before it (and
      * gdb takes 'O' packets only before the stop reply). */
-    for (unsigned i = 0; i < g->n; i++) {
-        struct chan *c = &g->chans[i];
+    for (unsigned i = 0; i < vcpus->n; i++) {
+        struct vcpu_thread *c = &vcpus->threads[i];
         c->seen = c->running && atomic_load_explicit(&c->ready, memory_order_acquire);
     }
-    pthread_mutex_lock(&g->out_mu);
+    pthread_mutex_lock(&vcpus->out_mu);
     size_t n = 0;
-    if (!g->output_paused) {
-        n = g->out_len;
-        memcpy(g->drain, g->out, n);
-        g->out_len = 0;
-        pthread_cond_broadcast(&g->out_space);
+    if (!vcpus->output_paused) {
+        n = vcpus->out_len;
+        memcpy(vcpus->drain, vcpus->out, n);
+        vcpus->out_len = 0;
+        pthread_cond_broadcast(&vcpus->out_space);
     }
     /* A stop waits until the output before it has gone out. */
-    bool clear = g->out_len == 0;
-    pthread_mutex_unlock(&g->out_mu);
+    bool clear = vcpus->out_len == 0;
+    pthread_mutex_unlock(&vcpus->out_mu);
     if (n)
-        g->on_output(g->ctx, g->drain, n);
+        vcpus->on_output(vcpus->ctx, vcpus->drain, n);
     if (!clear)
         return;
-    for (unsigned i = 0; i < g->n; i++) {
-        struct chan *c = &g->chans[i];
+    for (unsigned i = 0; i < vcpus->n; i++) {
+        struct vcpu_thread *c = &vcpus->threads[i];
         /* on_stop may resume a vCPU (a private step): its new run is not
          * this stop. */
         if (!c->seen || !c->running)
@@ -221,11 +221,11 @@ static void deliver(struct stub_vcpus *g)
         c->running = false;
         struct vm_event ev = c->event;
         int err = c->err;
-        if (!stub_vcpus_any_running(g) && g->timer_on) {
-            uv_timer_stop(&g->flush_timer);
-            g->timer_on = false;
+        if (!stub_vcpus_any_running(vcpus) && vcpus->timer_on) {
+            uv_timer_stop(&vcpus->flush_timer);
+            vcpus->timer_on = false;
         }
-        g->on_stop(g->ctx, i, &ev, err);
+        vcpus->on_stop(vcpus->ctx, i, &ev, err);
     }
 }
 
@@ -236,12 +236,12 @@ static void on_async(uv_async_t *a)
 
 static void on_flush_timer(uv_timer_t *t)
 {
-    struct stub_vcpus *g = t->data;
-    if (!vm_output_pending(g->vm) && !vm_bp_pending(g->vm))
+    struct stub_vcpus *vcpus = t->data;
+    if (!vm_output_pending(vcpus->vm) && !vm_bp_pending(vcpus->vm))
         return;
-    for (unsigned i = 0; i < g->n; i++) {
-        if (g->chans[i].running) {
-            vm_cpu_kick(g->chans[i].cpu);
+    for (unsigned i = 0; i < vcpus->n; i++) {
+        if (vcpus->threads[i].running) {
+            vm_cpu_kick(vcpus->threads[i].cpu);
             return;
         }
     }
@@ -251,55 +251,55 @@ static void on_flush_timer(uv_timer_t *t)
  * wait for it here rather than through a wake-up. */
 static void on_prepare(uv_prepare_t *p)
 {
-    struct stub_vcpus *g = p->data;
-    if (!g->loop_spin)
+    struct stub_vcpus *vcpus = p->data;
+    if (!vcpus->loop_spin)
         return;
-    struct chan *c = NULL;
-    for (unsigned i = 0; i < g->n && !c; i++)
-        if (g->chans[i].running && g->chans[i].short_run)
-            c = &g->chans[i];
+    struct vcpu_thread *c = NULL;
+    for (unsigned i = 0; i < vcpus->n && !c; i++)
+        if (vcpus->threads[i].running && vcpus->threads[i].short_run)
+            c = &vcpus->threads[i];
     if (!c)
         return;
-    atomic_store(&g->loop_spinning, true);
+    atomic_store(&vcpus->loop_spinning, true);
     uint64_t t0 = now_us();
     while (!atomic_load_explicit(&c->ready, memory_order_acquire) &&
            now_us() - t0 < STUB_VCPUS_SPIN_US)
         relax();
-    atomic_store(&g->loop_spinning, false);
+    atomic_store(&vcpus->loop_spinning, false);
     c->short_run = false; /* spin once per request */
-    deliver(g);
+    deliver(vcpus);
 }
 
 int stub_vcpus_start(struct stub_vcpus **out, uv_loop_t *loop, struct vm *vm,
                      stub_output_fn on_output, stub_stop_fn on_stop, void *ctx)
 {
-    struct stub_vcpus *g = calloc(1, sizeof(*g));
-    if (!g)
+    struct stub_vcpus *vcpus = calloc(1, sizeof(*vcpus));
+    if (!vcpus)
         return -ENOMEM;
-    g->vm = vm;
-    g->n = vm_ncpus(vm);
-    g->chans = calloc(g->n, sizeof(*g->chans));
-    if (!g->chans) {
-        free(g);
+    vcpus->vm = vm;
+    vcpus->n = vm_ncpus(vm);
+    vcpus->threads = calloc(vcpus->n, sizeof(*vcpus->threads));
+    if (!vcpus->threads) {
+        free(vcpus);
         return -ENOMEM;
     }
-    g->on_output = on_output;
-    g->on_stop = on_stop;
-    g->ctx = ctx;
+    vcpus->on_output = on_output;
+    vcpus->on_stop = on_stop;
+    vcpus->ctx = ctx;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    g->loop_spin = cores >= 2;
-    g->vcpu_spin = cores >= 3;
-    atomic_init(&g->loop_spinning, false);
-    pthread_mutex_init(&g->out_mu, NULL);
-    pthread_cond_init(&g->out_space, NULL);
-    uv_async_init(loop, &g->async, on_async);
-    g->async.data = g;
-    uv_timer_init(loop, &g->flush_timer);
-    g->flush_timer.data = g;
-    uv_prepare_init(loop, &g->prepare);
-    g->prepare.data = g;
-    uv_prepare_start(&g->prepare, on_prepare);
-    *out = g;
+    vcpus->loop_spin = cores >= 2;
+    vcpus->vcpu_spin = cores >= 3;
+    atomic_init(&vcpus->loop_spinning, false);
+    pthread_mutex_init(&vcpus->out_mu, NULL);
+    pthread_cond_init(&vcpus->out_space, NULL);
+    uv_async_init(loop, &vcpus->async, on_async);
+    vcpus->async.data = vcpus;
+    uv_timer_init(loop, &vcpus->flush_timer);
+    vcpus->flush_timer.data = vcpus;
+    uv_prepare_init(loop, &vcpus->prepare);
+    vcpus->prepare.data = vcpus;
+    uv_prepare_start(&vcpus->prepare, on_prepare);
+    *out = vcpus;
     /* The threads start with every signal blocked, so the process's
      * signals (SIGINT, SIGTERM, SIGPIPE) go to the loop; the vm layer then
      * unblocks only its kick signal in them. */
@@ -307,9 +307,9 @@ int stub_vcpus_start(struct stub_vcpus **out, uv_loop_t *loop, struct vm *vm,
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = 0;
-    for (unsigned i = 0; i < g->n && !r; i++) {
-        struct chan *c = &g->chans[i];
-        c->g = g;
+    for (unsigned i = 0; i < vcpus->n && !r; i++) {
+        struct vcpu_thread *c = &vcpus->threads[i];
+        c->vcpus = vcpus;
         c->index = i;
         c->cpu = vm_cpu(vm, i);
         pthread_mutex_init(&c->mu, NULL);
@@ -326,26 +326,26 @@ int stub_vcpus_start(struct stub_vcpus **out, uv_loop_t *loop, struct vm *vm,
 
 static void closed(uv_handle_t *h)
 {
-    struct stub_vcpus *g = h->data;
+    struct stub_vcpus *vcpus = h->data;
     /* libuv promises no order of close callbacks: free after the last. */
-    if (--g->open_handles == 0) {
-        pthread_mutex_destroy(&g->out_mu);
-        pthread_cond_destroy(&g->out_space);
-        free(g->chans);
-        free(g);
+    if (--vcpus->open_handles == 0) {
+        pthread_mutex_destroy(&vcpus->out_mu);
+        pthread_cond_destroy(&vcpus->out_space);
+        free(vcpus->threads);
+        free(vcpus);
     }
 }
 
-void stub_vcpus_stop(struct stub_vcpus *g)
+void stub_vcpus_stop(struct stub_vcpus *vcpus)
 {
-    if (!g)
+    if (!vcpus)
         return;
-    pthread_mutex_lock(&g->out_mu);
-    g->quit = true;
-    pthread_cond_broadcast(&g->out_space);
-    pthread_mutex_unlock(&g->out_mu);
-    for (unsigned i = 0; i < g->n; i++) {
-        struct chan *c = &g->chans[i];
+    pthread_mutex_lock(&vcpus->out_mu);
+    vcpus->quit = true;
+    pthread_cond_broadcast(&vcpus->out_space);
+    pthread_mutex_unlock(&vcpus->out_mu);
+    for (unsigned i = 0; i < vcpus->n; i++) {
+        struct vcpu_thread *c = &vcpus->threads[i];
         if (!c->started)
             continue;
         pthread_mutex_lock(&c->mu);
@@ -356,8 +356,8 @@ void stub_vcpus_stop(struct stub_vcpus *g)
         /* A kick cannot be lost, whether KVM_RUN is running or not. */
         vm_cpu_kick(c->cpu);
     }
-    for (unsigned i = 0; i < g->n; i++) {
-        struct chan *c = &g->chans[i];
+    for (unsigned i = 0; i < vcpus->n; i++) {
+        struct vcpu_thread *c = &vcpus->threads[i];
         if (c->started)
             pthread_join(c->thread, NULL);
         if (c->cpu) {
@@ -365,15 +365,15 @@ void stub_vcpus_stop(struct stub_vcpus *g)
             pthread_cond_destroy(&c->cv);
         }
     }
-    g->open_handles = 3;
-    uv_close((uv_handle_t *)&g->flush_timer, closed);
-    uv_close((uv_handle_t *)&g->prepare, closed);
-    uv_close((uv_handle_t *)&g->async, closed);
+    vcpus->open_handles = 3;
+    uv_close((uv_handle_t *)&vcpus->flush_timer, closed);
+    uv_close((uv_handle_t *)&vcpus->prepare, closed);
+    uv_close((uv_handle_t *)&vcpus->async, closed);
 }
 
-void stub_vcpus_resume(struct stub_vcpus *g, unsigned index, const struct stub_run *run)
+void stub_vcpus_resume(struct stub_vcpus *vcpus, unsigned index, const struct stub_run *run)
 {
-    struct chan *c = &g->chans[index];
+    struct vcpu_thread *c = &vcpus->threads[index];
     pthread_mutex_lock(&c->mu);
     c->req = *run;
     atomic_store(&c->stop_requested, false);
@@ -385,37 +385,32 @@ void stub_vcpus_resume(struct stub_vcpus *g, unsigned index, const struct stub_r
     pthread_mutex_unlock(&c->mu);
     c->running = true;
     c->short_run = run->mode == VM_RUN_STEP && !run->range;
-    if (!g->timer_on) {
-        uv_timer_start(&g->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, FLUSH_INTERVAL_MS);
-        g->timer_on = true;
+    if (!vcpus->timer_on) {
+        uv_timer_start(&vcpus->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, FLUSH_INTERVAL_MS);
+        vcpus->timer_on = true;
     }
 }
 
-void stub_vcpus_interrupt(struct stub_vcpus *g, unsigned index)
+void stub_vcpus_interrupt(struct stub_vcpus *vcpus, unsigned index)
 {
-    struct chan *c = &g->chans[index];
+    struct vcpu_thread *c = &vcpus->threads[index];
     if (!c->running)
         return;
     atomic_store(&c->stop_requested, true);
     vm_cpu_kick(c->cpu);
 }
 
-bool stub_vcpus_running(const struct stub_vcpus *g, unsigned index)
+bool stub_vcpus_any_running(const struct stub_vcpus *vcpus)
 {
-    return index < g->n && g->chans[index].running;
-}
-
-bool stub_vcpus_any_running(const struct stub_vcpus *g)
-{
-    for (unsigned i = 0; i < g->n; i++)
-        if (g->chans[i].running)
+    for (unsigned i = 0; i < vcpus->n; i++)
+        if (vcpus->threads[i].running)
             return true;
     return false;
 }
 
-void stub_vcpus_pause_output(struct stub_vcpus *g, bool paused)
+void stub_vcpus_pause_output(struct stub_vcpus *vcpus, bool paused)
 {
-    g->output_paused = paused;
+    vcpus->output_paused = paused;
     if (!paused)
-        deliver(g);
+        deliver(vcpus);
 }

@@ -54,18 +54,17 @@ int stub_vcpus_start(struct stub_vcpus **out, uv_loop_t *loop, struct vm *vm,
                      stub_output_fn on_output, stub_stop_fn on_stop, void *ctx);
 /* Ends the threads (running vCPUs are interrupted first) and closes the
  * libuv handles; the loop must run once more to finish closing them. */
-void stub_vcpus_stop(struct stub_vcpus *g);
+void stub_vcpus_stop(struct stub_vcpus *vcpus);
 
 /* Loop thread. Starts vCPU index (stopped); its stop comes back through
  * on_stop. */
-void stub_vcpus_resume(struct stub_vcpus *g, unsigned index, const struct stub_run *run);
+void stub_vcpus_resume(struct stub_vcpus *vcpus, unsigned index, const struct stub_run *run);
 /* Loop thread. Asks a running vCPU to stop. */
-void stub_vcpus_interrupt(struct stub_vcpus *g, unsigned index);
-/* Loop thread: resumed and its stop not delivered yet. */
-bool stub_vcpus_running(const struct stub_vcpus *g, unsigned index);
-bool stub_vcpus_any_running(const struct stub_vcpus *g);
+void stub_vcpus_interrupt(struct stub_vcpus *vcpus, unsigned index);
+/* Loop thread: some vCPU resumed and its stop not delivered yet. */
+bool stub_vcpus_any_running(const struct stub_vcpus *vcpus);
 /* Loop thread. While paused, output stays in the channel (and the guest
  * waits once it is full); unpausing delivers what is there. */
-void stub_vcpus_pause_output(struct stub_vcpus *g, bool paused);
+void stub_vcpus_pause_output(struct stub_vcpus *vcpus, bool paused);
 
 #endif
