@@ -124,13 +124,27 @@ void vm_virtio_queue_ready(struct vm_virtio *v, uint32_t index, bool ready)
     q->ready = true;
 }
 
-void vm_virtio_notify(struct vm_virtio *v, uint32_t index)
+static bool may_serve(struct vm_virtio *v, uint32_t index)
 {
     struct vm_virtq *q = vm_virtio_queue(v, index);
-    if (!q || !q->ready || q->broken || !(v->status & VM_VIRTIO_S_DRIVER_OK) ||
-        (v->status & VM_VIRTIO_S_NEEDS_RESET))
+    return q && q->ready && !q->broken && (v->status & VM_VIRTIO_S_DRIVER_OK) &&
+           !(v->status & VM_VIRTIO_S_NEEDS_RESET);
+}
+
+void vm_virtio_notify(struct vm_virtio *v, uint32_t index)
+{
+    if (!may_serve(v, index))
         return;
-    v->ops->queue_notify(v->dev, index);
+    if (v->kick_fn)
+        v->kick_fn(v->kick_ctx, index);
+    else
+        v->ops->queue_notify(v->dev, index);
+}
+
+void vm_virtio_serve(struct vm_virtio *v, uint32_t index)
+{
+    if (may_serve(v, index))
+        v->ops->queue_notify(v->dev, index);
 }
 
 void vm_virtio_used(struct vm_virtio *v, uint32_t index)
@@ -272,6 +286,8 @@ int vm_virtio_load(void *dev, const uint8_t *b, size_t len, bool apply)
         v->queues[i] = qs[i];
     v->isr = isr;
     update_irq(v);
+    for (unsigned i = 0; i < v->nqueues; i++)
+        vm_virtio_notify(v, i);
     pthread_mutex_unlock(&v->lock);
     return 0;
 }

@@ -66,6 +66,10 @@ struct vm_virtio {
     struct vm_virtq_mem mem;
     vm_virtio_irq_fn irq_fn;
     void *irq_ctx;
+    /* When set (vm/virtio_worker.h), a notification is handed to another
+     * thread instead of being served on the notifying one. */
+    void (*kick_fn)(void *ctx, unsigned index);
+    void *kick_ctx;
     /* What the driver set. */
     uint8_t status;
     uint64_t driver_features;
@@ -93,8 +97,12 @@ struct vm_virtq *vm_virtio_queue(struct vm_virtio *v, uint32_t index);
 /* The driver makes queue index ready (or not): its placement is checked;
  * a bad one sets DEVICE_NEEDS_RESET. */
 void vm_virtio_queue_ready(struct vm_virtio *v, uint32_t index, bool ready);
-/* The driver notified queue index: handed to the device when it may run. */
+/* The driver notified queue index: handed to the device when it may run
+ * (to kick_fn when one is set). */
 void vm_virtio_notify(struct vm_virtio *v, uint32_t index);
+/* Serves queue index now, on this thread, when it may run (for the thread
+ * kick_fn wakes). */
+void vm_virtio_serve(struct vm_virtio *v, uint32_t index);
 /* For the device: it pushed used buffers on queue index; raises the
  * queue interrupt when the driver wants one. */
 void vm_virtio_used(struct vm_virtio *v, uint32_t index);
@@ -115,7 +123,9 @@ void vm_virtio_config_write(struct vm_virtio *v, uint32_t offset, const uint8_t 
  * placement and indices. A load checks everything (the bytes may come from
  * a file): features the device does not offer, a queue count that is not
  * the device's, a ready queue whose rings do not fit RAM are refused with
- * -EINVAL. Taking the lock, a save never sees half a request. */
+ * -EINVAL. Taking the lock, a save never sees half a request. After a
+ * load each ready queue is looked at once, as if notified, so a kick the
+ * guest gave just before the save is not lost. */
 int vm_virtio_save(void *dev, uint8_t **buf, size_t *len);
 int vm_virtio_load(void *dev, const uint8_t *buf, size_t len, bool apply);
 /* The bytes vm_virtio_save() gives for v. */
