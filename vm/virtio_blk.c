@@ -73,6 +73,15 @@ static bool in_image(const struct vm_virtio_blk *b, uint64_t sector, uint64_t le
            len / VM_VIRTIO_BLK_SECTOR <= sectors - sector;
 }
 
+static int sync_image(struct vm_virtio_blk *b)
+{
+    b->stats.syncs++;
+    while (fdatasync(b->fd) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
 /* Serves the request in b->chain; returns the bytes written into it. */
 static uint32_t serve(struct vm_virtio_blk *b)
 {
@@ -101,19 +110,18 @@ static uint32_t serve(struct vm_virtio_blk *b)
     case VM_VIRTIO_BLK_T_OUT: {
         b->stats.writes++;
         uint64_t out_len = c->read_len - HEADER_BYTES;
+        /* A driver that did not take VIRTIO_BLK_F_FLUSH has no way to ask
+         * for durability, so the cache is write-through for it (5.2.6.4). */
         if (b->readonly || !in_image(b, sector, out_len) ||
-            transfer(b, false, HEADER_BYTES, sector * VM_VIRTIO_BLK_SECTOR, out_len))
+            transfer(b, false, HEADER_BYTES, sector * VM_VIRTIO_BLK_SECTOR, out_len) ||
+            (!(b->vdev.driver_features & VM_VIRTIO_BLK_F_FLUSH) && sync_image(b)))
             status = VM_VIRTIO_BLK_S_IOERR;
         break;
     }
     case VM_VIRTIO_BLK_T_FLUSH:
         b->stats.flushes++;
-        while (fdatasync(b->fd) < 0) {
-            if (errno != EINTR) {
-                status = VM_VIRTIO_BLK_S_IOERR;
-                break;
-            }
-        }
+        if (sync_image(b))
+            status = VM_VIRTIO_BLK_S_IOERR;
         break;
     case VM_VIRTIO_BLK_T_GET_ID:
         b->stats.get_ids++;

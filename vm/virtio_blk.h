@@ -47,6 +47,7 @@
 
 struct vm_virtio_blk_stats {
     uint64_t reads, writes, flushes, get_ids, errors, unsupported;
+    uint64_t syncs; /* fdatasync calls: flushes, and writes without FLUSH */
 };
 
 struct vm_virtio_blk {

@@ -289,12 +289,19 @@ static void test_write_and_flush(void)
     CU_ASSERT_EQUAL(image_byte(5 * 512), 0xa7);
     CU_ASSERT_EQUAL(image_byte(6 * 512 + 511), 0xa7);
     CU_ASSERT_EQUAL(image_byte(7 * 512), 8);
+    CU_ASSERT_EQUAL(blk.stats.syncs, 0); /* write-back: the flush syncs */
     CU_ASSERT_EQUAL(request(VM_VIRTIO_BLK_T_FLUSH, 0, 0, false, &len), VM_VIRTIO_BLK_S_OK);
     CU_ASSERT_EQUAL(blk.stats.flushes, 1);
+    CU_ASSERT_EQUAL(blk.stats.syncs, 1);
     /* Read back through the device. */
     memset(ram + DATA, 0, 512);
     CU_ASSERT_EQUAL(request(VM_VIRTIO_BLK_T_IN, 6, 512, true, NULL), VM_VIRTIO_BLK_S_OK);
     CU_ASSERT_EQUAL(ram[DATA + 100], 0xa7);
+    /* A driver without FLUSH gets every write synced before it completes. */
+    CU_ASSERT_TRUE_FATAL(bring_up(VM_VIRTIO_F_VERSION_1));
+    memset(ram + USED, 0, 8);
+    CU_ASSERT_EQUAL(request(VM_VIRTIO_BLK_T_OUT, 8, 512, false, NULL), VM_VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(blk.stats.syncs, 2);
     vm_virtio_blk_close(&blk);
 }
 
