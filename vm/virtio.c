@@ -256,7 +256,11 @@ int vm_virtio_load(void *dev, const uint8_t *b, size_t len, bool apply)
     uint32_t isr;
     memcpy(&isr, b + 4, 4);
     memcpy(&features, b + 8, 8);
-    if ((features & ~v->device_features) || (isr & ~3u))
+    /* The driver may write any feature word; only an accepted set (one
+     * FEATURES_OK stuck to) must be one the device offers. */
+    if (((b[2] & VM_VIRTIO_S_FEATURES_OK) &&
+         ((features & ~v->device_features) || !(features & VM_VIRTIO_F_VERSION_1))) ||
+        (isr & ~3u))
         return -EINVAL;
     struct vm_virtq qs[VM_VIRTIO_MAX_QUEUES];
     for (unsigned i = 0; i < v->nqueues; i++) {
@@ -267,7 +271,9 @@ int vm_virtio_load(void *dev, const uint8_t *b, size_t len, bool apply)
         memcpy(&q->desc, p + 8, 8);
         memcpy(&q->avail, p + 16, 8);
         memcpy(&q->used, p + 24, 8);
-        if (p[6] > 1 || p[7] > 1 || q->size > v->queue_max)
+        /* A stopped queue may hold any size the driver wrote; only a ready
+         * one must have passed the checks vm_virtio_queue_ready makes. */
+        if (p[6] > 1 || p[7] > 1 || (p[6] && q->size > v->queue_max))
             return -EINVAL;
         q->indirect = (features & VM_VIRTIO_F_INDIRECT_DESC) != 0;
         if (p[6] && vm_virtq_start(q, &v->mem))
