@@ -2,12 +2,12 @@
  * the only place that exits: everything below returns errors. */
 #include "kvmstub_version.h"
 #include "log.h"
-#include "machine.h"
+#include "control.h"
 #include "options.h"
 #include "record.h"
 #include "record_kvm.h"
 #include "server.h"
-#include "snapshots.h"
+#include "snapstore.h"
 #include "target_kvm.h"
 
 #include <signal.h>
@@ -61,19 +61,19 @@ int main(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     struct stub_shutdown shutdown = {0};
-    struct stub_machine m;
+    struct stub_control m;
     bool image_problem = false;
-    r = stub_machine_init(&m, &opts, loop, &shutdown, err, sizeof(err), &image_problem);
+    r = stub_control_init(&m, &opts, loop, &shutdown, err, sizeof(err), &image_problem);
     if (r) {
         fprintf(stderr, "kvmstub: %s\n", err);
-        stub_machine_free(&m);
+        stub_control_free(&m);
         return image_problem ? 2 : 1;
     }
-    stub_snapshots_set_limit(m.snapshots, opts.snapshot_memory);
+    stub_snapstore_set_limit(m.snapstore, opts.snapshot_memory);
     if (opts.snapshot_dir &&
-        (r = stub_snapshots_set_dir(m.snapshots, opts.snapshot_dir, err, sizeof(err)))) {
+        (r = stub_snapstore_set_dir(m.snapstore, opts.snapshot_dir, err, sizeof(err)))) {
         fprintf(stderr, "kvmstub: %s\n", err);
-        stub_machine_free(&m);
+        stub_control_free(&m);
         return 2;
     }
     /* The stack: the machine, the KVM target over it, and (where a replay
@@ -93,10 +93,10 @@ int main(int argc, char **argv)
         struct stub_checkpoint_ops checkpoints = stub_record_kvm_checkpoints(&m);
         if (stub_record_create(&record, target, &checkpoints, loop, opts.history)) {
             fprintf(stderr, "kvmstub: out of memory\n");
-            stub_machine_free(&m);
+            stub_control_free(&m);
             return 1;
         }
-        stub_snapshots_on_load(m.snapshots, stub_record_jumped, record);
+        stub_snapstore_on_load(m.snapstore, stub_record_jumped, record);
         target = stub_record_target(record);
     }
     struct stub_server srv = {0};
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvmstub: %s\n", err);
         stub_server_stop(&srv);
         stub_record_free(record);
-        stub_machine_free(&m);
+        stub_control_free(&m);
         uv_walk(loop, close_any, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         return 1;
@@ -128,14 +128,14 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
 
     if (opts.run)
-        stub_machine_resume_all(&m, STUB_ACTION_CONTINUE);
+        stub_control_resume_all(&m, STUB_ACTION_CONTINUE);
     if (!shutdown.requested)
         uv_run(loop, UV_RUN_DEFAULT);
 
     int status = shutdown.status;
     stub_server_stop(&srv);
     stub_record_free(record);
-    stub_machine_free(&m);
+    stub_control_free(&m);
     uv_walk(loop, close_any, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);

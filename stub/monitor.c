@@ -2,7 +2,7 @@
 #include "monitor.h"
 
 #include "kvmstub_version.h"
-#include "snapshots.h"
+#include "snapstore.h"
 #include "vm/image.h"
 #include "vm/paging.h"
 
@@ -71,12 +71,12 @@ static const char *catch_text(const struct vm_io_catch *c)
     return b;
 }
 
-static void info(struct stub_machine *m, unsigned tid, struct stub_text *t)
+static void info(struct stub_control *m, unsigned tid, struct stub_text *t)
 {
     struct vm *vm = m->vm;
     const struct vm_image *img = &m->image;
     const struct vm_stats *st = vm_stats(vm);
-    struct vm_cpu *cpu = stub_machine_cpu(m, tid);
+    struct vm_cpu *cpu = stub_control_cpu(m, tid);
     enum vm_mode mode = vm_cpu_mode(cpu);
     say(t, "kvmstub %s\n", KVMSTUB_VERSION);
     say(t, "board:         %s, %u CPU%s\n", vm_board_name(vm), m->ncpus, m->ncpus > 1 ? "s" : "");
@@ -164,9 +164,9 @@ static void segment(struct stub_text *t, const char *name, const struct kvm_segm
         g->g ? " 4K-granular" : "", g->unusable ? " unusable" : "");
 }
 
-static int regs(struct stub_machine *m, unsigned tid, struct stub_text *t)
+static int regs(struct stub_control *m, unsigned tid, struct stub_text *t)
 {
-    struct vm_cpu *c = stub_machine_cpu(m, tid);
+    struct vm_cpu *c = stub_control_cpu(m, tid);
     struct kvm_sregs r;
     uint64_t rip, rflags, kgs;
     int err = vm_cpu_sregs(c, &r);
@@ -213,7 +213,7 @@ static int regs(struct stub_machine *m, unsigned tid, struct stub_text *t)
     return 0;
 }
 
-static void serial(struct stub_machine *m, struct stub_text *t)
+static void serial(struct stub_control *m, struct stub_text *t)
 {
     uint8_t *buf = malloc(STUB_CONSOLE_HISTORY);
     if (!buf) {
@@ -231,7 +231,7 @@ static void serial(struct stub_machine *m, struct stub_text *t)
     free(buf);
 }
 
-static int until(struct stub_machine *m, const char *arg, size_t n, struct stub_text *t)
+static int until(struct stub_control *m, const char *arg, size_t n, struct stub_text *t)
 {
     if (n == 0) {
         if (!m->until.n)
@@ -241,7 +241,7 @@ static int until(struct stub_machine *m, const char *arg, size_t n, struct stub_
         return 0;
     }
     if (n == 5 && strncmp(arg, "clear", 5) == 0) {
-        stub_machine_until_clear(m);
+        stub_control_until_clear(m);
         say(t, "no more texts to stop at\n");
         return 0;
     }
@@ -252,7 +252,7 @@ static int until(struct stub_machine *m, const char *arg, size_t n, struct stub_
     }
     memcpy(text, arg, n);
     text[n] = 0;
-    int r = stub_machine_until(m, text);
+    int r = stub_control_until(m, text);
     if (r == -ENOSPC)
         say(t, "%u texts are set already; 'monitor until clear' forgets them\n", STUB_UNTIL_MAX);
     else if (r == -EEXIST)
@@ -290,7 +290,7 @@ static bool port_number(const char *s, uint16_t *out)
     return true;
 }
 
-static int catch(struct stub_machine *m, const char *arg, size_t n, struct stub_text *t)
+static int catch(struct stub_control *m, const char *arg, size_t n, struct stub_text *t)
 {
     const char *p = arg, *end = arg + n;
     char w[64];
@@ -363,9 +363,9 @@ static int catch(struct stub_machine *m, const char *arg, size_t n, struct stub_
 
 /* ---- QEMU's habits ---- */
 
-static void info_registers(struct stub_machine *m, unsigned tid, struct stub_text *t)
+static void info_registers(struct stub_control *m, unsigned tid, struct stub_text *t)
 {
-    struct vm_cpu *c = stub_machine_cpu(m, tid);
+    struct vm_cpu *c = stub_control_cpu(m, tid);
     static const struct {
         const char *name;
         enum vm_reg_id id;
@@ -513,10 +513,10 @@ static int map_one(void *ctx, const struct vm_mapping *mp)
     return 0;
 }
 
-static int info_maps(struct stub_machine *m, unsigned tid, bool tlb, struct stub_text *t)
+static int info_maps(struct stub_control *m, unsigned tid, bool tlb, struct stub_text *t)
 {
     struct maps w = {.t = t, .tlb = tlb};
-    int r = vm_paging_walk(stub_machine_cpu(m, tid), map_one, &w);
+    int r = vm_paging_walk(stub_control_cpu(m, tid), map_one, &w);
     if (r == -ENODATA) {
         say(t, "paging is off: linear addresses are physical\n");
         return 0;
@@ -535,7 +535,7 @@ static int info_maps(struct stub_machine *m, unsigned tid, bool tlb, struct stub
 }
 
 /* xp /FMT ADDR, as QEMU's monitor: count, format (x d u o c), size (b h w g). */
-static int xp(struct stub_machine *m, const char *arg, size_t n, struct stub_text *t)
+static int xp(struct stub_control *m, const char *arg, size_t n, struct stub_text *t)
 {
     char buf[128];
     if (n >= sizeof(buf)) {
@@ -607,10 +607,10 @@ static int xp(struct stub_machine *m, const char *arg, size_t n, struct stub_tex
     return 0;
 }
 
-static int reset(struct stub_machine *m, struct stub_text *t)
+static int reset(struct stub_control *m, struct stub_text *t)
 {
     char err[256];
-    int r = stub_machine_reset(m, err, sizeof(err));
+    int r = stub_control_reset(m, err, sizeof(err));
     if (r) {
         say(t, "reset failed: %s\n", err);
         return r;
@@ -636,7 +636,7 @@ static bool no_args(const char *what, const struct args *a, struct stub_text *t)
     return false;
 }
 
-static int c_help(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_help(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)m;
     (void)tid;
@@ -645,7 +645,7 @@ static int c_help(struct stub_machine *m, unsigned tid, const struct args *a, st
     return 0;
 }
 
-static int c_info(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_info(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     const char *p = a->p, *end = a->p + a->n;
     char w[32];
@@ -674,18 +674,18 @@ static int c_info(struct stub_machine *m, unsigned tid, const struct args *a, st
     return -ENOENT;
 }
 
-static int c_regs(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_regs(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     return no_args("regs", a, t) ? regs(m, tid, t) : -EINVAL;
 }
 
-static int c_reset(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_reset(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     return no_args("reset", a, t) ? reset(m, t) : -EINVAL;
 }
 
-static int c_serial(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_serial(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     if (!no_args("serial", a, t))
@@ -694,7 +694,7 @@ static int c_serial(struct stub_machine *m, unsigned tid, const struct args *a, 
     return 0;
 }
 
-static int c_input(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_input(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     size_t q = vm_console_input(m->vm, a->p, a->n);
@@ -704,19 +704,19 @@ static int c_input(struct stub_machine *m, unsigned tid, const struct args *a, s
     return 0;
 }
 
-static int c_until(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_until(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     return until(m, a->p, a->n, t);
 }
 
-static int c_catch(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_catch(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     return catch(m, a->p, a->n, t);
 }
 
-static int c_xp(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_xp(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     return xp(m, a->p, a->n, t);
@@ -733,21 +733,21 @@ static char *arg_copy(const struct args *a)
     return s;
 }
 
-static int c_snapshot(struct stub_machine *m, unsigned tid, const struct args *a,
+static int c_snapshot(struct stub_control *m, unsigned tid, const struct args *a,
                       struct stub_text *t)
 {
     (void)tid;
     char *s = arg_copy(a);
     if (!s)
         return -ENOMEM;
-    int r = stub_snapshots_command(m->snapshots, s, t);
+    int r = stub_snapstore_command(m->snapstore, s, t);
     free(s);
     return r;
 }
 
 /* Only without the record layer (stub/record.h), which answers `monitor
  * record` itself: there is no history to start. */
-static int c_record(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_record(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     if (a->n >= 5 && strncmp(a->p, "start", 5) == 0) {
@@ -766,19 +766,19 @@ static int c_record(struct stub_machine *m, unsigned tid, const struct args *a, 
     return -EINVAL;
 }
 
-static int c_quit(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t)
+static int c_quit(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t)
 {
     (void)tid;
     if (!no_args("quit", a, t))
         return -EINVAL;
     say(t, "kvmstub exits\n");
-    stub_machine_exit(m, 0);
+    stub_control_exit(m, 0);
     return 0;
 }
 
 static const struct {
     const char *name;
-    int (*run)(struct stub_machine *m, unsigned tid, const struct args *a, struct stub_text *t);
+    int (*run)(struct stub_control *m, unsigned tid, const struct args *a, struct stub_text *t);
 } commands[] = {
     {"help", c_help},   {"info", c_info},   {"regs", c_regs},   {"reset", c_reset},
     {"system_reset", c_reset}, {"serial", c_serial}, {"input", c_input}, {"until", c_until},
@@ -786,7 +786,7 @@ static const struct {
     {"quit", c_quit},
 };
 
-int stub_monitor_run(struct stub_machine *m, unsigned tid, const char *cmd, struct stub_text *t)
+int stub_monitor_run(struct stub_control *m, unsigned tid, const char *cmd, struct stub_text *t)
 {
     while (isspace((unsigned char)*cmd))
         cmd++;

@@ -4,12 +4,12 @@
 #ifndef STUB_MONITOR_H
 #define STUB_MONITOR_H
 
-#include "machine.h"
+#include "control.h"
 #include "text.h"
 
 /* Runs cmd with thread tid as the current one. Returns 0, -ENOENT for an
  * unknown command (the text then says what exists), or another negative
  * errno when the command failed (the text says why). */
-int stub_monitor_run(struct stub_machine *m, unsigned tid, const char *cmd, struct stub_text *out);
+int stub_monitor_run(struct stub_control *m, unsigned tid, const char *cmd, struct stub_text *out);
 
 #endif

@@ -260,7 +260,7 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
     o->memory = VM_DEFAULT_RAM;
     o->ncpus = 1;
     o->history = 256ull << 20;
-    o->snapshot_memory = 4ull << 30; /* STUB_SNAPSHOTS_DEFAULT_LIMIT */
+    o->snapshot_memory = 4ull << 30; /* STUB_SNAPSTORE_DEFAULT_LIMIT */
     o->on_hlt = STUB_HLT_STOP;
     o->watch_method = VM_WATCH_AUTO;
     optind = 1;

@@ -190,7 +190,6 @@ void stub_record_live_off(struct stub_record *rec);
 void stub_record_live_run(struct stub_record *rec, const struct stub_resume *r);
 void stub_record_live_stopped(struct stub_record *rec, const struct stub_stop *st);
 void stub_record_live_note(struct stub_record *rec, const struct stub_stop *st);
-void stub_record_live_stop_kicks(struct stub_record *rec);
 
 /* record_replay.c */
 void stub_record_replay_stopped(struct stub_record *rec, const struct stub_stop *st);

@@ -3,7 +3,7 @@
 #include "record_kvm.h"
 
 #include "log.h"
-#include "snapshots.h"
+#include "snapstore.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,10 +15,10 @@ static struct vm_snapshot *snap_of(const struct stub_checkpoint *cp)
 
 static const char *nondeterministic(void *ctx)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     struct vm_snapshots *store;
     char err[200];
-    if (stub_snapshots_store(m->snapshots, &store, err, sizeof(err)) == 0 && store->vm_parts)
+    if (stub_snapstore_store(m->snapstore, &store, err, sizeof(err)) == 0 && store->vm_parts)
         return "reverse execution needs the bare board: under KVM the timing of interrupts "
                "(PIT, LAPIC timer, devices) is not reproducible, so a replay would not repeat "
                "the recorded run";
@@ -29,9 +29,9 @@ static const char *nondeterministic(void *ctx)
 
 static int take(void *ctx, struct stub_checkpoint **out, char *err, size_t errlen)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     struct vm_snapshot *s;
-    int r = stub_snapshots_take(m->snapshots, &s, err, errlen);
+    int r = stub_snapstore_take(m->snapstore, &s, err, errlen);
     if (!r)
         *out = (struct stub_checkpoint *)s;
     return r;
@@ -39,8 +39,8 @@ static int take(void *ctx, struct stub_checkpoint **out, char *err, size_t errle
 
 static int load(void *ctx, const struct stub_checkpoint *cp, char *err, size_t errlen)
 {
-    struct stub_machine *m = ctx;
-    return stub_snapshots_apply(m->snapshots, snap_of(cp), err, errlen);
+    struct stub_control *m = ctx;
+    return stub_snapstore_apply(m->snapstore, snap_of(cp), err, errlen);
 }
 
 static void drop(void *ctx, struct stub_checkpoint *cp)
@@ -119,11 +119,11 @@ static uint64_t snap_pc(const struct vm_snapshot *s);
 
 static bool equal(void *ctx, const struct stub_checkpoint *cp)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     const struct vm_snapshot *s = snap_of(cp);
     struct vm_snapshot *t;
     char err[200];
-    if (stub_snapshots_take(m->snapshots, &t, err, sizeof(err))) {
+    if (stub_snapstore_take(m->snapstore, &t, err, sizeof(err))) {
         stub_log("reverse execution: cannot take a checkpoint: %s", err);
         return false;
     }
@@ -163,7 +163,7 @@ static uint64_t snap_pc(const struct vm_snapshot *s)
 
 static void regs(void *ctx, const struct stub_checkpoint *cp, struct stub_record_regs *out)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     _Static_assert(sizeof(struct kvm_regs) == sizeof(out->gpr), "kvm_regs layout");
     if (cp) {
         const struct vm_snapshot *s = snap_of(cp);
@@ -171,7 +171,7 @@ static void regs(void *ctx, const struct stub_checkpoint *cp, struct stub_record
         memcpy(out->gpr, &s->cpus[0].regs, sizeof(out->gpr));
         return;
     }
-    struct vm_cpu *cpu = stub_machine_cpu(m, 1);
+    struct vm_cpu *cpu = stub_control_cpu(m, 1);
     out->pc = 0;
     vm_cpu_linear_pc(cpu, &out->pc);
     for (size_t i = 0; i < STUB_RECORD_GPRS; i++)
@@ -193,15 +193,15 @@ static uint64_t page_bytes(void *ctx, const struct stub_checkpoint *cp)
 
 static uint64_t store_bytes(void *ctx)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     struct vm_snapshots *store;
     char err[200];
-    if (stub_snapshots_store(m->snapshots, &store, err, sizeof(err)))
+    if (stub_snapstore_store(m->snapstore, &store, err, sizeof(err)))
         return 0;
     return vm_pagestore_usage(store->ps)->bytes;
 }
 
-struct stub_checkpoint_ops stub_record_kvm_checkpoints(struct stub_machine *m)
+struct stub_checkpoint_ops stub_record_kvm_checkpoints(struct stub_control *m)
 {
     return (struct stub_checkpoint_ops){.nondeterministic = nondeterministic,
                                         .take = take,

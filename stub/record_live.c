@@ -25,7 +25,7 @@ int stub_record_live_start(struct stub_record *rec, char *err, size_t errlen)
     return 0;
 }
 
-void stub_record_live_stop_kicks(struct stub_record *rec)
+static void stop_kicks(struct stub_record *rec)
 {
     uv_timer_stop(&rec->kick_timer);
     rec->kick_pending = false;
@@ -34,7 +34,7 @@ void stub_record_live_stop_kicks(struct stub_record *rec)
 /* History is dropped (no replay runs). */
 void stub_record_live_off(struct stub_record *rec)
 {
-    stub_record_live_stop_kicks(rec);
+    stop_kicks(rec);
     stub_record_chain_clear(rec);
     rec->recording = false;
 }
@@ -46,7 +46,7 @@ static void kick_fired(uv_timer_t *t)
      * user's. The target's own (--until, --timeout) come up as stops of
      * their own, which stub_record_live_stopped tells from ours. */
     if (!rec->lower.ops->running(rec->lower.ctx)) {
-        stub_record_live_stop_kicks(rec); /* the run ended without a stop for us (the guest exited) */
+        stop_kicks(rec); /* the run ended without a stop for us (the guest exited) */
         return;
     }
     if (!rec->recording || rec->replay.job != JOB_NONE || rec->user_interrupt || rec->kick_pending)
@@ -116,7 +116,7 @@ static uint64_t since_checkpoint(const struct stub_record *rec, size_t i)
  * newest position. */
 void stub_record_live_note(struct stub_record *rec, const struct stub_stop *st)
 {
-    stub_record_live_stop_kicks(rec);
+    stop_kicks(rec);
     if (!rec->recording) {
         char err[256];
         if (rec->autostart && stub_record_live_start(rec, err, sizeof(err))) {
@@ -202,7 +202,7 @@ static bool step_after_interrupt(struct stub_record *rec, const struct stub_stop
     if (rec->ck.take(rec->ck.ctx, &cp, err, sizeof(err)))
         return false;
     keep_kick(rec, cp);
-    stub_record_live_stop_kicks(rec);
+    stop_kicks(rec);
     struct stub_resume r = {.count = 1};
     r.threads[0].action = STUB_ACTION_STEP;
     if (rec->lower.ops->resume(rec->lower.ctx, &r))

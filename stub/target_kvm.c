@@ -8,23 +8,23 @@
 #include <stdio.h>
 
 /* The vCPU of a thread, when the machine is stopped. */
-static int stopped_cpu(struct stub_machine *m, unsigned tid, struct vm_cpu **cpu)
+static int stopped_cpu(struct stub_control *m, unsigned tid, struct vm_cpu **cpu)
 {
-    if (stub_machine_running(m))
+    if (stub_control_running(m))
         return -EBUSY;
-    *cpu = stub_machine_cpu(m, tid);
+    *cpu = stub_control_cpu(m, tid);
     return *cpu ? 0 : -ESRCH;
 }
 
 static unsigned threads(void *ctx)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     return m->ncpus;
 }
 
 static unsigned regsets(void *ctx)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     uint64_t x = vm_xsave_features(m->vm);
     unsigned sets = 0;
     if (x & (1u << 2))
@@ -75,7 +75,7 @@ static int reg_write(void *ctx, unsigned tid, enum vm_reg_id id, const uint8_t *
 static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf, size_t len,
                     size_t *done)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     struct vm_cpu *cpu;
     *done = 0;
     int err = stopped_cpu(m, tid, &cpu);
@@ -88,7 +88,7 @@ static int mem_read(void *ctx, unsigned tid, bool phys, uint64_t addr, void *buf
 static int mem_write(void *ctx, unsigned tid, bool phys, uint64_t addr, const void *buf,
                      size_t len)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     struct vm_cpu *cpu;
     int err = stopped_cpu(m, tid, &cpu);
     if (err)
@@ -128,7 +128,7 @@ static int bp_remove(void *ctx, unsigned tid, enum stub_bp_kind kind, uint64_t a
 
 static int resume(void *ctx, const struct stub_resume *r)
 {
-    return stub_machine_resume(ctx, r);
+    return stub_control_resume(ctx, r);
 }
 
 /* The machine alone cannot go back (stub/record.h stacks on it to do
@@ -137,8 +137,8 @@ static int reverse(void *ctx, unsigned tid, enum stub_action action)
 {
     (void)tid;
     (void)action;
-    struct stub_machine *m = ctx;
-    if (stub_machine_running(m))
+    struct stub_control *m = ctx;
+    if (stub_control_running(m))
         return -EBUSY;
     if (m->last.exited)
         return -ESRCH;
@@ -154,39 +154,39 @@ static int reverse(void *ctx, unsigned tid, enum stub_action action)
 
 static void interrupt(void *ctx)
 {
-    stub_machine_interrupt(ctx);
+    stub_control_interrupt(ctx);
 }
 
 static bool running(void *ctx)
 {
-    return stub_machine_running(ctx);
+    return stub_control_running(ctx);
 }
 
 static const struct stub_stop *last_stop(void *ctx)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     return &m->last;
 }
 
 static void attach(void *ctx, const struct stub_target_listener *listener)
 {
-    stub_machine_attach(ctx, listener);
+    stub_control_attach(ctx, listener);
 }
 
 static void detach(void *ctx, bool keep_stopped)
 {
-    stub_machine_detach(ctx, keep_stopped);
+    stub_control_detach(ctx, keep_stopped);
 }
 
 static void pause_output(void *ctx, bool paused)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     stub_vcpus_pause_output(m->vcpus, paused);
 }
 
 static int monitor(void *ctx, unsigned tid, const char *cmd, struct stub_text *out)
 {
-    if (stub_machine_running(ctx))
+    if (stub_control_running(ctx))
         return -EBUSY;
     return stub_monitor_run(ctx, tid, cmd, out);
 }
@@ -194,24 +194,24 @@ static int monitor(void *ctx, unsigned tid, const char *cmd, struct stub_text *o
 static void kill_target(void *ctx)
 {
     stub_log("gdb killed the guest; exiting");
-    stub_machine_exit(ctx, 0);
+    stub_control_exit(ctx, 0);
 }
 
 static void end_guest(void *ctx)
 {
-    stub_machine_end_guest(ctx);
+    stub_control_end_guest(ctx);
 }
 
 static void extended(void *ctx)
 {
-    stub_machine_set_extended(ctx);
+    stub_control_set_extended(ctx);
 }
 
 static int restart(void *ctx)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     char err[256];
-    int r = stub_machine_reset(m, err, sizeof(err));
+    int r = stub_control_reset(m, err, sizeof(err));
     if (r)
         stub_log("cannot start the guest again: %s", err);
     return r;
@@ -242,7 +242,7 @@ static const struct stub_target_ops ops = {
     .extended = extended,
 };
 
-struct stub_target stub_target_kvm(struct stub_machine *m)
+struct stub_target stub_target_kvm(struct stub_control *m)
 {
     return (struct stub_target){.ops = &ops, .ctx = m};
 }

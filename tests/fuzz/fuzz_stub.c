@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "rsp/packet.h"
-#include "stub/machine.h"
+#include "stub/control.h"
 #include "stub/options.h"
 #include "stub/session.h"
 #include "stub/target_kvm.h"
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct stub_options opts;
-static struct stub_machine machine;
+static struct stub_control machine;
 static struct stub_shutdown stop_request; /* not "shutdown": sys/socket.h has one */
 static uv_loop_t *loop;
 static bool closed;
@@ -57,7 +57,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     loop = uv_default_loop();
     bool image_problem;
-    if (stub_machine_init(&machine, &opts, loop, &stop_request, err, sizeof(err), &image_problem)) {
+    if (stub_control_init(&machine, &opts, loop, &stop_request, err, sizeof(err), &image_problem)) {
         fprintf(stderr, "fuzz_stub: %s (this fuzzer needs /dev/kvm)\n", err);
         abort();
     }
@@ -67,7 +67,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Lets the loop deliver stops; interrupts a guest that runs too long. */
 static void settle(void)
 {
-    for (int spins = 0; stub_machine_running(&machine); spins++) {
+    for (int spins = 0; stub_control_running(&machine); spins++) {
         uv_run(loop, UV_RUN_NOWAIT);
         /* As a user's Ctrl-C would, again and again: a replay in the
          * past (reverse execution) runs many short steps. */
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     settle();
     char err[256];
     stop_request.requested = false;
-    if (stub_machine_reset(&machine, err, sizeof(err))) {
+    if (stub_control_reset(&machine, err, sizeof(err))) {
         fprintf(stderr, "fuzz_stub: reset failed: %s\n", err);
         abort();
     }

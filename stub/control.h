@@ -1,4 +1,4 @@
-/* stub/machine.h: the guest as kvmstub runs it: the VM and its image, a
+/* stub/control.h: the guest as kvmstub runs it: the VM and its image, a
  * thread per vCPU, the console, all-stop run control, the stop a debugger
  * asks for with '?', and kvmstub's policies (--on-hlt, the debug-exit port,
  * what a running guest does when gdb goes away). Events reach whoever is
@@ -16,8 +16,8 @@
  * breakpoint first steps alone; the others start only once the byte is back,
  * so none passes the breakpoint unnoticed. (Debug-register breakpoints need
  * none of this: each vCPU leaves only its own out of its DR7.) */
-#ifndef STUB_MACHINE_H
-#define STUB_MACHINE_H
+#ifndef STUB_CONTROL_H
+#define STUB_CONTROL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,22 +34,22 @@
 #include "vm/vm.h"
 
 /* A stop as the machine keeps it: what gdb is told, and what caused it. */
-struct stub_machine_stop {
+struct stub_control_stop {
     struct stub_stop st;
     enum vm_event_type type;
     bool failed; /* KVM_RUN itself failed */
 };
 
-struct stub_snapshots;
+struct stub_snapstore;
 
 /* What the all-stop control keeps of one gdb thread (the vCPU's own state
  * is the vm layer's, its channel stub/vcpus.h's). */
-struct stub_machine_thread {
+struct stub_control_thread {
     bool has_kept;                /* a stop kept for the next resume */
-    struct stub_machine_stop kept;
+    struct stub_control_stop kept;
 };
 
-struct stub_machine {
+struct stub_control {
     const struct stub_options *opts;
     uv_loop_t *loop;
     struct vm *vm;
@@ -67,12 +67,12 @@ struct stub_machine {
     bool end_at_stop;      /* extended-remote kill of a running guest */
     /* All-stop bookkeeping for the run in progress. */
     bool have_primary;         /* the stop this run will report */
-    struct stub_machine_stop primary;
-    struct stub_machine_thread *threads; /* one per vCPU: thread id index + 1 */
+    struct stub_control_stop primary;
+    struct stub_control_thread *threads; /* one per vCPU: thread id index + 1 */
     uv_timer_t report_timer;   /* reports a kept stop outside the resume call */
     unsigned kept_to_report;   /* ... this vCPU's */
     /* A vCPU stepping alone off a planted breakpoint before the others run
-     * (see stub_machine_resume), and the resume that follows. */
+     * (see stub_control_resume), and the resume that follows. */
     bool private_step;
     unsigned private_index;
     struct stub_resume pending;
@@ -80,7 +80,7 @@ struct stub_machine {
     /* The attached debugger. */
     struct stub_target_listener listener;
     bool attached;
-    bool extended;       /* set by the attached gdb; see stub_machine_set_extended */
+    bool extended;       /* set by the attached gdb; see stub_control_set_extended */
     bool clear_at_stop;  /* gdb left a running guest: its breakpoints go */
     bool resume_at_stop; /* ... and the guest runs on without them */
     bool attach_stop;    /* stopping a running guest for a new gdb */
@@ -104,7 +104,7 @@ struct stub_machine {
     /* The run in progress repeats an earlier one (struct stub_resume's
      * replay): its output is dropped and its stop reported as it is. */
     bool replaying;
-    struct stub_snapshots *snapshots;
+    struct stub_snapstore *snapstore;
     /* Why this machine cannot go backwards, when nothing above it records
      * (see stub/main.c): the refusal of reverse commands and of monitor
      * record start. */
@@ -116,40 +116,38 @@ struct stub_machine {
  * vCPU threads. On error err holds a message for the user, and
  * *image_problem tells a bad image or option (exit status 2) from a host
  * problem (1). */
-int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
+int stub_control_init(struct stub_control *m, const struct stub_options *opts, uv_loop_t *loop,
                       struct stub_shutdown *shutdown, char *err, size_t errlen,
                       bool *image_problem);
-void stub_machine_free(struct stub_machine *m);
+void stub_control_free(struct stub_control *m);
 
 /* The vCPU of thread id tid (1-based), or NULL. */
-struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid);
+struct vm_cpu *stub_control_cpu(struct stub_control *m, unsigned tid);
 
-bool stub_machine_running(const struct stub_machine *m);
+bool stub_control_running(const struct stub_control *m);
 /* Starts the threads the actions name; -ESRCH once the guest ended, -EBUSY
  * while it runs, -EINVAL when no thread was told to run. A replay runs the
  * actions as they are (see struct stub_resume). */
-int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r);
+int stub_control_resume(struct stub_control *m, const struct stub_resume *r);
 /* Every thread resumes with the same action. */
-int stub_machine_resume_all(struct stub_machine *m, enum stub_action action);
-void stub_machine_interrupt(struct stub_machine *m);
+int stub_control_resume_all(struct stub_control *m, enum stub_action action);
+void stub_control_interrupt(struct stub_control *m);
 
 /* A debugger connected / went away (see stub/target.h). */
-void stub_machine_attach(struct stub_machine *m, const struct stub_target_listener *listener);
-void stub_machine_detach(struct stub_machine *m, bool keep_stopped);
+void stub_control_attach(struct stub_control *m, const struct stub_target_listener *listener);
+void stub_control_detach(struct stub_control *m, bool keep_stopped);
 /* extended-remote's kill: the guest is over (gdb sees it exited) but
  * kvmstub stays for the next run. */
-void stub_machine_end_guest(struct stub_machine *m);
+void stub_control_end_guest(struct stub_control *m);
 /* extended-remote: the guest's end leaves kvmstub waiting for 'run'. */
-void stub_machine_set_extended(struct stub_machine *m);
+void stub_control_set_extended(struct stub_control *m);
 
 /* Back to the image's initial state, as after start-up. */
-int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen);
+int stub_control_reset(struct stub_control *m, char *err, size_t errlen);
 /* Adds a text to watch for / forgets them all (monitor until). */
-int stub_machine_until(struct stub_machine *m, const char *text);
-void stub_machine_until_clear(struct stub_machine *m);
-/* The last non-empty line the guest printed, for messages. */
-void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap);
+int stub_control_until(struct stub_control *m, const char *text);
+void stub_control_until_clear(struct stub_control *m);
 /* Ends kvmstub with status once pending output is written. */
-void stub_machine_exit(struct stub_machine *m, int status);
+void stub_control_exit(struct stub_control *m, int status);
 
 #endif

@@ -1,9 +1,9 @@
-/* Snapshots for the user and for reverse execution (snapshots.h). */
-#include "snapshots.h"
+/* Snapshots for the user and for reverse execution (snapstore.h). */
+#include "snapstore.h"
 
 #include "hostfile.h"
 #include "log.h"
-#include "machine.h"
+#include "control.h"
 #include "vm/checksum.h"
 #include "vm/snapfile.h"
 
@@ -24,8 +24,8 @@ struct named {
     uint64_t stops; /* the machine's stop count when saved, for list */
 };
 
-struct stub_snapshots {
-    struct stub_machine *m;
+struct stub_snapstore {
+    struct stub_control *m;
     struct vm_snapshots *store;
     struct named named[MAX_NAMED];
     size_t nnamed;
@@ -36,30 +36,30 @@ struct stub_snapshots {
     void *on_load_ctx;
 };
 
-int stub_snapshots_create(struct stub_snapshots **out, struct stub_machine *m)
+int stub_snapstore_create(struct stub_snapstore **out, struct stub_control *m)
 {
-    struct stub_snapshots *s = calloc(1, sizeof(*s));
+    struct stub_snapstore *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     s->m = m;
     s->dirfd = -1;
-    s->limit = STUB_SNAPSHOTS_DEFAULT_LIMIT;
+    s->limit = STUB_SNAPSTORE_DEFAULT_LIMIT;
     *out = s;
     return 0;
 }
 
-void stub_snapshots_on_load(struct stub_snapshots *s, void (*fn)(void *ctx), void *ctx)
+void stub_snapstore_on_load(struct stub_snapstore *s, void (*fn)(void *ctx), void *ctx)
 {
     s->on_load = fn;
     s->on_load_ctx = ctx;
 }
 
-void stub_snapshots_set_limit(struct stub_snapshots *s, uint64_t bytes)
+void stub_snapstore_set_limit(struct stub_snapstore *s, uint64_t bytes)
 {
     s->limit = bytes;
 }
 
-int stub_snapshots_set_dir(struct stub_snapshots *s, const char *dir, char *err, size_t errlen)
+int stub_snapstore_set_dir(struct stub_snapstore *s, const char *dir, char *err, size_t errlen)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -82,7 +82,7 @@ int stub_snapshots_set_dir(struct stub_snapshots *s, const char *dir, char *err,
     return 0;
 }
 
-void stub_snapshots_free(struct stub_snapshots *s)
+void stub_snapstore_free(struct stub_snapstore *s)
 {
     if (!s)
         return;
@@ -95,7 +95,7 @@ void stub_snapshots_free(struct stub_snapshots *s)
     free(s);
 }
 
-int stub_snapshots_store(struct stub_snapshots *s, struct vm_snapshots **out, char *err,
+int stub_snapstore_store(struct stub_snapstore *s, struct vm_snapshots **out, char *err,
                          size_t errlen)
 {
     if (!s->store) {
@@ -115,7 +115,7 @@ int stub_snapshots_store(struct stub_snapshots *s, struct vm_snapshots **out, ch
  * (4), addr (8), benign (1), why (160, NUL-terminated). */
 #define STUB_BLOB_LEN (1 + 4 + 1 + 4 + 4 + 4 + 8 + 1 + 160)
 
-static void stub_blob(const struct stub_machine *m, uint8_t *b)
+static void stub_blob(const struct stub_control *m, uint8_t *b)
 {
     const struct stub_stop *st = &m->last;
     uint32_t reason = st->reason;
@@ -132,7 +132,7 @@ static void stub_blob(const struct stub_machine *m, uint8_t *b)
     b[27 + 159] = 0;
 }
 
-static int stub_unblob(const struct stub_machine *m, const struct vm_snapshot_blob *bl,
+static int stub_unblob(const struct stub_control *m, const struct vm_snapshot_blob *bl,
                        struct stub_stop *st, bool *benign)
 {
     if (!bl || bl->len != STUB_BLOB_LEN || bl->data[0] != 1)
@@ -157,11 +157,11 @@ static int stub_unblob(const struct stub_machine *m, const struct vm_snapshot_bl
     return 0;
 }
 
-int stub_snapshots_take(struct stub_snapshots *s, struct vm_snapshot **out, char *err,
+int stub_snapstore_take(struct stub_snapstore *s, struct vm_snapshot **out, char *err,
                         size_t errlen)
 {
     struct vm_snapshots *store;
-    int r = stub_snapshots_store(s, &store, err, errlen);
+    int r = stub_snapstore_store(s, &store, err, errlen);
     if (r)
         return r;
     struct vm_snapshot_blob b = {.name = "stub", .len = STUB_BLOB_LEN};
@@ -171,11 +171,11 @@ int stub_snapshots_take(struct stub_snapshots *s, struct vm_snapshot **out, char
     return vm_snapshot_save(store, &b, 1, out, NULL, err, errlen);
 }
 
-int stub_snapshots_apply(struct stub_snapshots *s, const struct vm_snapshot *snap, char *err,
+int stub_snapstore_apply(struct stub_snapstore *s, const struct vm_snapshot *snap, char *err,
                          size_t errlen)
 {
     struct vm_snapshots *store;
-    int r = stub_snapshots_store(s, &store, err, errlen);
+    int r = stub_snapstore_store(s, &store, err, errlen);
     if (r)
         return r;
     struct stub_stop st;
@@ -193,7 +193,7 @@ int stub_snapshots_apply(struct stub_snapshots *s, const struct vm_snapshot *sna
 
 /* ---- monitor snapshot ---- */
 
-static struct named *find(struct stub_snapshots *s, const char *name)
+static struct named *find(struct stub_snapstore *s, const char *name)
 {
     for (size_t i = 0; i < s->nnamed; i++)
         if (strcmp(s->named[i].name, name) == 0)
@@ -213,7 +213,7 @@ static bool good_name(const char *name, struct stub_text *t)
     return ok;
 }
 
-static int c_save(struct stub_snapshots *s, const char *name, struct stub_text *t)
+static int c_save(struct stub_snapstore *s, const char *name, struct stub_text *t)
 {
     if (!good_name(name, t))
         return -EINVAL;
@@ -224,7 +224,7 @@ static int c_save(struct stub_snapshots *s, const char *name, struct stub_text *
     }
     char err[256];
     struct vm_snapshot *snap;
-    int r = stub_snapshots_take(s, &snap, err, sizeof(err));
+    int r = stub_snapstore_take(s, &snap, err, sizeof(err));
     if (r) {
         stub_text_add(t, "cannot save snapshot %s: %s\n", name, err);
         return r;
@@ -254,7 +254,7 @@ static int c_save(struct stub_snapshots *s, const char *name, struct stub_text *
     return 0;
 }
 
-static int c_load(struct stub_snapshots *s, const char *name, struct stub_text *t)
+static int c_load(struct stub_snapstore *s, const char *name, struct stub_text *t)
 {
     struct named *n = find(s, name);
     if (!n) {
@@ -262,7 +262,7 @@ static int c_load(struct stub_snapshots *s, const char *name, struct stub_text *
         return -ENOENT;
     }
     char err[256];
-    int r = stub_snapshots_apply(s, n->snap, err, sizeof(err));
+    int r = stub_snapstore_apply(s, n->snap, err, sizeof(err));
     if (r) {
         stub_text_add(t, "cannot load snapshot %s: %s\n", name, err);
         return r;
@@ -275,7 +275,7 @@ static int c_load(struct stub_snapshots *s, const char *name, struct stub_text *
     return 0;
 }
 
-static int c_delete(struct stub_snapshots *s, const char *name, struct stub_text *t)
+static int c_delete(struct stub_snapstore *s, const char *name, struct stub_text *t)
 {
     struct named *n = find(s, name);
     if (!n) {
@@ -288,7 +288,7 @@ static int c_delete(struct stub_snapshots *s, const char *name, struct stub_text
     return 0;
 }
 
-static void c_list(struct stub_snapshots *s, struct stub_text *t)
+static void c_list(struct stub_snapstore *s, struct stub_text *t)
 {
     if (!s->nnamed)
         stub_text_add(t, "no snapshots ('monitor snapshot save NAME' takes one)\n");
@@ -308,7 +308,7 @@ static void c_list(struct stub_snapshots *s, struct stub_text *t)
     }
 }
 
-static int c_write(struct stub_snapshots *s, const char *name, struct stub_text *t)
+static int c_write(struct stub_snapstore *s, const char *name, struct stub_text *t)
 {
     if (!*name) {
         stub_text_add(t, "usage: monitor snapshot write NAME (a file in --snapshot-dir)\n");
@@ -330,7 +330,7 @@ static int c_write(struct stub_snapshots *s, const char *name, struct stub_text 
         return r;
     }
     struct vm_snapshot *snap = NULL;
-    r = stub_snapshots_take(s, &snap, err, sizeof(err));
+    r = stub_snapstore_take(s, &snap, err, sizeof(err));
     struct vm_snapfile_host host;
     if (!r && (r = vm_snapfile_host_of(s->m->vm, &host)))
         snprintf(err, sizeof(err), "cannot identify this host's CPU: %s", strerror(-r));
@@ -354,7 +354,7 @@ static int c_write(struct stub_snapshots *s, const char *name, struct stub_text 
     return 0;
 }
 
-int stub_snapshots_command(struct stub_snapshots *s, const char *args, struct stub_text *t)
+int stub_snapstore_command(struct stub_snapstore *s, const char *args, struct stub_text *t)
 {
     while (*args == ' ')
         args++;
@@ -403,7 +403,7 @@ static int this_host(struct vm_snapfile_host *host, char *err, size_t errlen)
     return r;
 }
 
-int stub_snapshots_peek(const char *path, struct stub_snapshot_file_info *info, char *err,
+int stub_snapstore_peek(const char *path, struct stub_snapstore_file_info *info, char *err,
                         size_t errlen)
 {
     struct vm_snapfile_host host;
@@ -423,12 +423,12 @@ int stub_snapshots_peek(const char *path, struct stub_snapshot_file_info *info, 
     return r;
 }
 
-int stub_snapshots_restore(struct stub_snapshots *s, const char *path, char *err, size_t errlen)
+int stub_snapstore_restore(struct stub_snapstore *s, const char *path, char *err, size_t errlen)
 {
     struct vm_snapfile_host host;
     int r = this_host(&host, err, errlen);
     struct vm_snapshots *store;
-    if (r || (r = stub_snapshots_store(s, &store, err, errlen)))
+    if (r || (r = stub_snapstore_store(s, &store, err, errlen)))
         return r;
     struct vm_snapfile_info *fi = calloc(1, sizeof(*fi));
     if (!fi)
@@ -443,7 +443,7 @@ int stub_snapshots_restore(struct stub_snapshots *s, const char *path, char *err
                      "restored guest runs from the snapshot's RAM, 'monitor reset' and 'run' "
                      "start the image as it is now",
                      img->name);
-        r = stub_snapshots_apply(s, snap, err, errlen);
+        r = stub_snapstore_apply(s, snap, err, errlen);
     }
     vm_snapshot_free(snap);
     free(fi);

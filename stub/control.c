@@ -1,9 +1,9 @@
 /* The machine: VM, image, vCPU threads, all-stop run control, policies. */
-#include "machine.h"
+#include "control.h"
 
 #include "kvm_error.h"
 #include "log.h"
-#include "snapshots.h"
+#include "snapstore.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -19,15 +19,15 @@ static unsigned tid_of(unsigned index)
     return index + 1;
 }
 
-struct vm_cpu *stub_machine_cpu(struct stub_machine *m, unsigned tid)
+struct vm_cpu *stub_control_cpu(struct stub_control *m, unsigned tid)
 {
     return tid >= 1 && tid <= m->ncpus ? vm_cpu(m->vm, tid - 1) : NULL;
 }
 
-static void end_state(struct stub_machine *m);
-static int run(struct stub_machine *m, const struct stub_resume *r);
+static void end_state(struct stub_control *m);
+static int run(struct stub_control *m, const struct stub_resume *r);
 
-static void initial_stop(struct stub_machine *m)
+static void initial_stop(struct stub_control *m)
 {
     m->last_benign = true; /* a guest at its entry may be left to run */
     m->end_at_stop = false;
@@ -39,12 +39,12 @@ static void initial_stop(struct stub_machine *m)
     m->reset_pending = false;
 }
 
-static int load(struct stub_machine *m, char *err, size_t errlen)
+static int load(struct stub_control *m, char *err, size_t errlen)
 {
     int r = vm_image_load(m->vm, &m->image, &m->image_opts, err, errlen);
     if (r)
         return r;
-    struct vm_cpu *boot = stub_machine_cpu(m, tid_of(0));
+    struct vm_cpu *boot = stub_control_cpu(m, tid_of(0));
     for (size_t i = 0; i < m->opts->nregs; i++) {
         r = vm_reg_set(boot, m->opts->regs[i].id, m->opts->regs[i].value);
         if (r) {
@@ -57,7 +57,7 @@ static int load(struct stub_machine *m, char *err, size_t errlen)
 }
 
 /* What gdb is told about a vm event. */
-static void translate(struct stub_machine *m, unsigned index, const struct vm_event *ev, int err,
+static void translate(struct stub_control *m, unsigned index, const struct vm_event *ev, int err,
                       struct stub_stop *st)
 {
     memset(st, 0, sizeof(*st));
@@ -177,14 +177,14 @@ static void translate(struct stub_machine *m, unsigned index, const struct vm_ev
 
 #define HELD_MAX (1u << 20)
 
-static void show(struct stub_machine *m, const uint8_t *data, size_t n)
+static void show(struct stub_control *m, const uint8_t *data, size_t n)
 {
     stub_console_write(&m->console, data, n);
     if (m->attached)
         m->listener.output(m->listener.ctx, data, n);
 }
 
-static void hold(struct stub_machine *m, const uint8_t *data, size_t n)
+static void hold(struct stub_control *m, const uint8_t *data, size_t n)
 {
     size_t room = HELD_MAX - m->held_len;
     if (n > room) {
@@ -203,7 +203,7 @@ static void hold(struct stub_machine *m, const uint8_t *data, size_t n)
 
 static void on_output(void *ctx, const uint8_t *data, size_t n)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     if (m->replaying)
         return; /* the guest said it already, when it ran this the first time */
     if (m->holding) {
@@ -221,11 +221,11 @@ static void on_output(void *ctx, const uint8_t *data, size_t n)
     hold(m, data + end, n - end);
     m->holding = true;
     m->until_matched = which;
-    stub_machine_interrupt(m);
+    stub_control_interrupt(m);
 }
 
 /* Output held back since a match goes out when the guest runs on. */
-static void release_held(struct stub_machine *m)
+static void release_held(struct stub_control *m)
 {
     m->holding = false;
     if (m->held_len)
@@ -240,12 +240,12 @@ static void release_held(struct stub_machine *m)
 
 /* The stop of a run is known and every vCPU is stopped: tell gdb, or apply
  * the policy for a guest nobody watches. */
-static bool benign(const struct stub_machine_stop *ms);
+static bool benign(const struct stub_control_stop *ms);
 
-static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
+static void report(struct stub_control *m, const struct stub_control_stop *ms)
 {
     const struct stub_stop *st = &ms->st;
-    if (st->exited && !stub_machine_running(m)) {
+    if (st->exited && !stub_control_running(m)) {
         /* The guest's last words, should any still wait in the VM (every
          * vCPU is stopped: the loop owns it): they come before the end. */
         uint8_t tail[4096];
@@ -273,7 +273,7 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
         stub_log("guest exited with status %u", st->status);
     } else if (m->until_matched >= 0) {
         /* A runner waiting for a text: it came. */
-        stub_machine_exit(m, 0);
+        stub_control_exit(m, 0);
         return;
     } else if (m->opts->no_gdb) {
         /* Nobody can ever look at this stop: end with a status that says
@@ -281,22 +281,22 @@ static void report(struct stub_machine *m, const struct stub_machine_stop *ms)
         /* The shell's convention: 128 + the host's number of that signal. */
         int host = st->signal == STUB_SIGBUS ? SIGBUS : st->signal;
         stub_log("no gdb can attach (--no-gdb); exiting with status %d", 128 + host);
-        stub_machine_exit(m, 128 + host);
+        stub_control_exit(m, 128 + host);
         return;
     } else if (ms->type == VM_EVENT_HALT && !ms->failed) {
         stub_log("guest halted; connect gdb to look at it");
     }
     if (st->exited && (m->timed_out || !m->extended))
-        stub_machine_exit(m, m->timed_out ? 124 : (int)(st->status & 0xff));
+        stub_control_exit(m, m->timed_out ? 124 : (int)(st->status & 0xff));
 }
 
-void stub_machine_set_extended(struct stub_machine *m)
+void stub_control_set_extended(struct stub_control *m)
 {
     m->extended = true;
 }
 
 /* Stops that are no event of the guest's own: ours, or the debugger's. */
-static bool benign(const struct stub_machine_stop *ms)
+static bool benign(const struct stub_control_stop *ms)
 {
     switch (ms->type) {
     case VM_EVENT_INTERRUPTED:
@@ -310,7 +310,7 @@ static bool benign(const struct stub_machine_stop *ms)
     }
 }
 
-static bool in_range(struct stub_machine *m, unsigned index, const struct stub_thread_action *a)
+static bool in_range(struct stub_control *m, unsigned index, const struct stub_thread_action *a)
 {
     uint64_t rip;
     return vm_reg_get(vm_cpu(m->vm, index), VM_REG_RIP, &rip) == 0 && rip >= a->start &&
@@ -319,7 +319,7 @@ static bool in_range(struct stub_machine *m, unsigned index, const struct stub_t
 
 /* The private step off a breakpoint is done: the resume gdb asked for goes
  * on, unless that step was all it asked of this vCPU. */
-static bool private_step_done(struct stub_machine *m, unsigned index, const struct vm_event *ev,
+static bool private_step_done(struct stub_control *m, unsigned index, const struct vm_event *ev,
                               int err)
 {
     m->private_step = false;
@@ -333,10 +333,10 @@ static bool private_step_done(struct stub_machine *m, unsigned index, const stru
 
 static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int err)
 {
-    struct stub_machine *m = ctx;
+    struct stub_control *m = ctx;
     if (m->private_step && index == m->private_index && private_step_done(m, index, ev, err))
         return;
-    struct stub_machine_stop ms = {.type = ev->type, .failed = err != 0};
+    struct stub_control_stop ms = {.type = ev->type, .failed = err != 0};
     translate(m, index, ev, err, &ms.st);
     if (err || (ev->type != VM_EVENT_INTERRUPTED && ev->type != VM_EVENT_SERIAL)) {
         if (!m->have_primary) {
@@ -357,7 +357,7 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
     /* Every vCPU is stopped now. */
     if (m->replaying) {
         /* A replay's stop goes to the layer that asked for it as it is. */
-        struct stub_machine_stop ps = m->primary;
+        struct stub_control_stop ps = m->primary;
         if (!m->have_primary) {
             ps.type = VM_EVENT_INTERRUPTED;
             ps.failed = false;
@@ -389,7 +389,7 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
             for (unsigned i = 0; i < m->ncpus; i++)
                 m->threads[i].has_kept = false;
             m->have_primary = false;
-            stub_machine_resume_all(m, STUB_ACTION_CONTINUE);
+            stub_control_resume_all(m, STUB_ACTION_CONTINUE);
             return;
         }
     }
@@ -416,7 +416,7 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
 
 static void report_kept(uv_timer_t *t)
 {
-    struct stub_machine *m = t->data;
+    struct stub_control *m = t->data;
     unsigned i = m->kept_to_report;
     if (i < m->ncpus && m->threads[i].has_kept) {
         m->threads[i].has_kept = false;
@@ -424,7 +424,8 @@ static void report_kept(uv_timer_t *t)
     }
 }
 
-void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap)
+/* The last non-empty line the guest printed, for messages. */
+static void last_line(struct stub_control *m, char *out, size_t cap)
 {
     uint8_t tail[512];
     size_t n = stub_console_history(&m->console, tail, sizeof(tail)), e = n;
@@ -441,31 +442,31 @@ void stub_machine_last_line(struct stub_machine *m, char *out, size_t cap)
 
 static void on_timeout(uv_timer_t *t)
 {
-    struct stub_machine *m = t->data;
+    struct stub_control *m = t->data;
     char line[128];
-    stub_machine_last_line(m, line, sizeof(line));
+    last_line(m, line, sizeof(line));
     stub_log("--timeout: the guest did not end within %g s; its last line was '%s'",
              m->opts->timeout, line);
     m->timed_out = true;
-    if (stub_machine_running(m)) {
+    if (stub_control_running(m)) {
         /* The stop becomes an exit with status 124, also for gdb. */
-        stub_machine_interrupt(m);
+        stub_control_interrupt(m);
         return;
     }
-    stub_machine_exit(m, 124);
+    stub_control_exit(m, 124);
 }
 
-int stub_machine_until(struct stub_machine *m, const char *text)
+int stub_control_until(struct stub_control *m, const char *text)
 {
     return stub_until_add(&m->until, text);
 }
 
-void stub_machine_until_clear(struct stub_machine *m)
+void stub_control_until_clear(struct stub_control *m)
 {
     stub_until_clear(&m->until);
 }
 
-int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, uv_loop_t *loop,
+int stub_control_init(struct stub_control *m, const struct stub_options *opts, uv_loop_t *loop,
                       struct stub_shutdown *shutdown, char *err, size_t errlen,
                       bool *image_problem)
 {
@@ -480,10 +481,10 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     const char *image = opts->image;
     int r;
     /* Outlives the block: image may point into it. */
-    struct stub_snapshot_file_info info;
+    struct stub_snapstore_file_info info;
     if (opts->restore) {
         /* The file says how big the machine is, and which image it ran. */
-        if ((r = stub_snapshots_peek(opts->restore, &info, err, errlen)))
+        if ((r = stub_snapstore_peek(opts->restore, &info, err, errlen)))
             return r;
         ram = info.ram_size;
         if (opts->has_ncpus && opts->ncpus != info.ncpus) {
@@ -588,11 +589,11 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     m->timeout_timer.data = m;
     if (opts->timeout > 0)
         uv_timer_start(&m->timeout_timer, on_timeout, (uint64_t)(opts->timeout * 1000 + 0.5), 0);
-    if ((r = stub_snapshots_create(&m->snapshots, m))) {
+    if ((r = stub_snapstore_create(&m->snapstore, m))) {
         snprintf(err, errlen, "out of memory");
         return r;
     }
-    if (opts->restore && (r = stub_snapshots_restore(m->snapshots, opts->restore, err, errlen))) {
+    if (opts->restore && (r = stub_snapstore_restore(m->snapstore, opts->restore, err, errlen))) {
         *image_problem = true;
         return r;
     }
@@ -603,13 +604,13 @@ int stub_machine_init(struct stub_machine *m, const struct stub_options *opts, u
     return 0;
 }
 
-void stub_machine_free(struct stub_machine *m)
+void stub_control_free(struct stub_control *m)
 {
     stub_vcpus_stop(m->vcpus);
     m->vcpus = NULL;
     stub_input_stop(&m->input);
-    stub_snapshots_free(m->snapshots);
-    m->snapshots = NULL;
+    stub_snapstore_free(m->snapstore);
+    m->snapstore = NULL;
     uv_handle_t *timers[] = {(uv_handle_t *)&m->report_timer, (uv_handle_t *)&m->timeout_timer};
     for (size_t i = 0; i < 2; i++)
         if (timers[i]->loop && !uv_is_closing(timers[i]))
@@ -625,14 +626,14 @@ void stub_machine_free(struct stub_machine *m)
     m->threads = NULL;
 }
 
-bool stub_machine_running(const struct stub_machine *m)
+bool stub_control_running(const struct stub_control *m)
 {
     return stub_vcpus_any_running(m->vcpus);
 }
 
-int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
+int stub_control_resume(struct stub_control *m, const struct stub_resume *r)
 {
-    if (stub_machine_running(m) || uv_is_active((uv_handle_t *)&m->report_timer))
+    if (stub_control_running(m) || uv_is_active((uv_handle_t *)&m->report_timer))
         return -EBUSY;
     if (r->replay)
         return run(m, r);
@@ -646,7 +647,7 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
     if (m->reset_pending) {
         /* The PC resets after the triple fault gdb has seen: the end. */
         m->reset_pending = false;
-        struct stub_machine_stop *k = &m->threads[0].kept;
+        struct stub_control_stop *k = &m->threads[0].kept;
         memset(k, 0, sizeof(*k));
         k->type = VM_EVENT_RESET;
         translate(m, 0, &(struct vm_event){.type = VM_EVENT_RESET}, 0, &k->st);
@@ -668,7 +669,7 @@ int stub_machine_resume(struct stub_machine *m, const struct stub_resume *r)
     return run(m, r);
 }
 
-static int run(struct stub_machine *m, const struct stub_resume *r)
+static int run(struct stub_control *m, const struct stub_resume *r)
 {
     m->replaying = r->replay;
     m->have_primary = false;
@@ -682,7 +683,7 @@ static int run(struct stub_machine *m, const struct stub_resume *r)
     for (unsigned i = 0; acting > 1 && i < r->count && i < m->ncpus; i++) {
         if (r->threads[i].action != STUB_ACTION_NONE &&
             vm_cpu_on_planted_breakpoint(vm_cpu(m->vm, i))) {
-            /* Off the breakpoint alone first (see machine.h). */
+            /* Off the breakpoint alone first (see control.h). */
             m->pending = *r;
             m->private_step = true;
             m->private_index = i;
@@ -704,45 +705,45 @@ static int run(struct stub_machine *m, const struct stub_resume *r)
     return 0;
 }
 
-int stub_machine_resume_all(struct stub_machine *m, enum stub_action action)
+int stub_control_resume_all(struct stub_control *m, enum stub_action action)
 {
     struct stub_resume r = {.count = m->ncpus};
     for (unsigned i = 0; i < m->ncpus; i++)
         r.threads[i].action = action;
-    return stub_machine_resume(m, &r);
+    return stub_control_resume(m, &r);
 }
 
-void stub_machine_interrupt(struct stub_machine *m)
+void stub_control_interrupt(struct stub_control *m)
 {
     m->interrupting = true;
     for (unsigned i = 0; i < m->ncpus; i++)
         stub_vcpus_interrupt(m->vcpus, i);
 }
 
-void stub_machine_attach(struct stub_machine *m, const struct stub_target_listener *listener)
+void stub_control_attach(struct stub_control *m, const struct stub_target_listener *listener)
 {
     m->listener = *listener;
     m->attached = true;
     m->extended = false;
     m->resume_at_stop = false; /* the new gdb gets the guest stopped */
-    if (stub_machine_running(m)) {
+    if (stub_control_running(m)) {
         m->attach_stop = true;
-        stub_machine_interrupt(m);
+        stub_control_interrupt(m);
     }
 }
 
-void stub_machine_detach(struct stub_machine *m, bool keep_stopped)
+void stub_control_detach(struct stub_control *m, bool keep_stopped)
 {
     if (!m->attached)
         return;
     m->attached = false;
     m->replaying = false; /* nobody waits for that run's stop: it is the guest's again */
     bool run = !keep_stopped && m->opts->on_detach == STUB_DETACH_RUN;
-    if (stub_machine_running(m)) {
+    if (stub_control_running(m)) {
         m->clear_at_stop = true;
         m->resume_at_stop = true;
         m->attach_stop = true; /* our stop, not the guest's */
-        stub_machine_interrupt(m);
+        stub_control_interrupt(m);
         return;
     }
     vm_debug_clear(m->vm);
@@ -751,13 +752,13 @@ void stub_machine_detach(struct stub_machine *m, bool keep_stopped)
      * for the next gdb to look at. */
     if (run && !m->last.exited && m->last_benign) {
         stub_log("gdb detached; the guest runs on");
-        stub_machine_resume_all(m, STUB_ACTION_CONTINUE);
+        stub_control_resume_all(m, STUB_ACTION_CONTINUE);
     } else {
         stub_log("gdb detached; the guest stays %s", m->last.exited ? "ended" : "stopped");
     }
 }
 
-static void end_state(struct stub_machine *m)
+static void end_state(struct stub_control *m)
 {
     memset(&m->last, 0, sizeof(m->last));
     m->last.tid = tid_of(0);
@@ -765,21 +766,21 @@ static void end_state(struct stub_machine *m)
     m->last_benign = false;
 }
 
-void stub_machine_end_guest(struct stub_machine *m)
+void stub_control_end_guest(struct stub_control *m)
 {
     stub_log("gdb killed the guest; 'run' starts it again");
-    if (stub_machine_running(m)) {
+    if (stub_control_running(m)) {
         /* Its stop, when it comes, is the end. */
         m->end_at_stop = true;
-        stub_machine_interrupt(m);
+        stub_control_interrupt(m);
         return;
     }
     end_state(m);
 }
 
-int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)
+int stub_control_reset(struct stub_control *m, char *err, size_t errlen)
 {
-    if (stub_machine_running(m))
+    if (stub_control_running(m))
         return -EBUSY;
     if (!m->image.data) {
         snprintf(err, errlen, "there is no image to start from (the snapshot's image was not "
@@ -795,7 +796,7 @@ int stub_machine_reset(struct stub_machine *m, char *err, size_t errlen)
     return load(m, err, errlen);
 }
 
-void stub_machine_exit(struct stub_machine *m, int status)
+void stub_control_exit(struct stub_control *m, int status)
 {
     stub_shutdown_request(m->shutdown, status);
 }
