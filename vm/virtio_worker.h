@@ -12,7 +12,8 @@
  * snapshot needs, since the worker writes guest RAM. Notifications made
  * while paused are served after the resume, none lost. Pause, resume and
  * stop are for the thread that owns the VM; the worker never touches
- * vCPUs. */
+ * vCPUs. Stop the worker before the device is destroyed (it uses the
+ * device's lock), and do not pause it while holding that lock. */
 #ifndef VM_VIRTIO_WORKER_H
 #define VM_VIRTIO_WORKER_H
 
