@@ -634,6 +634,45 @@ static void test_worker_serves_off_the_vcpu_thread(void)
     vm_virtio_blk_close(&blk);
 }
 
+/* Requests racing resets: the worker serves what it finds while the
+ * driver tears the device down and brings it up again, many times. */
+static void test_resets_race_requests(void)
+{
+    make_image(image, SECTORS * 512);
+    open_drive(false);
+    struct vm_virtio_worker w;
+    CU_ASSERT_EQUAL_FATAL(vm_virtio_worker_start(&w, &blk.vdev), 0);
+    memset(ram + DATA, 0x5a, 512);
+    for (int round = 0; round < 300; round++) {
+        CU_ASSERT_TRUE_FATAL(bring_up(FEATURES));
+        __atomic_store_n((uint16_t *)(ram + USED + 2), 0, __ATOMIC_RELEASE);
+        uint32_t type = round & 1 ? VM_VIRTIO_BLK_T_OUT : VM_VIRTIO_BLK_T_IN;
+        uint64_t sector = (uint64_t)round % (SECTORS + 2); /* some past the end */
+        memcpy(ram + HDR, &type, 4);
+        memcpy(ram + HDR + 8, &sector, 8);
+        put_desc(0, HDR, 16, F_NEXT, 1);
+        put_desc(1, DATA, 512, F_NEXT | (type == VM_VIRTIO_BLK_T_IN ? F_WRITE : 0), 2);
+        put_desc(2, STATUS, 1, F_WRITE, 0);
+        for (unsigned k = 0; k < QSIZE; k++)
+            memset(ram + AVAIL + 4 + 2 * k, 0, 2);
+        next_avail = (uint16_t)(1 + round % QSIZE);
+        __atomic_store_n((uint16_t *)(ram + AVAIL + 2), next_avail, __ATOMIC_RELEASE);
+        wr(0x050, 0);
+        if (round % 3)
+            wr(0x070, 0); /* reset at once, often before the worker ran */
+    }
+    /* Afterwards the device still works. */
+    CU_ASSERT_TRUE_FATAL(bring_up(FEATURES));
+    __atomic_store_n((uint16_t *)(ram + USED + 2), 0, __ATOMIC_RELEASE);
+    offer_read(3);
+    wr(0x050, 0);
+    CU_ASSERT_TRUE(wait_used(1));
+    CU_ASSERT_EQUAL(ram[STATUS], VM_VIRTIO_BLK_S_OK);
+    vm_virtio_worker_stop(&w);
+    CU_ASSERT_EQUAL(image_size(), SECTORS * 512);
+    vm_virtio_blk_close(&blk);
+}
+
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("vm_virtio_blk", setup_suite, teardown_suite);
@@ -655,6 +694,7 @@ static void register_suites(void)
                 test_no_service_outside_driver_ok);
     CU_add_test(s, "a worker thread serves requests; pause holds them; reset stops them",
                 test_worker_serves_off_the_vcpu_thread);
+    CU_add_test(s, "requests racing resets under the worker", test_resets_race_requests);
     CU_add_test(s, "snapshot state: saved, checked, restored mid-stream", test_snapshot_round_trip);
     CU_add_test(s, "missing, non-regular, oddly sized and locked images are refused",
                 test_bad_files_are_refused);
