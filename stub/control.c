@@ -530,6 +530,9 @@ int stub_control_init(struct stub_control *m, const struct stub_options *opts, u
                  "kvmstub");
         return -EINVAL;
     }
+    if ((r = vm_disks_check(m->pc ? VM_BOARD_PC : VM_BOARD_BARE, opts->drives, opts->ndrives, err,
+                            errlen)))
+        return r;
     *image_problem = false;
     /* KVMSTUB_NO_BLOCKIRQ=1: step as on a host without
      * KVM_GUESTDBG_BLOCKIRQ (for testing the fallback). */
@@ -541,7 +544,9 @@ int stub_control_init(struct stub_control *m, const struct stub_options *opts, u
                             .board = m->pc ? VM_BOARD_PC : VM_BOARD_BARE,
                             .log = stub_vm_log,
                             .trace = opts->trace,
-                            .no_blockirq = nb && strcmp(nb, "1") == 0};
+                            .no_blockirq = nb && strcmp(nb, "1") == 0,
+                            .drives = opts->drives,
+                            .ndrives = opts->ndrives};
     if ((r = vm_create(&cfg, &m->vm, err, errlen)))
         return r;
     m->ncpus = vm_ncpus(m->vm);

@@ -50,6 +50,9 @@ static const char usage[] =
     "  --cmdline STR        multiboot command line, or words for Linux after\n"
     "                       kvmstub's default (console=ttyS0 ..., see README)\n"
     "  --initrd FILE        initial RAM disk for a Linux bzImage\n"
+    "  --drive FILE[,readonly][,transport=pci|mmio]\n"
+    "                       a raw disk image as a virtio block device (pc only;\n"
+    "                       repeatable: Linux's vda, vdb, ...; default transport pci)\n"
     "  --reg NAME=VALUE     set a register before the guest starts (repeatable),\n"
     "                       e.g. --reg rax=2\n"
     "";
@@ -149,7 +152,7 @@ enum {
     OPT_CMDLINE, OPT_REG, OPT_RUN, OPT_ON_HLT, OPT_SERIAL, OPT_WATCH, OPT_HLT_BP, OPT_TRACE,
     OPT_HELP, OPT_VERSION, OPT_NO_GDB, OPT_UNTIL, OPT_TIMEOUT, OPT_GDB, OPT_GDB_ARCH,
     OPT_ON_DETACH, OPT_HISTORY, OPT_RESTORE, OPT_MACHINE, OPT_INITRD, OPT_CPUS,
-    OPT_ALLOW_USERS, OPT_SNAPSHOT_DIR, OPT_SNAPSHOT_MEMORY,
+    OPT_ALLOW_USERS, OPT_SNAPSHOT_DIR, OPT_SNAPSHOT_MEMORY, OPT_DRIVE,
 };
 
 static const struct option longopts[] = {
@@ -171,6 +174,7 @@ static const struct option longopts[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"machine", required_argument, NULL, OPT_MACHINE},
     {"initrd", required_argument, NULL, OPT_INITRD},
+    {"drive", required_argument, NULL, OPT_DRIVE},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"mode", required_argument, NULL, OPT_MODE},
     {"load", required_argument, NULL, OPT_LOAD},
@@ -210,6 +214,43 @@ static int parse_reg(struct stub_options *o, const char *arg, char *err, size_t 
     if (o->nregs >= STUB_MAX_INITIAL_REGS)
         return fail(err, errlen, "--reg given more than %d times", STUB_MAX_INITIAL_REGS);
     o->regs[o->nregs++] = (struct stub_initial_reg){id, v};
+    return 0;
+}
+
+/* FILE[,readonly][,transport=pci|mmio]: the file name ends at the first
+ * comma (QEMU's ",," escape is not supported). */
+static int parse_drive(struct stub_options *o, const char *arg, char *err, size_t errlen)
+{
+    static char paths[VM_MAX_DRIVES][4096];
+    if (o->ndrives >= VM_MAX_DRIVES)
+        return fail(err, errlen, "--drive given more than %u times", VM_MAX_DRIVES);
+    char *copy = paths[o->ndrives];
+    if (strlen(arg) >= sizeof(paths[0]))
+        return fail(err, errlen, "--drive: '%.40s...' is too long", arg);
+    strcpy(copy, arg);
+    struct vm_drive d = {.path = copy, .transport = VM_DRIVE_AUTO};
+    char *opt = strchr(copy, ',');
+    if (opt)
+        *opt++ = 0;
+    if (!*copy)
+        return fail(err, errlen, "--drive needs a file: --drive FILE[,readonly][,transport=pci|mmio]");
+    while (opt) {
+        char *next = strchr(opt, ',');
+        if (next)
+            *next++ = 0;
+        if (strcmp(opt, "readonly") == 0 || strcmp(opt, "readonly=on") == 0)
+            d.readonly = true;
+        else if (strcmp(opt, "transport=pci") == 0)
+            d.transport = VM_DRIVE_PCI;
+        else if (strcmp(opt, "transport=mmio") == 0)
+            d.transport = VM_DRIVE_MMIO;
+        else
+            return fail(err, errlen,
+                        "--drive %s: '%s' is not readonly, transport=pci or transport=mmio",
+                        copy, opt);
+        opt = next;
+    }
+    o->drives[o->ndrives++] = d;
     return 0;
 }
 
@@ -393,6 +434,12 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
         case OPT_INITRD:
             o->initrd = a;
             break;
+        case OPT_DRIVE: {
+            int r = parse_drive(o, a, err, errlen);
+            if (r)
+                return r;
+            break;
+        }
         case OPT_FORMAT:
             if (strcmp(a, "auto") == 0)
                 o->image_opts.format = VM_IMAGE_AUTO;

@@ -58,6 +58,8 @@ struct stub_options {
     unsigned ncpus;         /* --cpus; 1 unless given */
     bool has_ncpus;
     const char *initrd;     /* --initrd FILE, or NULL */
+    struct vm_drive drives[VM_MAX_DRIVES]; /* --drive, in order */
+    unsigned ndrives;
     struct vm_image_options image_opts;
     const char *serial;     /* copy serial output here; "-" for stdout */
     enum stub_on_hlt on_hlt;

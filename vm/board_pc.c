@@ -1,6 +1,7 @@
 /* The "pc" board: what a hobby kernel that programs the PIC, the PIT and
  * the APIC expects, and what a Linux kernel needs to boot to a shell on a
- * serial console, with no ACPI and no PCI:
+ * serial console, with no ACPI (and no PCI unless --drive puts disks on
+ * it, vm/disks.h):
  *
  *  - KVM's in-kernel interrupt controllers (two 8259s, an IOAPIC, a LAPIC
  *    per vCPU) and its PIT, so timers and interrupts never leave the host
@@ -44,6 +45,7 @@
 #include "cmos.h"
 #include "cpuid.h"
 #include "debug_exit.h"
+#include "disks.h"
 #include "i8042.h"
 #include "image.h"
 #include "mptable.h"
@@ -121,6 +123,7 @@ struct pc {
     /* Power-on state of the interrupt controllers and the PIT. */
     struct kvm_irqchip chips[3];
     struct kvm_pit_state2 pit;
+    struct vm_disks *disks; /* --drive: NULL without */
 };
 
 static int pc_set_irq(struct vm *vm, unsigned line, bool level)
@@ -318,6 +321,10 @@ static int pc_create(struct vm *vm, char *err, size_t errlen)
         return r;
     pc->zone_usable = vm->caps.coalesced_pio && vm->coalesced_page;
     sync_thr_zone(pc);
+    if ((r = vm_disks_create(vm, vm->drives, vm->ndrives, &pc->disks, err, errlen)))
+        return r;
+    vm->linux_pci = vm_disks_have_pci(pc->disks);
+    vm->linux_words = vm_disks_cmdline(pc->disks);
     return 0;
 }
 
@@ -403,13 +410,16 @@ static int pc_cpu_setup(struct vm *vm, struct vm_cpu *cpu, char *err, size_t err
 
 static int pc_image_loaded(struct vm *vm, const struct vm_image *img, char *err, size_t errlen)
 {
+    struct pc *pc = vm->board_data;
+    struct vm_mptable_pci_irq pci[VM_MAX_DRIVES];
+    unsigned npci = vm_disks_pci_irqs(pc->disks, pci, VM_MAX_DRIVES);
     uint64_t addr = VM_BZIMAGE_MPTABLE;
     size_t room = MPTABLE_LOW_ROOM;
-    if (img->format != VM_IMAGE_BZIMAGE || vm->ncpus > vm_mptable_max_cpus(room)) {
+    size_t size = vm_mptable_size_pci(vm->ncpus, npci);
+    if (img->format != VM_IMAGE_BZIMAGE || size > room) {
         addr = MPTABLE_HIGH;
         room = MPTABLE_HIGH_ROOM;
     }
-    size_t size = vm_mptable_size(vm->ncpus);
     for (size_t i = 0; i < img->nsegments; i++) {
         const struct vm_segment *s = &img->segments[i];
         if (img->format != VM_IMAGE_BZIMAGE && s->memsz && s->paddr < addr + size &&
@@ -420,7 +430,7 @@ static int pc_image_loaded(struct vm *vm, const struct vm_image *img, char *err,
                         img->name, (unsigned long long)addr,
                         (unsigned long long)(addr + size - 1));
     }
-    int r = vm_mptable_write(vm->mem.host, vm->mem.size, addr, room, vm->ncpus);
+    int r = vm_mptable_write_pci(vm->mem.host, vm->mem.size, addr, room, vm->ncpus, pci, npci);
     if (r)
         return vm_fail(err, errlen, r, "cannot write the MP table for %u CPUs at 0x%llx: %s",
                     vm->ncpus, (unsigned long long)addr, strerror(-r));
@@ -435,6 +445,7 @@ static void pc_reset(struct vm *vm)
     struct pc *pc = vm->board_data;
     vm_serial_reset(&pc->uart);
     vm_i8042_reset(&pc->kbc);
+    vm_disks_reset(pc->disks);
     atomic_store(&pc->reset_requested, false);
     sync_thr_zone(pc);
     for (unsigned i = 0; i < 3; i++)
@@ -457,6 +468,8 @@ static void pc_destroy(struct vm *vm)
     struct pc *pc = vm->board_data;
     if (!pc)
         return;
+    vm_disks_destroy(pc->disks);
+    vm->linux_words = NULL;
     vm_serial_destroy(&pc->uart);
     vm_i8042_destroy(&pc->kbc);
     vm_cmos_destroy(&pc->cmos);
@@ -464,6 +477,15 @@ static void pc_destroy(struct vm *vm)
     free(pc->supported);
     free(pc);
     vm->board_data = NULL;
+}
+
+static void pc_quiesce(struct vm *vm, bool pause)
+{
+    struct pc *pc = vm->board_data;
+    if (pause)
+        vm_disks_pause(pc->disks);
+    else
+        vm_disks_resume(pc->disks);
 }
 
 const struct vm_board vm_board_pc = {
@@ -476,4 +498,5 @@ const struct vm_board vm_board_pc = {
     .image_loaded = pc_image_loaded,
     .reset = pc_reset,
     .destroy = pc_destroy,
+    .quiesce = pc_quiesce,
 };

@@ -208,12 +208,19 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
         return r;
     char clock[40];
     tsc_words(vm, clock, sizeof(clock));
-    size_t n = strlen(VM_LINUX_CMDLINE) + strlen(clock) +
+    /* With a PCI device on the board the kernel must probe the bus. */
+    char base[sizeof(VM_LINUX_CMDLINE)];
+    snprintf(base, sizeof(base), "%s", VM_LINUX_CMDLINE);
+    char *off = strstr(base, " pci=off");
+    if (vm->linux_pci && off)
+        memmove(off, off + strlen(" pci=off"), strlen(off + strlen(" pci=off")) + 1);
+    const char *words = vm->linux_words ? vm->linux_words : "";
+    size_t n = strlen(base) + strlen(clock) + strlen(words) +
                (opt->cmdline ? 1 + strlen(opt->cmdline) : 0) + 1;
     char *cmdline = malloc(n);
     if (!cmdline)
         return vm_fail(err, errlen, -ENOMEM, "out of memory");
-    snprintf(cmdline, n, "%s%s%s%s", VM_LINUX_CMDLINE, clock, opt->cmdline ? " " : "",
+    snprintf(cmdline, n, "%s%s%s%s%s", base, clock, words, opt->cmdline ? " " : "",
              opt->cmdline ? opt->cmdline : "");
     struct vm_bzimage_params p = {.cmdline = cmdline,
                                   .initrd = opt->initrd,

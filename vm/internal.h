@@ -213,6 +213,9 @@ struct vm_board {
      * vCPU's LAPIC, MSRs and run state) back to power-on. */
     void (*reset)(struct vm *vm);
     void (*destroy)(struct vm *vm);
+    /* Around a snapshot's save or load: device threads that write guest
+     * RAM (disk workers) held still (pause true), then let go. May be NULL. */
+    void (*quiesce)(struct vm *vm, bool pause);
 };
 
 extern const struct vm_board vm_board_bare;
@@ -251,6 +254,13 @@ struct vm {
     uint8_t ports_seen[65536 / 8];
     uint64_t mmio_seen[64]; /* unbacked pages already logged (+1, 0 is empty) */
     size_t nmmio_seen;
+    /* vm_config's drives, for the board's create only (the caller's). */
+    const struct vm_drive *drives;
+    unsigned ndrives;
+    /* What a Linux command line needs from the board's devices (image.c):
+     * its PCI bus probed (no pci=off), and words to append. */
+    bool linux_pci;
+    const char *linux_words;
 };
 
 /* What a new run does first: step off a breakpoint under rip (the next

@@ -171,6 +171,10 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     int r = vm_board_check(cfg->board, cfg->ncpus, err, errlen);
     if (r)
         return r;
+    /* Only the pc board takes drives (and opens them in its create). */
+    if (cfg->ndrives && cfg->board != VM_BOARD_PC &&
+        (r = vm_disks_check(cfg->board, cfg->drives, cfg->ndrives, err, errlen)))
+        return r;
     struct vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return vm_fail(err, errlen, -ENOMEM, "out of memory");
@@ -269,7 +273,12 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     if (err && errlen)
         err[0] = 0;
     vm->ncpus = ncpus; /* the board sizes its tables by it */
-    if ((r = vm->board->create(vm, err, errlen))) {
+    vm->drives = cfg->drives;
+    vm->ndrives = cfg->ndrives;
+    r = vm->board->create(vm, err, errlen);
+    vm->drives = NULL;
+    vm->ndrives = 0;
+    if (r) {
         if (err && errlen && !err[0])
             vm_fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
         goto out;

@@ -23,10 +23,17 @@ enum { INT_VECTORED = 0, INT_NMI = 1, INT_EXTINT = 3 };
 #define CPU_SIGNATURE 0x600u       /* family 6, as firecracker reports */
 #define CPU_FEATURES 0x201u        /* FPU, APIC */
 #define ALL_LAPICS 0xff
+#define PCI_IRQ_FLAGS 0x0fu        /* polarity 11: active low; trigger 11: level */
 
 size_t vm_mptable_size(unsigned ncpus)
 {
     return FIXED_SIZE + (size_t)CPU_SIZE * ncpus;
+}
+
+size_t vm_mptable_size_pci(unsigned ncpus, unsigned npci)
+{
+    /* A PCI bus entry and one I/O interrupt entry per device. */
+    return vm_mptable_size(ncpus) + (npci ? ENTRY_SIZE * (1 + (size_t)npci) : 0);
 }
 
 unsigned vm_mptable_max_cpus(size_t room)
@@ -57,13 +64,13 @@ static uint8_t checksum(const uint8_t *p, size_t n)
     return (uint8_t)-sum;
 }
 
-static uint8_t *interrupt(uint8_t *e, uint8_t kind, uint8_t int_type, uint8_t bus_irq,
+static uint8_t *interrupt(uint8_t *e, uint8_t kind, uint8_t int_type, uint8_t bus, uint8_t bus_irq,
                           uint8_t dest, uint8_t dest_pin)
 {
     e[0] = kind;
     e[1] = int_type;
     put16(e + 2, 0); /* polarity and trigger: conforming to the bus */
-    e[4] = 0;        /* source bus: ISA */
+    e[4] = bus;
     e[5] = bus_irq;
     e[6] = dest;
     e[7] = dest_pin;
@@ -72,9 +79,19 @@ static uint8_t *interrupt(uint8_t *e, uint8_t kind, uint8_t int_type, uint8_t bu
 
 int vm_mptable_write(uint8_t *ram, uint64_t ram_size, uint64_t addr, size_t room, unsigned ncpus)
 {
-    if (!ram || ncpus == 0 || ncpus > VM_MPTABLE_MAX_CPUS || (addr & 15))
+    return vm_mptable_write_pci(ram, ram_size, addr, room, ncpus, NULL, 0);
+}
+
+int vm_mptable_write_pci(uint8_t *ram, uint64_t ram_size, uint64_t addr, size_t room,
+                         unsigned ncpus, const struct vm_mptable_pci_irq *pci, unsigned npci)
+{
+    if (!ram || ncpus == 0 || ncpus > VM_MPTABLE_MAX_CPUS || (addr & 15) ||
+        npci > VM_MPTABLE_MAX_PCI || (npci && !pci))
         return -EINVAL;
-    size_t size = vm_mptable_size(ncpus);
+    for (unsigned i = 0; i < npci; i++)
+        if (pci[i].slot >= 32 || pci[i].pin >= VM_MPTABLE_IOAPIC_PINS)
+            return -EINVAL;
+    size_t size = vm_mptable_size_pci(ncpus, npci);
     if (addr > ram_size || size > ram_size - addr || addr + size > 0x100000000ull)
         return -EINVAL;
     if (size > room)
@@ -99,8 +116,18 @@ int vm_mptable_write(uint8_t *ram, uint64_t ram_size, uint64_t addr, size_t room
         put32(e + 4, CPU_SIGNATURE);
         put32(e + 8, CPU_FEATURES);
     }
+    /* Linux looks a PCI device's interrupt up by its bus number as the MP
+     * bus id, so PCI bus 0 must be MP bus 0 and ISA comes after it (as
+     * SeaBIOS lays it out). */
+    uint8_t isa_bus = npci ? 1 : 0;
+    if (npci) {
+        e[0] = MP_BUS;
+        e[1] = 0;
+        memcpy(e + 2, "PCI   ", 6);
+        e += ENTRY_SIZE;
+    }
     e[0] = MP_BUS;
-    e[1] = 0;
+    e[1] = isa_bus;
     memcpy(e + 2, "ISA   ", 6);
     e += ENTRY_SIZE;
     uint8_t ioapic_id = (uint8_t)ncpus;
@@ -111,9 +138,18 @@ int vm_mptable_write(uint8_t *ram, uint64_t ram_size, uint64_t addr, size_t room
     put32(e + 4, VM_MPTABLE_IOAPIC_ADDR);
     e += ENTRY_SIZE;
     for (unsigned irq = 0; irq < VM_MPTABLE_ISA_IRQS; irq++)
-        e = interrupt(e, MP_INTSRC, INT_VECTORED, (uint8_t)irq, ioapic_id, (uint8_t)irq);
-    e = interrupt(e, MP_LINTSRC, INT_EXTINT, 0, ALL_LAPICS, 0);
-    e = interrupt(e, MP_LINTSRC, INT_NMI, 0, ALL_LAPICS, 1);
+        e = interrupt(e, MP_INTSRC, INT_VECTORED, isa_bus, (uint8_t)irq, ioapic_id, (uint8_t)irq);
+    /* PCI source bus IRQ: slot in bits 2-6, INTA-INTD as 0-3 in bits 0-1
+     * (MP spec 1.4, appendix D); level-triggered, active low, as PCI's
+     * INTx lines are. */
+    for (unsigned i = 0; i < npci; i++) {
+        uint8_t *x = interrupt(e, MP_INTSRC, INT_VECTORED, 0, (uint8_t)(pci[i].slot << 2),
+                               ioapic_id, pci[i].pin);
+        put16(e + 2, PCI_IRQ_FLAGS);
+        e = x;
+    }
+    e = interrupt(e, MP_LINTSRC, INT_EXTINT, isa_bus, 0, ALL_LAPICS, 0);
+    e = interrupt(e, MP_LINTSRC, INT_NMI, isa_bus, 0, ALL_LAPICS, 1);
 
     uint16_t length = (uint16_t)(e - table);
     memcpy(table, "PCMP", 4);
@@ -121,7 +157,7 @@ int vm_mptable_write(uint8_t *ram, uint64_t ram_size, uint64_t addr, size_t room
     table[6] = SPEC_REV;
     memcpy(table + 8, "KVMSTUB ", 8);
     memcpy(table + 16, "PC          ", 12);
-    put16(table + 34, (uint16_t)(ncpus + 2 + VM_MPTABLE_ISA_IRQS + 2)); /* entry count */
+    put16(table + 34, (uint16_t)(ncpus + 2 + VM_MPTABLE_ISA_IRQS + 2 + (npci ? 1 + npci : 0)));
     put32(table + 36, VM_MPTABLE_LAPIC_ADDR);
     table[7] = checksum(table, length);
     return 0;

@@ -293,9 +293,31 @@ static int load_blobs(struct vm *vm, const struct vm_snapshot *s, bool apply, ch
     return 0;
 }
 
+static int save_quiet(struct vm_snapshots *ss, const struct vm_snapshot_blob *blobs,
+                      size_t nblobs, struct vm_snapshot **out, struct vm_pagestore_cost *cost,
+                      char *err, size_t errlen);
+
+/* Device threads that write guest RAM (disk workers) hold still while RAM
+ * and their state are copied in or out, so both tell of the same moment. */
+static void quiesce(struct vm *vm, bool pause)
+{
+    if (vm->board->quiesce)
+        vm->board->quiesce(vm, pause);
+}
+
 int vm_snapshot_save(struct vm_snapshots *ss, const struct vm_snapshot_blob *blobs, size_t nblobs,
                      struct vm_snapshot **out, struct vm_pagestore_cost *cost, char *err,
                      size_t errlen)
+{
+    quiesce(ss->vm, true);
+    int r = save_quiet(ss, blobs, nblobs, out, cost, err, errlen);
+    quiesce(ss->vm, false);
+    return r;
+}
+
+static int save_quiet(struct vm_snapshots *ss, const struct vm_snapshot_blob *blobs,
+                      size_t nblobs, struct vm_snapshot **out, struct vm_pagestore_cost *cost,
+                      char *err, size_t errlen)
 {
     struct vm *vm = ss->vm;
     int r = settle(vm, err, errlen);
@@ -383,8 +405,20 @@ int vm_snapshot_check(const struct vm_snapshots *ss, const struct vm_snapshot *s
 /* Around a load: RAM holds the guest's bytes while the store compares and
  * writes pages; afterwards each breakpoint is translated again (the page
  * tables may differ) and planted over the byte the loaded RAM has. */
+static int load_quiet(struct vm_snapshots *ss, const struct vm_snapshot *s,
+                      struct vm_pagestore_cost *cost, char *err, size_t errlen);
+
 int vm_snapshot_load(struct vm_snapshots *ss, const struct vm_snapshot *s,
                      struct vm_pagestore_cost *cost, char *err, size_t errlen)
+{
+    quiesce(ss->vm, true);
+    int r = load_quiet(ss, s, cost, err, errlen);
+    quiesce(ss->vm, false);
+    return r;
+}
+
+static int load_quiet(struct vm_snapshots *ss, const struct vm_snapshot *s,
+                      struct vm_pagestore_cost *cost, char *err, size_t errlen)
 {
     struct vm *vm = ss->vm;
     int r = vm_snapshot_check(ss, s, err, errlen);

@@ -157,6 +157,20 @@ struct vm_stats {
     atomic_uint_fast64_t reinjected; /* int3/#DB given back to the guest */
 };
 
+/* A raw disk image the guest sees as a virtio block device (pc board
+ * only): PCI (00:01.0 onwards, INTx through the MP table) or virtio-mmio
+ * (announced on Linux's command line, for kernels with
+ * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). Linux names them vda, vdb, ... in
+ * the order given (each transport probes in order; PCI ones come first). */
+#define VM_MAX_DRIVES 8u
+enum vm_drive_transport { VM_DRIVE_AUTO, VM_DRIVE_PCI, VM_DRIVE_MMIO };
+
+struct vm_drive {
+    const char *path;
+    bool readonly;
+    enum vm_drive_transport transport; /* AUTO: PCI */
+};
+
 typedef void (*vm_log_fn)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct vm_config {
@@ -170,6 +184,10 @@ struct vm_config {
     /* Behave as if KVM lacked KVM_GUESTDBG_BLOCKIRQ (to exercise the
      * fallback that keeps steps out of interrupt handlers without it). */
     bool no_blockirq;
+    /* Disks (vm_disks_check says which are refused), served each by a
+     * thread of its own. */
+    const struct vm_drive *drives;
+    unsigned ndrives;
 };
 
 /* Opens /dev/kvm, checks the API version and the capabilities kvmstub relies
@@ -182,6 +200,13 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
  * anything else. */
 int vm_board_check(enum vm_board_kind board, unsigned ncpus, char *err, size_t errlen);
 void vm_destroy(struct vm *vm);
+/* What vm_create() refuses about drives, checked before anything is
+ * created: too many, on a board without them, or a file that cannot be a
+ * disk (missing, unreadable, not a regular file, not whole 512-byte
+ * sectors, locked by another process): a negative errno and one line in
+ * err saying which file and what to do. */
+int vm_disks_check(enum vm_board_kind board, const struct vm_drive *drives, unsigned ndrives,
+                    char *err, size_t errlen);
 
 unsigned vm_ncpus(const struct vm *vm);
 struct vm_cpu *vm_cpu(struct vm *vm, unsigned index);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # examples/linux/assets.sh: the Linux example's kernel, initramfs and symbols.
 #
-#   examples/linux/assets.sh [--cache DIR] [--out DIR] [paths|kernel|initrd|symbols|cmdline]
+#   examples/linux/assets.sh [--cache DIR] [--out DIR] [paths|kernel|initrd|disk-initrd|symbols|cmdline]
 #
 #   paths    (default) make kernel and initramfs ready; print KERNEL=, INITRD=, CMDLINE=
 #   kernel   print the path of Debian's bzImage
 #   initrd   build the initramfs if its inputs changed; print its path
+#   disk-initrd  build a second initramfs for booting with a disk (see below)
+#            if its inputs changed; print its path
 #   symbols  build an ELF file holding the kernel's symbols (from its own
 #            /proc/kallsyms, read once in a QEMU TCG boot) if missing; print its path
 #   cmdline  print the kernel command line the example boots with
@@ -24,6 +26,14 @@
 #   kvmstub.kallsyms         print the whole /proc/kallsyms (gzip, base64), then reboot
 #   kvmstub.reboot           reboot (reboot -f) right after its first lines
 # and otherwise runs a shell on the console, again whenever it exits.
+#
+# The disk initramfs (--out: initramfs-disk.cpio.gz) also holds the Debian
+# kernel's virtio_pci, virtio_blk and ext4 modules with what they need
+# (fetched from the kernel package once), loads them, mounts root= (ext4)
+# on /mnt and reads kvmstub.disk=ACTION: write (writes /mnt/file, syncs),
+# readonly (tries a write and says whether it was refused), or nothing
+# (mount and list only); it prints "kvmstub-disk: ..." lines, unmounts,
+# and ends the machine with reboot -f.
 set -euo pipefail
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kvmstub-machine"
@@ -34,7 +44,7 @@ while [ $# -gt 0 ]; do
     --cache) cache="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
-    paths|kernel|initrd|symbols|cmdline) command="$1"; shift ;;
+    paths|kernel|initrd|disk-initrd|symbols|cmdline) command="$1"; shift ;;
     *) echo "assets.sh: unknown argument '$1'; see examples/linux/assets.sh --help" >&2; exit 2 ;;
     esac
 done
@@ -177,8 +187,99 @@ fi
 link "$initrd" initramfs.cpio.gz
 link "$kernel" bzImage
 
+# The disk initramfs: busybox, the modules a disk root needs, in the order
+# insmod loads them (Debian ships no modules.dep; ext4 needs crc32c from
+# the crypto API, which nothing would load on demand here).
+disk_modules=(crc32c_generic crc16 mbcache jbd2 ext4 virtio_ring virtio virtio_pci_modern_dev
+    virtio_pci_legacy_dev virtio_pci virtio_blk)
+write_disk_init() {
+    cat >"$1" <<'INIT'
+#!/bin/sh
+export PATH=/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+[ -e /proc/self/fd/1 ] || exec </dev/console >/dev/console 2>&1
+echo "kvmstub-disk: init reached"
+for m in $(cat /lib/modules/order); do
+    insmod "/lib/modules/$m.ko" || echo "kvmstub-disk: insmod $m failed"
+done
+word() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | head -n1; }
+root=$(word root)
+root=${root:-/dev/vda}
+i=0
+while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+echo "kvmstub-disk: disks $(cd /sys/block && ls -d vd* 2>/dev/null | tr '\n' ' ')"
+mkdir -p /mnt
+if mount -t ext4 "$root" /mnt; then
+    echo "kvmstub-disk: mounted $root $(awk '$2 == "/mnt" { split($4, o, ","); print o[1] }' /proc/mounts)"
+    [ -f /mnt/hello ] && echo "kvmstub-disk: hello says $(cat /mnt/hello)"
+    case "$(word kvmstub.disk)" in
+    write)
+        echo "written by the guest" >/mnt/file && sync && echo "kvmstub-disk: synced" ;;
+    readonly)
+        if echo x 2>/dev/null >/mnt/file; then echo "kvmstub-disk: write accepted"; else echo "kvmstub-disk: write refused"; fi
+        if dd if=/dev/zero of="$root" bs=512 count=1 conv=fsync 2>/dev/null; then
+            echo "kvmstub-disk: raw write accepted"
+        else
+            echo "kvmstub-disk: raw write refused"
+        fi ;;
+    esac
+    umount /mnt
+else
+    echo "kvmstub-disk: cannot mount $root"
+fi
+echo "kvmstub-disk: done"
+reboot -f
+INIT
+    chmod +x "$1"
+}
+
+disk_initrd() {
+    local kdir="$cache/root/lib/modules/$kver" m missing=()
+    for m in "${disk_modules[@]}"; do
+        [ -n "$(find "$kdir" -name "$m.ko" 2>/dev/null | head -n1)" ] || missing+=("$m")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "assets.sh: fetching the disk modules of $kver (${missing[*]}) from its package (once)" >&2
+        local tmp pat=()
+        tmp=$(mktemp -d "$cache/fetch.XXXXXX")
+        if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "linux-image-$kver" >/dev/null 2>&1); then
+            rm -rf "$tmp"
+            echo "assets.sh: apt-get cannot download linux-image-$kver; run 'apt-get update' first" >&2
+            exit 1
+        fi
+        for m in "${missing[@]}"; do pat+=("*/$m.ko"); done
+        dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$cache/root" --wildcards "${pat[@]}"
+        rm -rf "$tmp"
+    fi
+    local dinitrd="$linux/initramfs-disk.cpio.gz" dstamp
+    dstamp=$({ echo 1; declare -f write_disk_init; echo "${disk_modules[*]}"; cat "$busybox"; } | md5sum | cut -c1-16)
+    if [ ! -f "$dinitrd" ] || [ "$(cat "$dinitrd.stamp" 2>/dev/null)" != "$dstamp" ]; then
+        local t
+        t=$(mktemp -d "$linux/initrd.XXXXXX")
+        mkdir -p "$t"/root/{bin,dev,proc,sys,tmp,root,etc,mnt,lib/modules}
+        cp "$busybox" "$t/root/bin/busybox"
+        for app in $("$busybox" --list); do
+            [ "$app" = busybox ] || ln -s busybox "$t/root/bin/$app"
+        done
+        for m in "${disk_modules[@]}"; do
+            cp "$(find "$kdir" -name "$m.ko" | head -n1)" "$t/root/lib/modules/$m.ko"
+        done
+        echo "${disk_modules[*]}" >"$t/root/lib/modules/order"
+        write_disk_init "$t/root/init"
+        (cd "$t/root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 -n >"$t/initrd"
+        mv "$t/initrd" "$dinitrd"
+        echo "$dstamp" >"$dinitrd.stamp"
+        rm -rf "$t"
+    fi
+    link "$dinitrd" initramfs-disk.cpio.gz
+    echo "$dinitrd"
+}
+
 case "$command" in
 initrd) echo "$initrd"; exit 0 ;;
+disk-initrd) disk_initrd; exit 0 ;;
 paths)
     # Quoted for the shell: eval "$(assets.sh)" sets the three variables.
     printf 'KERNEL=%q\nINITRD=%q\nCMDLINE=%q\n' "$kernel" "$initrd" "$cmdline"

@@ -137,6 +137,51 @@ static void test_one_cpu(void) { check_cpus(1); }
 static void test_two_cpus(void) { check_cpus(2); }
 static void test_sixteen_cpus(void) { check_cpus(16); }
 
+/* With PCI devices: bus 0 is PCI (Linux looks PCI interrupts up by bus
+ * number as MP bus id), ISA moves to bus 1, and each device's INTA gets a
+ * level, active-low entry to its IOAPIC pin. */
+static void test_pci_bus_and_interrupts(void)
+{
+    uint8_t *ram = calloc(1, RAM_SIZE);
+    CU_ASSERT_FATAL(ram != NULL);
+    const struct vm_mptable_pci_irq pci[] = {{.slot = 1, .pin = 16}, {.slot = 2, .pin = 17}};
+    size_t size = vm_mptable_size_pci(1, 2);
+    CU_ASSERT_EQUAL(size, vm_mptable_size(1) + 3 * 8);
+    CU_ASSERT_EQUAL(vm_mptable_write_pci(ram, RAM_SIZE, BASE, ROOM, 1, pci, 2), 0);
+    struct parsed o;
+    CU_ASSERT_EQUAL(parse(ram, BASE, ROOM, &o), 0); /* checksums, count, lengths */
+    CU_ASSERT_EQUAL(o.buses, 2);
+    CU_ASSERT_EQUAL(o.intsrc, 18);
+    const uint8_t *e = ram + BASE + 16 + 44 + 20, *end = ram + BASE + size;
+    int pci_bus = 0, isa_bus = 0, isa_ok = 1, pci_found = 0;
+    for (; e < end; e += 8) {
+        if (e[0] == 1 && e[1] == 0 && memcmp(e + 2, "PCI   ", 6) == 0)
+            pci_bus = 1;
+        if (e[0] == 1 && e[1] == 1 && memcmp(e + 2, "ISA   ", 6) == 0)
+            isa_bus = 1;
+        if (e[0] == 3 && e[4] == 1 && (e[5] != e[7] || get16(e + 2) != 0))
+            isa_ok = 0;
+        if (e[0] == 3 && e[4] == 0) {
+            unsigned i = (unsigned)pci_found++;
+            CU_ASSERT(i < 2);
+            if (i < 2) {
+                CU_ASSERT_EQUAL(e[5], pci[i].slot << 2); /* INTA */
+                CU_ASSERT_EQUAL(e[7], pci[i].pin);
+                CU_ASSERT_EQUAL(e[6], 1); /* the IOAPIC */
+                CU_ASSERT_EQUAL(get16(e + 2), 0x0f); /* level, active low */
+            }
+        }
+    }
+    CU_ASSERT(pci_bus);
+    CU_ASSERT(isa_bus);
+    CU_ASSERT(isa_ok);
+    CU_ASSERT_EQUAL(pci_found, 2);
+    CU_ASSERT_EQUAL(sum(ram + BASE + size, RAM_SIZE - BASE - size), 0);
+    const struct vm_mptable_pci_irq bad = {.slot = 1, .pin = 24};
+    CU_ASSERT_EQUAL(vm_mptable_write_pci(ram, RAM_SIZE, BASE, ROOM, 1, &bad, 1), -EINVAL);
+    free(ram);
+}
+
 static void test_most_cpus_in_the_last_kib(void)
 {
     unsigned max = vm_mptable_max_cpus(ROOM);
@@ -188,6 +233,8 @@ static void register_suites(void)
                 test_most_cpus_in_the_last_kib);
     CU_add_test(s, "254 CPUs in the BIOS area", test_bios_area_fits_the_maximum);
     CU_add_test(s, "bad counts, addresses and buffers refused", test_refusals);
+    CU_add_test(s, "PCI bus 0 with level, active-low INTA entries; ISA on bus 1",
+                test_pci_bus_and_interrupts);
 }
 
 int main(void)

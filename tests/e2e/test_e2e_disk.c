@@ -1,0 +1,195 @@
+/* Debian's kernel on the pc board with its root file system on a disk:
+ * kvmstub --drive over virtio-pci (the default transport), the kernel's
+ * virtio_pci, virtio_blk and ext4 modules loaded by the disk initramfs of
+ * examples/linux/assets.sh, on ext4 images built without root privileges
+ * (mke2fs -d). Each boot runs kvmstub without gdb to the guest's reboot:
+ *   1. two drives show up as vda and vdb; root=/dev/vda mounts read-write,
+ *      the guest reads a file the host put there, writes one and syncs;
+ *      the host then reads it back from the image (debugfs);
+ *   2. a readonly drive mounts read-only, and a write through the file
+ *      system and a raw write to the device are both refused; the image
+ *      is unchanged;
+ *   3. drives kvmstub refuses (missing, not whole sectors, on the bare
+ *      board) end it with status 2 and one line, before any boot. */
+#include "e2e.h"
+#include "testmain.h"
+
+#include <CUnit/CUnit.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BOOT_TIMEOUT_S 600
+
+static char dir[64];
+static char root_img[128], second_img[128];
+
+static bool assets_present(void)
+{
+    if (access(E2E_LINUX_KERNEL, R_OK) == 0 && access(E2E_LINUX_DISK_INITRD, R_OK) == 0)
+        return true;
+    fprintf(stderr,
+            "the Linux example's assets are missing (%s, %s): run 'cmake --build %s --target "
+            "linux_assets' first\n",
+            E2E_LINUX_KERNEL, E2E_LINUX_DISK_INITRD, E2E_BUILD_DIR);
+    return false;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int sh(const char *fmt, ...)
+{
+    char cmd[1024];
+    char body[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    /* mke2fs and debugfs live in sbin, which a user's PATH may lack. */
+    snprintf(cmd, sizeof(cmd), "PATH=\"$PATH:/usr/sbin:/sbin\"; %s", body);
+    return system(cmd);
+}
+
+static int suite_init(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/e2e-disk-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(root_img, sizeof(root_img), "%s/root.img", dir);
+    snprintf(second_img, sizeof(second_img), "%s/second.img", dir);
+    char tree[128];
+    snprintf(tree, sizeof(tree), "%s/tree", dir);
+    if (sh("mkdir -p %s && echo 'from the host' >%s/hello", tree, tree))
+        return -1;
+    if (sh("mke2fs -q -F -t ext4 -d %s %s 16M", tree, root_img) ||
+        sh("mke2fs -q -F -t ext4 %s 8M", second_img))
+        return -1;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    return sh("rm -rf %s", dir) == 0 ? 0 : -1;
+}
+
+/* Boots with the drives given (args, NULL-terminated, before the kernel)
+ * and the disk init's action; the console and kvmstub's messages in o. */
+static void boot(struct e2e_out *o, const char *const *drives, const char *action)
+{
+    char cmdline[256], serial[128];
+    snprintf(cmdline, sizeof(cmdline), "nokaslr quiet root=/dev/vda kvmstub.disk=%s", action);
+    snprintf(serial, sizeof(serial), "%s/console.log", dir);
+    const char *argv[32] = {KVMSTUB_BIN, "--no-gdb", "--serial", serial, "--timeout", "500",
+                            "--initrd", E2E_LINUX_DISK_INITRD, "--cmdline", cmdline};
+    int n = 10;
+    for (int i = 0; drives[i] && n < 30; i++)
+        argv[n++] = drives[i];
+    argv[n++] = E2E_LINUX_KERNEL;
+    argv[n] = NULL;
+    unlink(serial);
+    e2e_run(o, argv, BOOT_TIMEOUT_S);
+    FILE *f = fopen(serial, "r");
+    if (f) {
+        /* The console after kvmstub's own lines. */
+        size_t len = strlen(o->text), cap = len + 1 + 1024 * 1024;
+        o->text = realloc(o->text, cap);
+        len += fread(o->text + len, 1, cap - len - 1, f);
+        o->text[len] = 0;
+        fclose(f);
+    }
+}
+
+static void test_root_on_vda_written_and_read_back(void)
+{
+    if (!assets_present()) {
+        CU_FAIL("assets missing");
+        return;
+    }
+    char d1[160], d2[160];
+    snprintf(d1, sizeof(d1), "--drive=%s", root_img);
+    snprintf(d2, sizeof(d2), "--drive=%s,transport=pci", second_img);
+    const char *drives[] = {d1, d2, NULL};
+    struct e2e_out o;
+    boot(&o, drives, "write");
+    CU_ASSERT_EQUAL(o.status, 0);
+    E2E_HAS(o.text, "kvmstub-disk: disks vda vdb");
+    E2E_HAS(o.text, "kvmstub-disk: mounted /dev/vda rw");
+    E2E_HAS(o.text, "kvmstub-disk: hello says from the host");
+    E2E_HAS(o.text, "kvmstub-disk: synced");
+    E2E_HAS(o.text, "kvmstub-disk: done");
+    e2e_out_free(&o);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "PATH=\"$PATH:/usr/sbin:/sbin\"; debugfs -R 'cat /file' %s",
+             root_img);
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    e2e_run(&o, argv, 60);
+    CU_ASSERT_EQUAL(o.status, 0);
+    E2E_HAS(o.text, "written by the guest");
+    e2e_out_free(&o);
+}
+
+static void test_readonly_drive_refuses_writes(void)
+{
+    if (!assets_present()) {
+        CU_FAIL("assets missing");
+        return;
+    }
+    CU_ASSERT_EQUAL(sh("md5sum <%s >%s/before", root_img, dir), 0);
+    char d1[160];
+    snprintf(d1, sizeof(d1), "--drive=%s,readonly", root_img);
+    const char *drives[] = {d1, NULL};
+    struct e2e_out o;
+    boot(&o, drives, "readonly");
+    CU_ASSERT_EQUAL(o.status, 0);
+    E2E_HAS(o.text, "kvmstub-disk: disks vda");
+    E2E_LACKS(o.text, "vdb");
+    E2E_HAS(o.text, "kvmstub-disk: mounted /dev/vda ro");
+    E2E_HAS(o.text, "kvmstub-disk: write refused");
+    E2E_HAS(o.text, "kvmstub-disk: raw write refused");
+    e2e_out_free(&o);
+    char after[160];
+    snprintf(after, sizeof(after), "%s/before", dir);
+    CU_ASSERT_EQUAL(sh("md5sum <%s | cmp -s - %s", root_img, after), 0);
+}
+
+static void refused(const char *drive, const char *machine, const char *needle)
+{
+    const char *argv[] = {KVMSTUB_BIN, "--no-gdb", "--machine", machine, "--drive", drive,
+                          E2E_LINUX_KERNEL, NULL};
+    struct e2e_out o;
+    e2e_run(&o, argv, 60);
+    CU_ASSERT_EQUAL(o.status, 2);
+    E2E_HAS(o.text, needle);
+    CU_ASSERT_EQUAL(e2e_count(o.text, "\n"), 1);
+    e2e_out_free(&o);
+}
+
+static void test_bad_drives_refused(void)
+{
+    char odd[160], missing[160];
+    snprintf(odd, sizeof(odd), "%s/odd.img", dir);
+    snprintf(missing, sizeof(missing), "%s/missing.img", dir);
+    CU_ASSERT_EQUAL(sh("head -c 1000 /dev/zero >%s", odd), 0);
+    refused(missing, "pc", "No such file or directory");
+    refused(odd, "pc", "not a positive multiple of 512");
+    refused("/dev/null", "pc", "not a regular file");
+    refused(root_img, "bare", "--drive needs --machine pc");
+}
+
+static void register_suites(void)
+{
+    CU_pSuite s = CU_add_suite("e2e_disk", suite_init, suite_clean);
+    CU_add_test(s, "vda and vdb over PCI; root=/dev/vda written, synced, read back by debugfs",
+                test_root_on_vda_written_and_read_back);
+    CU_add_test(s, "a readonly drive mounts ro and refuses file and raw writes",
+                test_readonly_drive_refuses_writes);
+    CU_add_test(s, "missing, odd-sized, non-regular drives and the bare board: status 2",
+                test_bad_drives_refused);
+}
+
+int main(void)
+{
+    return test_main("test_e2e_disk", register_suites, true);
+}
