@@ -123,6 +123,23 @@ static int plant(struct vm_cpu *cpu, struct vm_breakpoint *bp)
     return 0;
 }
 
+/* Where a Linux kernel's text at addr will be, when the guest has not
+ * mapped it yet: a kernel loaded by the boot protocol is unpacked by its
+ * decompressor and entered without any exit to kvmstub, so a pending
+ * breakpoint on start_kernel would be planted too late. Its page is
+ * trapped at the predicted spot instead: the decompressor's writes there
+ * are performed by kvmstub (handle_mmio) and the first fetch of code from
+ * it exits, as for any page-trapped breakpoint. With KASLR the kernel
+ * lands elsewhere; the breakpoint moves once the kernel maps it. */
+static bool predict(const struct vm *vm, uint64_t addr, uint64_t *gpa)
+{
+    if (!vm->linux_text || addr < VM_LINUX_TEXT_MAP ||
+        addr - VM_LINUX_TEXT_MAP >= VM_LINUX_TEXT_MAP_SIZE)
+        return false;
+    *gpa = addr - VM_LINUX_TEXT_MAP + vm->linux_text_gpa;
+    return vm_mem_ptr(&vm->mem, *gpa, 1) != NULL;
+}
+
 static struct vm_breakpoint *find(struct vm *vm, uint64_t addr)
 {
     for (size_t i = 0; i < vm->debug.nbps; i++)
@@ -187,6 +204,11 @@ int vm_bp_insert(struct vm_cpu *cpu, uint64_t addr, bool hardware)
         *bp = (struct vm_breakpoint){.addr = addr, .gpa = gpa};
         if (gpa == VM_BP_PENDING) {
             atomic_fetch_add(&d->npending, 1);
+            if (predict(vm, addr, &gpa)) {
+                bp->gpa = gpa;
+                bp->predicted = true;
+                vm_watch_apply_traps(vm); /* without the trap it stays pending */
+            }
         } else if ((err = plant(cpu, bp))) {
             d->nbps--;
             vm_watch_apply_traps(vm); /* back to the traps without it */
@@ -232,7 +254,7 @@ int vm_bp_remove(struct vm_cpu *cpu, uint64_t addr, bool hardware)
     uint8_t *p = vm_planted_in_ram(bp) ? vm_mem_ptr(&vm->mem, bp->gpa, bp->len) : NULL;
     if (p)
         memcpy(p, bp->orig, bp->len);
-    if (bp->gpa == VM_BP_PENDING)
+    if (bp->gpa == VM_BP_PENDING || bp->predicted)
         atomic_fetch_sub(&d->npending, 1);
     *bp = d->bps[--d->nbps];
     if (d->nbps == 0)
@@ -289,6 +311,7 @@ void vm_bp_replant_all(struct vm *vm)
         uint64_t gpa;
         bp->gpa = VM_BP_PENDING;
         bp->len = 0;
+        bp->predicted = false;
         if (!vm->ncpus || vm_translate(&vm->cpus[0], bp->addr, &gpa) ||
             !vm_mem_ptr(&vm->mem, gpa, 1)) {
             pending++;
@@ -303,11 +326,11 @@ void vm_bp_replant_all(struct vm *vm)
     d->generation++;
 }
 
-/* A pending breakpoint cpu's page tables map now (and that is not being
- * stepped over: it stays out until its step is done). */
+/* A pending (or predicted) breakpoint cpu's page tables map now (and that
+ * is not being stepped over: it stays out until its step is done). */
 static bool plantable(struct vm_cpu *cpu, const struct vm_breakpoint *bp, uint64_t *gpa)
 {
-    return bp->gpa == VM_BP_PENDING && vm_translate(cpu, bp->addr, gpa) == 0 &&
+    return (bp->gpa == VM_BP_PENDING || bp->predicted) && vm_translate(cpu, bp->addr, gpa) == 0 &&
            vm_mem_ptr(&cpu->vm->mem, *gpa, 1) &&
            !(cpu->step.stepping_over && cpu->step.over == bp->addr);
 }
@@ -329,19 +352,38 @@ int vm_bp_plant_pending(struct vm_cpu *cpu)
     if (!any)
         return 0;
     int err = 0;
+    bool moved = false;
     vm_gate_exclusive(vm);
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->nbps && !err; i++) {
         struct vm_breakpoint *bp = &d->bps[i];
         if (!plantable(cpu, bp, &gpa))
             continue;
+        /* A predicted one leaves its page trap for the real place. */
+        moved |= bp->predicted;
+        bp->predicted = false;
         bp->gpa = gpa;
         atomic_fetch_sub(&d->npending, 1);
         err = plant(cpu, bp);
     }
+    if (moved && !err)
+        err = vm_watch_apply_traps(vm);
     pthread_mutex_unlock(&d->lock);
     vm_gate_release(vm);
     return err;
+}
+
+bool vm_bp_predicted(struct vm *vm)
+{
+    struct vm_debug *d = &vm->debug;
+    if (!atomic_load_explicit(&d->npending, memory_order_relaxed))
+        return false;
+    bool any = false;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->nbps && !any; i++)
+        any = d->bps[i].predicted;
+    pthread_mutex_unlock(&d->lock);
+    return any;
 }
 
 bool vm_bp_pending(const struct vm *vm)

@@ -29,7 +29,11 @@
  * pending breakpoints are translated again and planted once the mapping
  * exists. A guest that maps the address and runs it without any exit in
  * between runs through it; DR0-DR3 breakpoints, where they fire, work on
- * linear addresses from the first instruction.
+ * linear addresses from the first instruction. The exception: a Linux
+ * kernel loaded by its boot protocol, whose decompressor unpacks and
+ * enters it without an exit. A pending breakpoint on its text mapping
+ * traps the page where the kernel will be unless KASLR moves it, so the
+ * first fetch there exits; it then moves to the real mapping.
  *
  * Hardware breakpoints use DR0-DR3 where they fire, otherwise the same
  * planted trap, still limited to four so gdb's hbreak keeps its meaning. A

@@ -316,6 +316,46 @@ static int reinject(struct vm_cpu *cpu, unsigned vector, uint64_t dr6)
  * stepping while rip stays on the page; 1, with the event, when it reaches
  * a breakpoint there; 0 to end the visit, and the caller puts the trap
  * back (reporting a watched access the last step made). */
+/* A rep stos (64-bit mode, addresses ascending) at pc, done here at
+ * once: stepped, it exits once per element, and Linux clears its whole
+ * bss with one (clear_bss, on a page a start_kernel breakpoint traps).
+ * Only without watchpoints, whose hits it would not see. True when done. */
+static bool rep_stos_at_once(struct vm_cpu *cpu, uint64_t pc)
+{
+    uint8_t b[3];
+    if (cpu->vm->debug.nwatches || vm_read_linear(cpu, pc, b, sizeof(b), NULL) ||
+        vm_regcache_fetch(&cpu->rc, VM_RC_REGS | VM_RC_SREGS))
+        return false;
+    size_t len = 2, size;
+    bool rexw = b[1] == 0x48;
+    uint8_t op = rexw ? b[2] : b[1];
+    if (b[0] != 0xf3 || (op != 0xaa && op != 0xab))
+        return false;
+    len += rexw;
+    size = op == 0xaa ? 1 : rexw ? 8 : 4;
+    struct kvm_regs *r = &cpu->rc.regs;
+    bool long64 = (cpu->rc.sregs.efer & (1u << 10)) && cpu->rc.sregs.cs.l;
+    if (!long64 || (r->rflags & (1u << 10)) || !r->rcx || r->rcx > (64u << 20) / size)
+        return false;
+    uint8_t chunk[4096];
+    for (size_t i = 0; i < sizeof(chunk); i++)
+        chunk[i] = (uint8_t)(r->rax >> (8 * (i % size)));
+    uint64_t total = r->rcx * size;
+    for (uint64_t off = 0; off < total;) {
+        size_t n = total - off < sizeof(chunk) ? (size_t)(total - off) : sizeof(chunk);
+        size_t done = 0;
+        /* Elements not written yet are written again by the steps. */
+        if (vm_write_linear(cpu, r->rdi + off, chunk, n, &done) || done != n)
+            return false;
+        off += n;
+    }
+    r->rdi += total;
+    r->rcx = 0;
+    r->rip += len;
+    cpu->rc.dirty |= VM_RC_REGS;
+    return true;
+}
+
 static int visit_step(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
@@ -338,6 +378,8 @@ static int visit_step(struct vm_cpu *cpu, struct vm_event *ev)
             return 0;
         if (d->visit_watched)
             vm_watch_visit_next(cpu);
+        else if (rep_stos_at_once(cpu, pc))
+            return visit_step(cpu, ev); /* a breakpoint may follow it */
         return -1;
     }
     uint64_t a;
@@ -538,6 +580,18 @@ static int handle_internal_error(struct vm_cpu *cpu, enum vm_run_mode mode, stru
         ev->u.bp.addr = pc;
         ev->u.bp.hardware = bp->hardware && !bp->software;
         return 1;
+    }
+    /* Code fetched from the page of a breakpoint predicted on a kernel's
+     * text (debug.c): the kernel runs mapped now, so the breakpoint moves
+     * to its real place and the instruction runs again, instead of the
+     * whole page (clear_bss's rep stos) running step by step. */
+    if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && !cpu->step.nlifted &&
+        vm_bp_predicted(vm)) {
+        uint64_t layout = vm->mem.layout_changes;
+        if ((err = vm_bp_plant_pending(cpu)))
+            return err;
+        if (vm->mem.layout_changes != layout)
+            return drop_pending_exception(cpu);
     }
     if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && vm->mem.ntraps &&
         !cpu->step.nlifted && lift_for_step(cpu, mode, pc, &err))

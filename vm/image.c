@@ -246,6 +246,18 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
                                            .filesz = bz.kernel_size,
                                            .memsz = e.kernel_end - e.kernel_addr};
     img->nsegments = 1;
+    /* Where the decompressor unpacks the kernel unless KASLR moves it: its
+     * load address rounded up to kernel_alignment, not below pref_address
+     * (LOAD_PHYSICAL_ADDR, where its text is linked to run); the kernel
+     * maps VM_LINUX_TEXT_MAP to that minus pref_address (its phys_base).
+     * Pending breakpoints on kernel text are planted there (debug.c). */
+    uint64_t unpacked = e.kernel_addr;
+    if (bz.relocatable)
+        unpacked = (unpacked + bz.kernel_alignment - 1) & ~(uint64_t)(bz.kernel_alignment - 1);
+    if (unpacked < bz.pref_address)
+        unpacked = bz.pref_address;
+    vm->linux_text = true;
+    vm->linux_text_gpa = unpacked - bz.pref_address;
     if ((r = vm_enter_bzimage(&vm->cpus[0], &e)))
         return vm_fail(err, errlen, r, "cannot set up the vCPU for the kernel's entry: %s",
                        strerror(-r));

@@ -34,6 +34,10 @@
  * device KVM emulates in the kernel, so the read always exits. */
 #define VM_BP_PORT 0xe5u
 #define VM_BP_MAX_TRAP 2u
+/* Linux's __START_KERNEL_map on x86-64: its text, data and bss are mapped
+ * from here (at most 1 GiB), physical = linear - this + phys_base. */
+#define VM_LINUX_TEXT_MAP 0xffffffff80000000ull
+#define VM_LINUX_TEXT_MAP_SIZE (1ull << 30)
 
 struct vm_breakpoint {
     uint64_t addr; /* linear, as gdb gave it */
@@ -43,6 +47,8 @@ struct vm_breakpoint {
     uint8_t orig[VM_BP_MAX_TRAP]; /* the bytes the trap replaced */
     bool software; /* wanted by a Z0 */
     bool hardware; /* wanted by a Z1 emulated by planting */
+    bool predicted; /* not mapped yet: its page trapped where the kernel's
+                     * text will be (vm->linux_text), still counted pending */
 };
 
 /* One page a page-trapped watchpoint covers. */
@@ -254,6 +260,11 @@ struct vm {
     uint8_t ports_seen[65536 / 8];
     uint64_t mmio_seen[64]; /* unbacked pages already logged (+1, 0 is empty) */
     size_t nmmio_seen;
+    /* A 64-bit Linux loaded by its boot protocol: its text mapping at
+     * VM_LINUX_TEXT_MAP will point at linux_text_gpa, unless KASLR moves
+     * the kernel (image.c; debug.c plants pending breakpoints there). */
+    bool linux_text;
+    uint64_t linux_text_gpa;
     /* vm_config's drives, for the board's create only (the caller's). */
     const struct vm_drive *drives;
     unsigned ndrives;
@@ -342,6 +353,8 @@ void vm_bp_replant_all(struct vm *vm);
 /* Plants the pending breakpoints the guest has mapped by now, as cpu's
  * page tables say; cheap when there are none. Any vCPU thread. */
 int vm_bp_plant_pending(struct vm_cpu *cpu);
+/* Some breakpoint waits, its page trapped, where a kernel's text will be. */
+bool vm_bp_predicted(struct vm *vm);
 /* The watchpoint hit by a guest access to guest-physical [gpa, gpa+len),
  * if any: fills *addr (linear) and *type, returns true. */
 bool vm_watch_match(const struct vm *vm, uint64_t gpa, uint64_t len, bool write, uint64_t *addr,
