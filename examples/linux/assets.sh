@@ -31,6 +31,7 @@
 # kernel's virtio_pci, virtio_blk and ext4 modules with what they need
 # (fetched from the kernel package once), loads them, mounts root= (ext4)
 # on /mnt and reads kvmstub.disk=ACTION: write (writes /mnt/file, syncs),
+# hold (the same, then waits an hour with the file system mounted),
 # readonly (tries a write and says whether it was refused), or nothing
 # (mount and list only); it prints "kvmstub-disk: ..." lines, unmounts,
 # and ends the machine with reboot -f.
@@ -215,8 +216,10 @@ if mount -t ext4 "$root" /mnt; then
     echo "kvmstub-disk: mounted $root $(awk '$2 == "/mnt" { split($4, o, ","); print o[1] }' /proc/mounts)"
     [ -f /mnt/hello ] && echo "kvmstub-disk: hello says $(cat /mnt/hello)"
     case "$(word kvmstub.disk)" in
-    write)
-        echo "written by the guest" >/mnt/file && sync && echo "kvmstub-disk: synced" ;;
+    write|hold)
+        echo "written by the guest" >/mnt/file && sync && echo "kvmstub-disk: synced"
+        # hold: stay here, the file system mounted, for the host to kill the VMM.
+        [ "$(word kvmstub.disk)" = hold ] && sleep 3600 ;;
     readonly)
         if echo x 2>/dev/null >/mnt/file; then echo "kvmstub-disk: write accepted"; else echo "kvmstub-disk: write refused"; fi
         if dd if=/dev/zero of="$root" bs=512 count=1 conv=fsync 2>/dev/null; then
