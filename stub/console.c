@@ -33,25 +33,25 @@ void stub_console_write(struct stub_console *c, const uint8_t *data, size_t n)
         if (fwrite(data, 1, n, c->file) != n || fflush(c->file) != 0)
             c->file_error = errno ? errno : EIO;
     }
-    if (n > STUB_CONSOLE_HISTORY) {
-        data += n - STUB_CONSOLE_HISTORY;
-        n = STUB_CONSOLE_HISTORY;
+    if (n > STUB_CONSOLE_RECENT) {
+        data += n - STUB_CONSOLE_RECENT;
+        n = STUB_CONSOLE_RECENT;
     }
-    size_t first = STUB_CONSOLE_HISTORY - c->head;
+    size_t first = STUB_CONSOLE_RECENT - c->head;
     if (first > n)
         first = n;
     memcpy(c->ring + c->head, data, first);
     memcpy(c->ring, data + first, n - first);
-    c->head = (c->head + n) % STUB_CONSOLE_HISTORY;
+    c->head = (c->head + n) % STUB_CONSOLE_RECENT;
 }
 
-size_t stub_console_history(const struct stub_console *c, uint8_t *out, size_t max)
+size_t stub_console_recent(const struct stub_console *c, uint8_t *out, size_t max)
 {
-    size_t have = c->total < STUB_CONSOLE_HISTORY ? (size_t)c->total : STUB_CONSOLE_HISTORY;
+    size_t have = c->total < STUB_CONSOLE_RECENT ? (size_t)c->total : STUB_CONSOLE_RECENT;
     size_t n = have < max ? have : max;
     /* The newest n bytes end just before head. */
-    size_t start = (c->head + STUB_CONSOLE_HISTORY - n) % STUB_CONSOLE_HISTORY;
-    size_t first = STUB_CONSOLE_HISTORY - start;
+    size_t start = (c->head + STUB_CONSOLE_RECENT - n) % STUB_CONSOLE_RECENT;
+    size_t first = STUB_CONSOLE_RECENT - start;
     if (first > n)
         first = n;
     memcpy(out, c->ring + start, first);

@@ -120,7 +120,7 @@ static void translate(struct stub_control *m, unsigned index, const struct vm_ev
         st->signal = m->attach_stop ? STUB_SIGTRAP : STUB_SIGINT;
         break;
     case VM_EVENT_SHUTDOWN:
-        if (m->pc && !m->attached) {
+        if (m->board->resets_on_shutdown && !m->attached) {
             /* A PC resets on a triple fault; with nobody to look at it,
              * that ends the guest as with qemu -no-reboot. */
             st->exited = true;
@@ -134,7 +134,8 @@ static void translate(struct stub_control *m, unsigned index, const struct vm_ev
         snprintf(st->why, sizeof(st->why),
                  "triple fault: the guest CPU shut down (last rip 0x%llx)%s",
                  (unsigned long long)rip,
-                 m->pc ? "; continuing resets the machine, which ends it" : "");
+                 m->board->resets_on_shutdown ? "; continuing resets the machine, which ends it"
+                                              : "");
         break;
     case VM_EVENT_RESET:
         st->exited = true;
@@ -262,7 +263,8 @@ static void report(struct stub_control *m, const struct stub_control_stop *ms)
     m->last = *st;
     m->last_benign = benign(ms);
     m->stops++;
-    m->reset_pending = m->pc && ms->type == VM_EVENT_SHUTDOWN && !st->exited && !ms->failed;
+    m->reset_pending =
+        m->board->resets_on_shutdown && ms->type == VM_EVENT_SHUTDOWN && !st->exited && !ms->failed;
     if (st->why[0])
         stub_log("guest stopped: %s", st->why);
     if (m->attached) {
@@ -428,7 +430,7 @@ static void report_kept(uv_timer_t *t)
 static void last_line(struct stub_control *m, char *out, size_t cap)
 {
     uint8_t tail[512];
-    size_t n = stub_console_history(&m->console, tail, sizeof(tail)), e = n;
+    size_t n = stub_console_recent(&m->console, tail, sizeof(tail)), e = n;
     while (e && (tail[e - 1] == '\n' || tail[e - 1] == '\r'))
         e--;
     size_t b = e;
@@ -514,34 +516,34 @@ int stub_control_init(struct stub_control *m, const struct stub_options *opts, u
     enum vm_image_format format =
         opts->image_opts.format == VM_IMAGE_AUTO ? vm_image_detect(&m->image)
                                                  : opts->image_opts.format;
-    m->pc = opts->machine == STUB_MACHINE_PC ||
-            (opts->machine == STUB_MACHINE_AUTO && format == VM_IMAGE_BZIMAGE);
-    if ((r = vm_board_check(m->pc ? VM_BOARD_PC : VM_BOARD_BARE, ncpus, err, errlen)))
+    m->board = opts->machine ? opts->machine : vm_board_default(format == VM_IMAGE_BZIMAGE);
+    if ((r = vm_board_check(m->board->kind, ncpus, err, errlen)))
         return r;
-    if (m->pc && opts->has_on_hlt) {
+    if (m->board->irqchip && opts->has_on_hlt) {
         snprintf(err, errlen,
-                 "--on-hlt applies to --machine bare only: on pc, hlt waits in KVM for the next "
-                 "interrupt, as on a real PC");
+                 "--on-hlt applies to --machine bare only: on %s, hlt waits in KVM for the next "
+                 "interrupt, as on a real PC",
+                 m->board->name);
         return -EINVAL;
     }
-    if (m->pc && opts->force_hlt_breakpoints) {
+    if (m->board->irqchip && opts->force_hlt_breakpoints) {
         snprintf(err, errlen,
-                 "--hlt-breakpoints applies to --machine bare only: on pc, hlt never reaches "
-                 "kvmstub");
+                 "--hlt-breakpoints applies to --machine bare only: on %s, hlt never reaches "
+                 "kvmstub",
+                 m->board->name);
         return -EINVAL;
     }
-    if ((r = vm_disks_check(m->pc ? VM_BOARD_PC : VM_BOARD_BARE, opts->drives, opts->ndrives, err,
-                            errlen)))
+    if ((r = vm_disks_check(m->board->kind, opts->drives, opts->ndrives, err, errlen)))
         return r;
     *image_problem = false;
     /* KVMSTUB_NO_BLOCKIRQ=1: step as on a host without
      * KVM_GUESTDBG_BLOCKIRQ (for testing the fallback). */
     const char *nb = getenv("KVMSTUB_NO_BLOCKIRQ");
-    if (!opts->restore && !opts->has_memory && m->pc)
-        ram = STUB_PC_DEFAULT_RAM;
+    if (!opts->restore && !opts->has_memory && m->board->default_ram)
+        ram = m->board->default_ram;
     struct vm_config cfg = {.ram_size = ram,
                             .ncpus = ncpus,
-                            .board = m->pc ? VM_BOARD_PC : VM_BOARD_BARE,
+                            .board = m->board->kind,
                             .log = stub_vm_log,
                             .trace = opts->trace,
                             .no_blockirq = nb && strcmp(nb, "1") == 0,

@@ -56,7 +56,7 @@ struct stub_control {
     struct vm_image image;
     struct vm_image initrd;       /* --initrd, read once (size 0: none) */
     struct vm_image_options image_opts;
-    bool pc;                      /* the pc board (else bare) */
+    const struct vm_board_info *board; /* its rules (vm/vm.h) */
     bool reset_pending;           /* pc: a triple fault was reported; resuming ends */
     struct stub_vcpus *vcpus;
     unsigned ncpus;

@@ -84,7 +84,7 @@ int main(int argc, char **argv)
     if (!opts.history) {
         m.reverse_refusal = "no execution history to go back in: --history 0 turned it off";
         m.record_refusal = "history is off (--history 0)";
-    } else if (m.pc || vm_has_irqchip(m.vm)) {
+    } else if (m.board->irqchip) {
         m.reverse_refusal = m.record_refusal =
             "reverse execution needs the bare board: under KVM the timing of interrupts (PIT, "
             "LAPIC timer, devices) is not reproducible, so a replay would not repeat the "

@@ -215,12 +215,12 @@ static int regs(struct stub_control *m, unsigned tid, struct stub_text *t)
 
 static void serial(struct stub_control *m, struct stub_text *t)
 {
-    uint8_t *buf = malloc(STUB_CONSOLE_HISTORY);
+    uint8_t *buf = malloc(STUB_CONSOLE_RECENT);
     if (!buf) {
         say(t, "out of memory\n");
         return;
     }
-    size_t n = stub_console_history(&m->console, buf, STUB_CONSOLE_HISTORY);
+    size_t n = stub_console_recent(&m->console, buf, STUB_CONSOLE_RECENT);
     if (n == 0)
         say(t, "(the guest has printed nothing yet)\n");
     else if (m->console.total > n)

@@ -424,12 +424,11 @@ int stub_options_parse(int argc, char **argv, struct stub_options *o, char *err,
             break;
         }
         case OPT_MACHINE:
-            if (strcmp(a, "bare") == 0)
-                o->machine = STUB_MACHINE_BARE;
-            else if (strcmp(a, "pc") == 0)
-                o->machine = STUB_MACHINE_PC;
-            else
-                return fail(err, errlen, "--machine: '%s' is not bare or pc", a);
+            if (!(o->machine = vm_board_find(a))) {
+                char names[128];
+                vm_board_names(names, sizeof(names));
+                return fail(err, errlen, "--machine: '%s' is not %s", a, names);
+            }
             break;
         case OPT_INITRD:
             o->initrd = a;

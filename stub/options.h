@@ -29,16 +29,6 @@ enum stub_on_hlt {
     STUB_HLT_EXIT, /* end the guest with exit status 0 */
 };
 
-enum stub_machine_kind {
-    STUB_MACHINE_AUTO, /* pc for a bzImage, bare for everything else */
-    STUB_MACHINE_BARE,
-    STUB_MACHINE_PC,
-};
-
-/* RAM when --memory is not given: a bare-metal program needs little; the
- * pc board's usual guest, Linux, needs its init_size (about 64 MiB for
- * Debian's kernel) above 16 MiB plus an initrd, and QEMU gives 128 MiB. */
-#define STUB_PC_DEFAULT_RAM (128ull << 20)
 
 struct stub_initial_reg {
     enum vm_reg_id id;
@@ -54,7 +44,9 @@ struct stub_options {
     bool no_gdb;            /* listen nowhere (implies run) */
     uint64_t memory;
     bool has_memory;
-    enum stub_machine_kind machine;
+    /* --machine: a board of vm_board_find(), or NULL for the image's
+     * default (vm_board_default). */
+    const struct vm_board_info *machine;
     unsigned ncpus;         /* --cpus; 1 unless given */
     bool has_ncpus;
     const char *initrd;     /* --initrd FILE, or NULL */

@@ -71,7 +71,7 @@ static void bare_destroy(struct vm *vm)
 }
 
 const struct vm_board vm_board_bare = {
-    .name = "bare",
+    .info = {.name = "bare", .kind = VM_BOARD_BARE},
     .snap_vm_parts = 0, /* no in-kernel irqchip, PIT or clock: all is in the devices */
     .check = bare_check,
     .create = bare_create,

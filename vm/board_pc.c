@@ -489,8 +489,14 @@ static void pc_quiesce(struct vm *vm, bool pause)
 }
 
 const struct vm_board vm_board_pc = {
-    .name = "pc",
-    .irqchip = true,
+    .info = {.name = "pc",
+             .kind = VM_BOARD_PC,
+             .irqchip = true,
+             .resets_on_shutdown = true,
+             .boots_linux = true,
+             /* Linux needs its init_size (about 64 MiB for Debian's kernel)
+              * above 16 MiB plus an initrd; QEMU gives 128 MiB. */
+             .default_ram = 128ull << 20},
     .snap_vm_parts = VM_SNAP_VM_IRQCHIP | VM_SNAP_VM_PIT | VM_SNAP_VM_CLOCK,
     .cpu_data_size = sizeof(struct pc_cpu),
     .create = pc_create,

@@ -298,7 +298,7 @@ int vm_cpu_prepare(struct vm_cpu *cpu, bool step)
     int err = vm_regcache_flush(&cpu->rc);
     if (!err)
         err = vm_debug_apply(cpu, step);
-    if (!err && step && cpu->vm->board->irqchip &&
+    if (!err && step && cpu->vm->board->info.irqchip &&
         !(cpu->vm->caps.guest_debug_flags & KVM_GUESTDBG_BLOCKIRQ))
         err = shadow_step(cpu);
     return err;
@@ -334,14 +334,14 @@ static int run(struct vm_cpu *cpu, enum vm_run_mode mode, struct vm_event *ev)
         ev->type = VM_EVENT_HALT;
         return 0;
     }
-    if (mode == VM_RUN_STEP && vm->board->irqchip && (err = wake_for_step(cpu)))
+    if (mode == VM_RUN_STEP && vm->board->info.irqchip && (err = wake_for_step(cpu)))
         return err;
     if (mode == VM_RUN_STEP && step_is_hlt(cpu)) {
         if ((err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS)))
             return err;
         cpu->rc.regs.rip += 1;
         cpu->rc.dirty |= VM_RC_REGS;
-        if (vm->board->irqchip) {
+        if (vm->board->info.irqchip) {
             atomic_fetch_add_explicit(&vm->stats.steps, 1, memory_order_relaxed);
             ev->type = VM_EVENT_STEP;
         } else {

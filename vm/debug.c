@@ -32,7 +32,7 @@ void vm_debug_init(struct vm *vm)
     d->bp_method = vm->caps.sw_bp;
     /* A planted hlt never reaches kvmstub where KVM's LAPIC halts the
      * vCPU itself. */
-    if (d->bp_method == VM_BP_HLT && vm->board->irqchip)
+    if (d->bp_method == VM_BP_HLT && vm->board->info.irqchip)
         d->bp_method = VM_BP_PORT_IN;
     d->hw_exec = vm->caps.hw_exec_bp;
     d->hw_data = vm->caps.hw_data_bp;
@@ -495,7 +495,7 @@ int vm_debug_configure(struct vm *vm, enum vm_bp_method bp, enum vm_watch_method
     struct vm_debug *d = &vm->debug;
     if (d->nbps || d->nwatches)
         return -EBUSY;
-    if (bp == VM_BP_HLT ? vm->board->irqchip
+    if (bp == VM_BP_HLT ? vm->board->info.irqchip
                         : bp != VM_BP_PAGE_TRAP && bp != VM_BP_PORT_IN && bp != vm->caps.sw_bp)
         return -ENOTSUP;
     d->bp_method = bp;

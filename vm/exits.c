@@ -528,7 +528,7 @@ static int lift_for_step(struct vm_cpu *cpu, enum vm_run_mode mode, uint64_t pc,
     uint64_t layout = vm->mem.layout_changes, gpa;
     bool fetch = vm_translate(cpu, pc, &gpa) == 0 && vm_mem_trap(&vm->mem, gpa) == VM_TRAP_ALL;
     uint8_t op = 0;
-    if (fetch && vm->board->irqchip && vm_mem_read(&vm->mem, gpa, &op, 1) == 0 &&
+    if (fetch && vm->board->info.irqchip && vm_mem_read(&vm->mem, gpa, &op, 1) == 0 &&
         op == OPCODE_HLT) {
         *err = halt_in_kvm(cpu);
         return 1;

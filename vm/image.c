@@ -190,7 +190,7 @@ static const char *a_format(enum vm_image_format f)
 static void tsc_words(struct vm *vm, char *out, size_t len)
 {
     out[0] = '\0';
-    if (!vm->board->irqchip || vm->ncpus == 0)
+    if (!vm->board->info.irqchip || vm->ncpus == 0)
         return;
     int khz = ioctl(vm->cpus[0].fd, KVM_GET_TSC_KHZ, 0);
     if (khz > 0)
@@ -289,7 +289,7 @@ int vm_image_load(struct vm *vm, struct vm_image *img, const struct vm_image_opt
                        img->name, a_format(f));
     img->format = f;
     if (f == VM_IMAGE_BZIMAGE) {
-        if (!vm->board->irqchip)
+        if (!vm->board->info.irqchip)
             return vm_fail(err, errlen, -EINVAL,
                            "%s is a Linux bzImage, which needs the pc board: use "
                            "--machine pc (or leave --machine out)",

@@ -197,8 +197,7 @@ struct vm_image;
 struct vm_serial;
 
 struct vm_board {
-    const char *name;
-    bool irqchip; /* KVM's interrupt controllers: hlt never exits */
+    struct vm_board_info info; /* name, kind and rules (vm/vm.h) */
     /* VM_SNAP_VM_* (vm/snap_vm.h) the board creates in KVM, which
      * snapshots save and restore; devices' own state travels through the
      * bus (vm_bus_add_state). */

@@ -143,13 +143,43 @@ static int create_cpu(struct vm *vm, unsigned index, char *err, size_t errlen)
     return vm->board->cpu_setup(vm, cpu, err, errlen);
 }
 
+/* Every board, the default for images other than Linux kernels first: a
+ * new board is one more entry here and its file. */
+static const struct vm_board *const boards[] = {&vm_board_bare, &vm_board_pc};
+#define NBOARDS (sizeof(boards) / sizeof(boards[0]))
+
 static const struct vm_board *board_of(enum vm_board_kind kind)
 {
-    switch (kind) {
-    case VM_BOARD_BARE: return &vm_board_bare;
-    case VM_BOARD_PC: return &vm_board_pc;
-    }
+    for (size_t i = 0; i < NBOARDS; i++)
+        if (boards[i]->info.kind == kind)
+            return boards[i];
     return NULL;
+}
+
+const struct vm_board_info *vm_board_find(const char *name)
+{
+    for (size_t i = 0; name && i < NBOARDS; i++)
+        if (strcmp(boards[i]->info.name, name) == 0)
+            return &boards[i]->info;
+    return NULL;
+}
+
+const struct vm_board_info *vm_board_default(bool linux_kernel)
+{
+    for (size_t i = 0; linux_kernel && i < NBOARDS; i++)
+        if (boards[i]->info.boots_linux)
+            return &boards[i]->info;
+    return &boards[0]->info;
+}
+
+void vm_board_names(char *out, size_t len)
+{
+    size_t n = 0;
+    if (len)
+        out[0] = 0;
+    for (size_t i = 0; i < NBOARDS && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%s",
+                              i == 0 ? "" : i + 1 == NBOARDS ? " or " : ", ", boards[i]->info.name);
 }
 
 int vm_board_check(enum vm_board_kind kind, unsigned ncpus, char *err, size_t errlen)
@@ -280,7 +310,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
     vm->ndrives = 0;
     if (r) {
         if (err && errlen && !err[0])
-            vm_fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->name, strerror(-r));
+            vm_fail(err, errlen, r, "cannot set up the %s board: %s", vm->board->info.name, strerror(-r));
         goto out;
     }
     if (vm_coalesce_refresh(vm))
@@ -432,12 +462,12 @@ uint64_t vm_ram_size(const struct vm *vm)
 
 const char *vm_board_name(const struct vm *vm)
 {
-    return vm->board->name;
+    return vm->board->info.name;
 }
 
 bool vm_has_irqchip(const struct vm *vm)
 {
-    return vm->board->irqchip;
+    return vm->board->info.irqchip;
 }
 
 bool vm_cpu_halted(const struct vm_cpu *cpu)
@@ -447,7 +477,7 @@ bool vm_cpu_halted(const struct vm_cpu *cpu)
 
 enum vm_cpu_wait vm_cpu_wait(const struct vm_cpu *cpu)
 {
-    if (!cpu->vm->board->irqchip)
+    if (!cpu->vm->board->info.irqchip)
         return cpu->halted ? VM_CPU_HALTED : VM_CPU_RUNNABLE;
     /* KVM halts the vCPU itself and keeps the state. */
     struct kvm_mp_state mp;

@@ -43,6 +43,31 @@ enum vm_board_kind {
                     * IRQ 4, an i8042, a CMOS clock, debug-exit (board_pc.c) */
 };
 
+/* A board as the program above sees it: found by name (--machine) or as
+ * the default for an image, with the rules in which boards differ, so the
+ * program keeps no list of boards and no rule of one. */
+struct vm_board_info {
+    const char *name;
+    enum vm_board_kind kind;
+    /* KVM's interrupt controllers: hlt waits in KVM for an interrupt and
+     * never reaches the program, and interrupts come when the host's
+     * timers say, so a replay cannot repeat a recorded run. */
+    bool irqchip;
+    /* A triple fault resets the machine, as a PC's does. */
+    bool resets_on_shutdown;
+    /* The board a Linux bzImage gets when none is named. */
+    bool boots_linux;
+    /* RAM when none is asked for (0: VM_DEFAULT_RAM). */
+    uint64_t default_ram;
+};
+/* The board of that name, or NULL. */
+const struct vm_board_info *vm_board_find(const char *name);
+/* The board an image gets when none is named: the Linux board for a Linux
+ * kernel, else the first board. */
+const struct vm_board_info *vm_board_default(bool linux_kernel);
+/* Every board's name into out, for a message: "bare or pc". */
+void vm_board_names(char *out, size_t len);
+
 enum vm_event_type {
     VM_EVENT_HALT,           /* hlt executed; rip is after it */
     VM_EVENT_SERIAL,         /* console output is waiting: collect it and run again */

@@ -240,7 +240,7 @@ static void test_steps_unprotected_wander(void)
 {
     struct vm *vm = pc_vm(0, true);
     struct vm_board unprotected = *vm->board;
-    unprotected.irqchip = false; /* only the step code looks at it now */
+    unprotected.info.irqchip = false; /* only the step code looks at it now */
     const struct vm_board *real = vm->board;
     vm->board = &unprotected;
     CU_ASSERT_TRUE(run_until_ticks(vm, 10));
