@@ -247,6 +247,25 @@ int vm_virtio_save(void *dev, uint8_t **buf, size_t *len)
     return 0;
 }
 
+int vm_virtio_save_tail(struct vm_virtio *v, const void *tail, size_t tail_len, uint8_t **buf,
+                        size_t *len)
+{
+    uint8_t *inner;
+    size_t n;
+    int r = vm_virtio_save(v, &inner, &n);
+    if (r)
+        return r;
+    uint8_t *b = realloc(inner, n + tail_len);
+    if (!b) {
+        free(inner);
+        return -ENOMEM;
+    }
+    memcpy(b + n, tail, tail_len);
+    *buf = b;
+    *len = n + tail_len;
+    return 0;
+}
+
 int vm_virtio_load(void *dev, const uint8_t *b, size_t len, bool apply)
 {
     struct vm_virtio *v = dev;

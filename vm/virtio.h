@@ -127,6 +127,10 @@ void vm_virtio_config_write(struct vm_virtio *v, uint32_t offset, const uint8_t 
  * load each ready queue is looked at once, as if notified, so a kick the
  * guest gave just before the save is not lost. */
 int vm_virtio_save(void *dev, uint8_t **buf, size_t *len);
+/* vm_virtio_save() of v followed by a transport's own tail bytes (its
+ * register selectors): one buffer the transport's load splits again. */
+int vm_virtio_save_tail(struct vm_virtio *v, const void *tail, size_t tail_len, uint8_t **buf,
+                        size_t *len);
 int vm_virtio_load(void *dev, const uint8_t *buf, size_t len, bool apply);
 /* The bytes vm_virtio_save() gives for v. */
 size_t vm_virtio_state_len(const struct vm_virtio *v);

@@ -205,21 +205,8 @@ int vm_virtio_mmio_attach(struct vm_bus *bus, struct vm_virtio_mmio *m, uint64_t
 int vm_virtio_mmio_save(void *dev, uint8_t **buf, size_t *len)
 {
     struct vm_virtio_mmio *m = dev;
-    uint8_t *inner;
-    size_t n;
-    int r = vm_virtio_save(m->v, &inner, &n);
-    if (r)
-        return r;
-    uint8_t *b = realloc(inner, n + SELECTORS);
-    if (!b) {
-        free(inner);
-        return -ENOMEM;
-    }
     const uint32_t sel[3] = {m->device_features_sel, m->driver_features_sel, m->queue_sel};
-    memcpy(b + n, sel, SELECTORS);
-    *buf = b;
-    *len = n + SELECTORS;
-    return 0;
+    return vm_virtio_save_tail(m->v, sel, SELECTORS, buf, len);
 }
 
 int vm_virtio_mmio_load(void *dev, const uint8_t *buf, size_t len, bool apply)

@@ -215,22 +215,11 @@ int vm_virtio_pci_init(struct vm_virtio_pci *p, struct vm_virtio *v, uint32_t cl
 int vm_virtio_pci_save(void *dev, uint8_t **buf, size_t *len)
 {
     struct vm_virtio_pci *p = dev;
-    uint8_t *inner;
-    size_t n;
-    int r = vm_virtio_save(p->v, &inner, &n);
-    if (r)
-        return r;
-    uint8_t *b = realloc(inner, n + SELECTORS);
-    if (!b) {
-        free(inner);
-        return -ENOMEM;
-    }
-    memcpy(b + n, &p->device_features_sel, 4);
-    memcpy(b + n + 4, &p->driver_features_sel, 4);
-    memcpy(b + n + 8, &p->queue_sel, 2);
-    *buf = b;
-    *len = n + SELECTORS;
-    return 0;
+    uint8_t sel[SELECTORS];
+    memcpy(sel, &p->device_features_sel, 4);
+    memcpy(sel + 4, &p->driver_features_sel, 4);
+    memcpy(sel + 8, &p->queue_sel, 2);
+    return vm_virtio_save_tail(p->v, sel, SELECTORS, buf, len);
 }
 
 int vm_virtio_pci_load(void *dev, const uint8_t *buf, size_t len, bool apply)
