@@ -312,10 +312,6 @@ static int reinject(struct vm_cpu *cpu, unsigned vector, uint64_t dr6)
     return 0;
 }
 
-/* A step through a lifted code page (struct vm_cpu_step): -1 to go on
- * stepping while rip stays on the page; 1, with the event, when it reaches
- * a breakpoint there; 0 to end the visit, and the caller puts the trap
- * back (reporting a watched access the last step made). */
 /* A rep stos (64-bit mode, addresses ascending) at pc, done here at
  * once: stepped, it exits once per element, and Linux clears its whole
  * bss with one (clear_bss, on a page a start_kernel breakpoint traps).
@@ -356,6 +352,10 @@ static bool rep_stos_at_once(struct vm_cpu *cpu, uint64_t pc)
     return true;
 }
 
+/* A step through a lifted code page (struct vm_cpu_step): -1 to go on
+ * stepping while rip stays on the page; 1, with the event, when it reaches
+ * a breakpoint there; 0 to end the visit, and the caller puts the trap
+ * back (reporting a watched access the last step made). */
 static int visit_step(struct vm_cpu *cpu, struct vm_event *ev)
 {
     struct vm *vm = cpu->vm;
