@@ -58,6 +58,13 @@ int test_main(const char *name, void (*register_suites)(void), bool needs_kvm)
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
+    /* Again at the end, on stderr: CI shows a failed suite's last lines, and
+     * CUnit printed each failure under its test, far above. */
+    for (CU_pFailureRecord f = CU_get_failure_list(); f; f = f->pNext)
+        fprintf(stderr, "%s: failed: %s: %s:%u: %s\n", name,
+                f->pTest && f->pTest->pName ? f->pTest->pName : "(suite setup)",
+                f->strFileName ? f->strFileName : "?", f->uiLineNumber,
+                f->strCondition ? f->strCondition : "?");
     unsigned failed = CU_get_number_of_failures();
     unsigned failed_suites = CU_get_number_of_suites_failed();
     unsigned ran = CU_get_number_of_tests_run();
