@@ -4,6 +4,7 @@
 #include "kvmstub_version.h"
 #include "snapstore.h"
 #include "vm/image.h"
+#include "vm/kaslr.h"
 #include "vm/paging.h"
 
 #include <ctype.h>
@@ -22,6 +23,8 @@ static const char help_text[] =
     "  monitor info registers    every register of the current thread, decoded\n"
     "  monitor info mem          the current page tables' mappings, as ranges\n"
     "  monitor info tlb          ... and page by page, with their flags\n"
+    "  monitor info kaslr        where a Linux kernel's text runs (its KASLR slide) and the\n"
+    "                            gdb command that moves vmlinux's symbols there\n"
     "  monitor regs              control, segment and descriptor-table registers, decoded\n"
     "  monitor xp /FMT ADDR      guest-physical memory: FMT is [count][x|d|u|o|c][b|h|w|g]\n"
     "  monitor reset             back to the image's initial state (system_reset too)\n"
@@ -534,6 +537,50 @@ static int info_maps(struct stub_control *m, unsigned tid, bool tlb, struct stub
     return 0;
 }
 
+/* info kaslr: the kernel's _text where it runs, against vmlinux's. gdb
+ * needs the slide for every section but the per-CPU one (vaddr 0, which
+ * KASLR leaves alone: per-CPU variables are offsets from each CPU's base). */
+static int info_kaslr(struct stub_control *m, unsigned tid, struct stub_text *t)
+{
+    struct vm_kaslr k;
+    int r = vm_kaslr_find(stub_control_cpu(m, tid), &k);
+    if (r == -ENOEXEC) {
+        say(t, "not a Linux kernel: 'monitor info kaslr' applies to a 64-bit bzImage "
+               "kvmstub loaded by its boot protocol\n");
+        return r;
+    }
+    if (r == -ENODATA || r == -EAGAIN) {
+        say(t, "the kernel has not chosen its place yet: %s. With KASLR its decompressor "
+               "picks the physical address and the virtual offset at random when it runs, and "
+               "only then maps the kernel at 0xffffffff80000000 and up; ask again once the "
+               "kernel runs its own code (startup_64 on), or boot with nokaslr\n",
+            r == -ENODATA ? "this CPU's paging is off (an AP not started yet, or the guest "
+                            "before its 64-bit entry)"
+                          : "nothing is mapped in the kernel's text range (the guest is still in "
+                            "the boot protocol's entry or the decompressor)");
+        return 0;
+    }
+    if (r) {
+        say(t, "cannot read the page tables: %s\n", strerror(-r));
+        return r;
+    }
+    say(t, "kernel _text: virtual 0x%llx, physical 0x%llx\n", (unsigned long long)k.text_virt,
+        (unsigned long long)k.text_phys);
+    say(t, "vmlinux links it at virtual 0x%llx, physical 0x%llx (LOAD_PHYSICAL_ADDR)\n",
+        (unsigned long long)k.link_virt, (unsigned long long)k.link_phys);
+    if (k.slide == 0)
+        say(t, "slide: 0 (no KASLR: nokaslr, or the decompressor kept the link address)\n"
+               "vmlinux's symbols are right as they are\n");
+    else
+        say(t, "slide: 0x%llx virtual (0x%llx physical from LOAD_PHYSICAL_ADDR)\n"
+               "gdb: add-symbol-file vmlinux -o 0x%llx -s .data..percpu 0\n"
+               "  (in a gdb that has not loaded vmlinux, or after 'symbol-file' with no "
+               "argument drops it; 'symbol-file -o' would move the per-CPU variables too)\n",
+            (unsigned long long)k.slide, (unsigned long long)(k.text_phys - k.link_phys),
+            (unsigned long long)k.slide);
+    return 0;
+}
+
 /* xp /FMT ADDR, as QEMU's monitor: count, format (x d u o c), size (b h w g). */
 static int xp(struct stub_control *m, const char *arg, size_t n, struct stub_text *t)
 {
@@ -668,8 +715,10 @@ static int c_info(struct stub_control *m, unsigned tid, const struct args *a, st
     }
     if (strcmp(w, "mem") == 0 || strcmp(w, "tlb") == 0)
         return info_maps(m, tid, strcmp(w, "tlb") == 0, t);
+    if (strcmp(w, "kaslr") == 0)
+        return info_kaslr(m, tid, t);
     say(t, "unknown 'monitor info %s'; there are: info, info version, info registers, info mem, "
-           "info tlb\n",
+           "info tlb, info kaslr\n",
         w);
     return -ENOENT;
 }

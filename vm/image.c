@@ -258,6 +258,7 @@ static int load_bzimage(struct vm *vm, struct vm_image *img, const struct vm_ima
         unpacked = bz.pref_address;
     vm->linux_text = true;
     vm->linux_text_gpa = unpacked - bz.pref_address;
+    vm->linux_link_phys = bz.pref_address;
     if ((r = vm_enter_bzimage(&vm->cpus[0], &e)))
         return vm_fail(err, errlen, r, "cannot set up the vCPU for the kernel's entry: %s",
                        strerror(-r));

@@ -264,6 +264,7 @@ struct vm {
      * the kernel (image.c; debug.c plants pending breakpoints there). */
     bool linux_text;
     uint64_t linux_text_gpa;
+    uint64_t linux_link_phys; /* pref_address: where vmlinux's _text is linked (kaslr.c) */
     /* vm_config's drives, for the board's create only (the caller's). */
     const struct vm_drive *drives;
     unsigned ndrives;

@@ -175,6 +175,7 @@ static void test_monitor_commands_qemu_users_type(void)
                           "monitor system_reset",
                           "maintenance flush register-cache",
                           "print $pc",
+                          "monitor info kaslr",
                           "monitor info nonsense",
                           "monitor frobnicate",
                           "monitor reset now",
@@ -190,8 +191,9 @@ static void test_monitor_commands_qemu_users_type(void)
     E2E_HAS(o.text, "0000000000200000: 0000000000200000 --P-----W");
     E2E_HAS(o.text, "the guest is back at its entry point 0x100000");
     E2E_MATCHES(o.text, "\\$1 = .*0x100000 <_start>");
+    E2E_HAS(o.text, "not a Linux kernel: 'monitor info kaslr' applies to a 64-bit bzImage");
     E2E_HAS(o.text, "unknown 'monitor info nonsense'; there are: info, info version, "
-                    "info registers, info mem, info tlb");
+                    "info registers, info mem, info tlb, info kaslr");
     E2E_HAS(o.text, "unknown monitor command 'frobnicate'; the commands are: help info regs "
                     "reset system_reset serial input until catch xp snapshot record quit");
     E2E_HAS(o.text, "'monitor reset' takes no arguments (got 'now')");
