@@ -11,8 +11,9 @@ struct first {
     bool found;
 };
 
-/* The walk comes in address order: the first leaf at or above the mapping's
- * start is the lowest present page of it, if it lies inside. */
+/* The walk comes in address order: the first leaf that reaches past the
+ * mapping's start is its lowest present page, if it starts inside (pages
+ * are aligned to their size, so none straddles the 1 GiB-aligned start). */
 static int first_in_text_map(void *ctx, const struct vm_mapping *m)
 {
     struct first *f = ctx;
@@ -38,11 +39,8 @@ int vm_kaslr_find(struct vm_cpu *cpu, struct vm_kaslr *k)
         return -EAGAIN;
     k->link_phys = vm->linux_link_phys;
     k->link_virt = VM_LINUX_TEXT_MAP + vm->linux_link_phys;
-    /* A large page reaching below the mapping's start cannot be the
-     * kernel's (which starts at least LOAD_PHYSICAL_ADDR above it). */
-    uint64_t skip = f.m.virt < VM_LINUX_TEXT_MAP ? VM_LINUX_TEXT_MAP - f.m.virt : 0;
-    k->text_virt = f.m.virt + skip;
-    k->text_phys = f.m.phys + skip;
+    k->text_virt = f.m.virt;
+    k->text_phys = f.m.phys;
     k->slide = (int64_t)(k->text_virt - k->link_virt);
     return 0;
 }
