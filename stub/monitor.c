@@ -575,7 +575,9 @@ static int info_kaslr(struct stub_control *m, unsigned tid, struct stub_text *t)
         say(t, "slide: 0x%llx virtual (0x%llx physical from LOAD_PHYSICAL_ADDR)\n"
                "gdb: add-symbol-file vmlinux -o 0x%llx -s .data..percpu 0\n"
                "  (in a gdb that has not loaded vmlinux, or after 'symbol-file' with no "
-               "argument drops it; 'symbol-file -o' would move the per-CPU variables too)\n",
+               "argument drops it; 'symbol-file -o' would move the per-CPU variables too;\n"
+               "  with Linux's lx-symbols, which reloads vmlinux unslid, use kvmstub-kaslr from "
+               "examples/linux/kaslr.py instead)\n",
             (unsigned long long)k.slide, (unsigned long long)(k.text_phys - k.link_phys),
             (unsigned long long)k.slide);
     return 0;

@@ -28,6 +28,7 @@ set(want
   share/doc/kvmstub/examples/ckernel.gdb
   share/doc/kvmstub/examples/ckernel.lldb
   share/doc/kvmstub/examples/demo.gdb
+  share/doc/kvmstub/examples/kaslr.py
   share/doc/kvmstub/examples/linux.gdb
   share/man/man1/kvmstub.1.gz)
 list(TRANSFORM want PREPEND "${rel}/")
