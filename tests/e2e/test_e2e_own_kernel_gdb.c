@@ -181,6 +181,8 @@ static void test_lx_scripts_and_module(void)
         "bt",
         "p $lx_current().comm",
         "x/s buf",
+        /* SMAP among them where the CPU has it: the kernel reads user
+         * memory only with EFLAGS.AC set, and gdb's reads must pass. */
         "p $cr4",
         "next", "next", "next", "next",
         "info locals",
@@ -282,6 +284,8 @@ static void test_vscode_mi(void)
     printf("---- -stack-list-variables --simple-values ----\n%s\n", vars);
     E2E_MATCHES(vars, "\\{name=\"file\",arg=\"1\",type=\"struct file \\*\",value=\"0x[0-9a-f]+\"\\}");
     E2E_MATCHES(vars, "\\{name=\"len\",arg=\"1\",type=\"size_t\",value=\"3\"\\}");
+    /* The user's buffer the system call was handed (read past SMAP). */
+    E2E_HAS(vars, " \\\"mi\\\\n\\\"\"}");
     free(vars);
     CU_ASSERT(mi_ok(e2e_mi_cmd(&mi, "-break-delete"), "^done"));
     CU_ASSERT(mi_ok(e2e_mi_cmd(&mi, "-target-detach"), "^done"));
