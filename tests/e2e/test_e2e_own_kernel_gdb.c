@@ -49,12 +49,12 @@ static int suite_init(void)
         access(E2E_OWN_INITRD, R_OK) || access(E2E_OWN_GDB_PY, R_OK) ||
         access(E2E_OWN_MODULES "/kvmstub_demo.ko", R_OK)) {
         fprintf(stderr,
-                "the own-kernel example's files are missing (%s, %s, %s, %s); the default "
+                "the own-kernel example's files are missing (%s, %s, %s, %s, %s); the default "
                 "build never builds them: build them with 'cmake --build %s --target "
                 "linux_assets own_kernel_assets' (needs linux-source-6.1 and the tools "
                 ".ci/deps installs), then run this test again\n",
                 E2E_OWN_BZIMAGE, E2E_OWN_VMLINUX, E2E_OWN_INITRD, E2E_OWN_GDB_PY,
-                E2E_BUILD_DIR);
+                E2E_OWN_MODULES "/kvmstub_demo.ko", E2E_BUILD_DIR);
         return -1;
     }
     /* Inside .ci/kvm-machine the watchdog counts the console's growth as
