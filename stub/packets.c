@@ -102,6 +102,11 @@ void stub_packets_stop_reply(struct stub_session *s, const struct stub_stop *st)
         rsp_reply_end(&r);
         return;
     }
+    /* gdb takes the stopped thread for the one Hg selected (remote.c's
+     * record_currthread, as gdbserver does): it reads that thread's
+     * registers next without sending Hg. */
+    if (st->tid)
+        s->g_tid = st->tid;
     snprintf(b, sizeof(b), "T%02xthread:%x;", st->signal & 0xff, st->tid);
     rsp_reply_str(&r, b);
     switch (st->reason) {

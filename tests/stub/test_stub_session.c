@@ -371,9 +371,14 @@ static void test_threads(void)
     CU_ASSERT_EQUAL(t.f.last_resume.threads[0].action, STUB_ACTION_NONE);
     CU_ASSERT_EQUAL(t.f.last_resume.threads[1].action, STUB_ACTION_STEP);
     CU_ASSERT_EQUAL(t.f.last_resume.threads[2].action, STUB_ACTION_NONE);
+    /* A stop selects its thread for Hg, as gdb assumes: its next g and p
+     * read the stopped thread without an Hg (a breakpoint hit on CPU 1
+     * while gdb looked at CPU 0). */
+    fake_set_reg(&t.f, 2, VM_REG_RAX, 0x1234);
     st_stop(&t, 2, STUB_REASON_NONE, 0);
     CU_ASSERT_EQUAL(strncmp(st_next(&t), "T05thread:2;", 12), 0);
     CU_ASSERT_STRING_EQUAL(st_ask(&t, "qC"), "QC2");
+    CU_ASSERT_STRING_EQUAL(st_ask(&t, "p0"), "3412000000000000");
     st_send(&t, "c");
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(t.f.last_resume.threads[i].action, STUB_ACTION_CONTINUE);
