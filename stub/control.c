@@ -356,7 +356,13 @@ static void on_stop(void *ctx, unsigned index, const struct vm_event *ev, int er
     if (stub_vcpus_any_running(m->vcpus))
         return;
 
-    /* Every vCPU is stopped now. */
+    /* Every vCPU is stopped now. The disk workers finish the request in
+     * hand and wait, so that while the guest is stopped its RAM and rings
+     * stay as the debugger sees them and no request completes unseen. */
+    if (!m->devices_held) {
+        vm_devices_hold(m->vm, true);
+        m->devices_held = true;
+    }
     if (m->replaying) {
         /* A replay's stop goes to the layer that asked for it as it is. */
         struct stub_control_stop ps = m->primary;
@@ -684,6 +690,10 @@ static int run(struct stub_control *m, const struct stub_resume *r)
     m->interrupting = false;
     if (m->holding)
         release_held(m);
+    if (m->devices_held) {
+        m->devices_held = false;
+        vm_devices_hold(m->vm, false);
+    }
     unsigned acting = 0;
     for (unsigned i = 0; i < r->count && i < m->ncpus; i++)
         acting += r->threads[i].action != STUB_ACTION_NONE;

@@ -77,6 +77,7 @@ struct stub_control {
     unsigned private_index;
     struct stub_resume pending;
     bool interrupting; /* Ctrl-C or a stop of ours since the last resume */
+    bool devices_held; /* every vCPU stopped: the disk workers hold still */
     /* The attached debugger. */
     struct stub_target_listener listener;
     bool attached;

@@ -380,6 +380,12 @@ void vm_destroy(struct vm *vm)
     free(vm);
 }
 
+void vm_devices_hold(struct vm *vm, bool hold)
+{
+    if (vm->board->quiesce)
+        vm->board->quiesce(vm, hold);
+}
+
 int vm_reset(struct vm *vm)
 {
     vm_debug_clear(vm);

@@ -318,6 +318,12 @@ int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa);
 int vm_read_physical(struct vm *vm, uint64_t gpa, void *buf, size_t len, size_t *done);
 int vm_write_physical(struct vm *vm, uint64_t gpa, const void *buf, size_t len, size_t *done);
 
+/* Device threads that serve the guest (disk workers) hold still after
+ * the request in hand, or go on: for a debugger's stop, during which
+ * guest RAM and the rings must not change. Counted: each hold needs its
+ * go-on. Any thread; never from a device thread. */
+void vm_devices_hold(struct vm *vm, bool hold);
+
 /* Back to power-on: RAM cleared, devices reset, breakpoints and watchpoints
  * removed. The caller loads the image again. */
 int vm_reset(struct vm *vm);

@@ -219,6 +219,18 @@ static void test_indirect_tables(void)
     CU_ASSERT_EQUAL(chain.nsegs, 3);
     CU_ASSERT_EQUAL(chain.write_len, 513);
 
+    /* The same table 8-byte aligned, as a kernel built with SLOB kmallocs
+     * it: served too. */
+    setup(8, true);
+    put_desc(table + 8, 0, 0x4000, 16, F_NEXT, 1);
+    put_desc(table + 8, 1, 0x5000, 512, F_NEXT | F_WRITE, 2);
+    put_desc(table + 8, 2, 0x6000, 1, F_WRITE, 0);
+    put_desc(DESC, 2, table + 8, 48, F_INDIRECT, 0);
+    offer(2);
+    CU_ASSERT_EQUAL_FATAL(vm_virtq_pop(&q, &mem, &chain), 1);
+    CU_ASSERT_EQUAL(chain.nsegs, 3);
+    CU_ASSERT_EQUAL(chain.write_len, 513);
+
     /* Not negotiated: refused. */
     setup(8, false);
     put_desc(table, 0, 0x4000, 16, 0, 0);
