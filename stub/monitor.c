@@ -25,6 +25,8 @@ static const char help_text[] =
     "  monitor info tlb          ... and page by page, with their flags\n"
     "  monitor info kaslr        where a Linux kernel's text runs (its KASLR slide) and the\n"
     "                            gdb command that moves vmlinux's symbols there\n"
+    "  monitor info disks        the drives: transport, how notifications and interrupts\n"
+    "                            reach KVM (ioeventfd, MSI-X through irqfd, ...), requests\n"
     "  monitor regs              control, segment and descriptor-table registers, decoded\n"
     "  monitor xp /FMT ADDR      guest-physical memory: FMT is [count][x|d|u|o|c][b|h|w|g]\n"
     "  monitor reset             back to the image's initial state (system_reset too)\n"
@@ -719,8 +721,14 @@ static int c_info(struct stub_control *m, unsigned tid, const struct args *a, st
         return info_maps(m, tid, strcmp(w, "tlb") == 0, t);
     if (strcmp(w, "kaslr") == 0)
         return info_kaslr(m, tid, t);
+    if (strcmp(w, "disks") == 0) {
+        char buf[8192];
+        vm_devices_describe_disks(m->vm, buf, sizeof(buf));
+        say(t, "%s", buf);
+        return 0;
+    }
     say(t, "unknown 'monitor info %s'; there are: info, info version, info registers, info mem, "
-           "info tlb, info kaslr\n",
+           "info tlb, info kaslr, info disks\n",
         w);
     return -ENOENT;
 }

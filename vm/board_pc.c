@@ -488,6 +488,12 @@ static void pc_quiesce(struct vm *vm, bool pause)
         vm_disks_resume(pc->disks);
 }
 
+static int pc_describe_disks(struct vm *vm, char *buf, size_t len)
+{
+    struct pc *pc = vm->board_data;
+    return vm_disks_describe(pc->disks, buf, len);
+}
+
 const struct vm_board vm_board_pc = {
     .info = {.name = "pc",
              .kind = VM_BOARD_PC,
@@ -505,4 +511,5 @@ const struct vm_board vm_board_pc = {
     .reset = pc_reset,
     .destroy = pc_destroy,
     .quiesce = pc_quiesce,
+    .describe_disks = pc_describe_disks,
 };

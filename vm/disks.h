@@ -3,7 +3,14 @@
  * (PCI slot or MMIO window) with its interrupt wired to the IOAPIC, and a
  * worker thread (vm/virtio_worker.h) that serves its requests.
  *
- * Interrupts: the n-th PCI drive's INTA is IOAPIC pin 16 + n (GSIs 16-23
+ * Notifications: KVM_IOEVENTFD on each queue's notification register
+ * (PCI: re-registered as the guest moves BAR0 or turns decoding on and
+ * off; MMIO: QueueNotify) writes the worker's eventfd inside KVM, so a
+ * guest's kick costs no exit to userspace; other widths still exit.
+ *
+ * Interrupts: PCI drives offer MSI-X, delivered through KVM's GSI routing
+ * and an irqfd per vector (vm/msi_routes.h); while the driver has not
+ * enabled it, the n-th PCI drive's INTA is IOAPIC pin 16 + n (GSIs 16-23
  * reach only the IOAPIC under KVM's default routing, and no ISA device
  * uses them), a level as the MP table says (level, active low: KVM's
  * IOAPIC asserts a line whatever its polarity). An MMIO drive takes a free
@@ -44,6 +51,11 @@ const char *vm_disks_cmdline(const struct vm_disks *d);
 bool vm_disks_have_pci(const struct vm_disks *d);
 void vm_disks_pause(struct vm_disks *d);
 void vm_disks_resume(struct vm_disks *d);
+/* One paragraph per drive for `monitor info disks`: file, transport,
+ * how notifications and interrupts travel (KVM_IOEVENTFD or exits;
+ * MSI-X through irqfd or KVM_SIGNAL_MSI, INTx or an ISA edge) with their
+ * counts, and the requests served. Returns the length snprintf gives. */
+int vm_disks_describe(struct vm_disks *d, char *buf, size_t len);
 /* Every device back to its power-on state (the driver must set it up
  * again), interrupt lines low. */
 void vm_disks_reset(struct vm_disks *d);

@@ -221,6 +221,8 @@ struct vm_board {
     /* Around a snapshot's save or load: device threads that write guest
      * RAM (disk workers) held still (pause true), then let go. May be NULL. */
     void (*quiesce)(struct vm *vm, bool pause);
+    /* `monitor info disks` (vm_devices_describe_disks). May be NULL. */
+    int (*describe_disks)(struct vm *vm, char *buf, size_t len);
 };
 
 extern const struct vm_board vm_board_bare;

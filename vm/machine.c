@@ -386,6 +386,14 @@ void vm_devices_hold(struct vm *vm, bool hold)
         vm->board->quiesce(vm, hold);
 }
 
+int vm_devices_describe_disks(struct vm *vm, char *buf, size_t len)
+{
+    if (vm->board->describe_disks)
+        return vm->board->describe_disks(vm, buf, len);
+    return snprintf(buf, len, "no drives: the %s board has none (--machine pc has)\n",
+                    vm->board->info.name);
+}
+
 int vm_reset(struct vm *vm)
 {
     vm_debug_clear(vm);

@@ -139,6 +139,7 @@ int vm_pci_add(struct vm_pci *pci, struct vm_pci_device *d, uint32_t bar_size)
     }
     d->slot = slot;
     d->pci = pci;
+    memcpy(d->power_on, d->config, sizeof(d->power_on));
     pci->slots[slot] = d;
     return 0;
 }
@@ -146,6 +147,32 @@ int vm_pci_add(struct vm_pci *pci, struct vm_pci_device *d, uint32_t bar_size)
 uint32_t vm_pci_bar0(const struct vm_pci_device *d)
 {
     return get32(d->config + CFG_BAR0) & ~0xfu;
+}
+
+uint32_t vm_pci_bar0_decoded(struct vm_pci_device *d)
+{
+    pthread_mutex_lock(&d->pci->lock);
+    uint32_t at = (get16(d->config + CFG_COMMAND) & CMD_MEMORY) && d->bar_size ? vm_pci_bar0(d) : 0;
+    pthread_mutex_unlock(&d->pci->lock);
+    return at;
+}
+
+uint16_t vm_pci_config_read16(struct vm_pci_device *d, unsigned reg)
+{
+    if (reg > 254)
+        return 0xffff;
+    if (!d->pci)
+        return get16(d->config + reg);
+    pthread_mutex_lock(&d->pci->lock);
+    uint16_t v = get16(d->config + reg);
+    pthread_mutex_unlock(&d->pci->lock);
+    return v;
+}
+
+static void changed(struct vm_pci_device *d)
+{
+    if (d && d->config_changed)
+        d->config_changed(d->dev);
 }
 
 /* Called with the bus lock held. */
@@ -207,6 +234,7 @@ int vm_pci_config_write(void *opaque, uint64_t offset, const uint8_t *data, unsi
 {
     (void)ev;
     struct vm_pci *pci = opaque;
+    struct vm_pci_device *written = NULL;
     pthread_mutex_lock(&pci->lock);
     if (offset == 0 && size == 4) {
         /* Only a 32-bit access latches; Linux's probe writes bytes to
@@ -223,9 +251,11 @@ int vm_pci_config_write(void *opaque, uint64_t offset, const uint8_t *data, unsi
                                                (data[i] & d->wmask[reg + i]));
             if (reg <= CFG_COMMAND + 1 && reg + size > CFG_COMMAND && d != &pci->bridge)
                 update_intx(d);
+            written = d;
         }
     }
     pthread_mutex_unlock(&pci->lock);
+    changed(written);
     return 0;
 }
 
@@ -371,5 +401,23 @@ int vm_pci_load(void *dev, const uint8_t *b, size_t len, bool apply)
         }
     }
     pthread_mutex_unlock(&pci->lock);
+    for (unsigned s = 1; s < VM_PCI_SLOTS && !r && apply; s++)
+        changed(pci->slots[s]);
     return r;
+}
+
+void vm_pci_reset(struct vm_pci *pci)
+{
+    pthread_mutex_lock(&pci->lock);
+    pci->address = 0;
+    for (unsigned s = 1; s < VM_PCI_SLOTS; s++) {
+        struct vm_pci_device *d = pci->slots[s];
+        if (!d)
+            continue;
+        memcpy(d->config, d->power_on, sizeof(d->config));
+        update_intx(d);
+    }
+    pthread_mutex_unlock(&pci->lock);
+    for (unsigned s = 1; s < VM_PCI_SLOTS; s++)
+        changed(pci->slots[s]);
 }

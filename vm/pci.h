@@ -44,7 +44,13 @@ struct vm_pci_device {
     /* BAR0 accesses, offset within the BAR, size 1, 2, 4 or 8. */
     void (*bar_read)(void *dev, uint64_t offset, uint8_t *data, unsigned size);
     void (*bar_write)(void *dev, uint64_t offset, const uint8_t *data, unsigned size);
+    /* After the guest wrote this header, a snapshot load or a reset: the
+     * BAR, the decode bits or a capability may have changed. Called
+     * outside the bus lock, on the thread that made the change. May be
+     * NULL. */
+    void (*config_changed)(void *dev);
     void *dev;
+    uint8_t power_on[256]; /* the header vm_pci_add() placed */
 };
 
 struct vm_pci {
@@ -79,6 +85,13 @@ int vm_pci_add(struct vm_pci *pci, struct vm_pci_device *d, uint32_t bar_size);
 void vm_pci_intx(struct vm_pci_device *d, bool level);
 /* BAR0's guest-physical address now. */
 uint32_t vm_pci_bar0(const struct vm_pci_device *d);
+/* Whether BAR0 decodes now (memory bit set), and where: 0 when not. */
+uint32_t vm_pci_bar0_decoded(struct vm_pci_device *d);
+/* A 16-bit header field, read under the bus lock. */
+uint16_t vm_pci_config_read16(struct vm_pci_device *d, unsigned reg);
+/* Every device's header back to what vm_pci_add() placed (power-on),
+ * INTx low; config_changed is called for each. */
+void vm_pci_reset(struct vm_pci *pci);
 
 /* Snapshot state (vm/bus.h; dev is the struct vm_pci), registered by
  * vm_pci_attach as "pci": the address register and each device's header.

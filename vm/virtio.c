@@ -47,6 +47,12 @@ void vm_virtio_set_irq(struct vm_virtio *v, vm_virtio_irq_fn fn, void *ctx)
         fn(ctx, v->irq_level);
 }
 
+void vm_virtio_set_vector(struct vm_virtio *v, vm_virtio_vector_fn fn, void *ctx)
+{
+    v->vector_fn = fn;
+    v->vector_ctx = ctx;
+}
+
 void vm_virtio_reset(struct vm_virtio *v)
 {
     if (v->ops->reset)
@@ -152,6 +158,8 @@ void vm_virtio_used(struct vm_virtio *v, uint32_t index)
     struct vm_virtq *q = vm_virtio_queue(v, index);
     if (!q || !vm_virtq_should_notify(q))
         return;
+    if (v->vector_fn && v->vector_fn(v->vector_ctx, (int)index))
+        return;
     v->isr |= VM_VIRTIO_ISR_QUEUE;
     update_irq(v);
 }
@@ -162,6 +170,8 @@ void vm_virtio_fail(struct vm_virtio *v)
         return;
     v->status |= VM_VIRTIO_S_NEEDS_RESET;
     if (v->status & VM_VIRTIO_S_DRIVER_OK) {
+        if (v->vector_fn && v->vector_fn(v->vector_ctx, VM_VIRTIO_CONFIG_EVENT))
+            return;
         v->isr |= VM_VIRTIO_ISR_CONFIG;
         update_irq(v);
     }

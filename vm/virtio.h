@@ -52,6 +52,13 @@ struct vm_virtio_ops {
 /* The interrupt line as the transport wires it: level is whether the
  * interrupt status is non-zero. */
 typedef void (*vm_virtio_irq_fn)(void *ctx, bool level);
+/* Per-event interrupts (MSI-X): queue is the queue's index, or
+ * VM_VIRTIO_CONFIG_EVENT for a configuration change. True when the
+ * transport took the event as a message (or dropped it, as a vector of
+ * VIRTIO_MSI_NO_VECTOR asks); false leaves it to the interrupt status and
+ * the line. */
+typedef bool (*vm_virtio_vector_fn)(void *ctx, int queue);
+#define VM_VIRTIO_CONFIG_EVENT (-1)
 
 struct vm_virtio {
     pthread_mutex_t lock;
@@ -66,6 +73,8 @@ struct vm_virtio {
     struct vm_virtq_mem mem;
     vm_virtio_irq_fn irq_fn;
     void *irq_ctx;
+    vm_virtio_vector_fn vector_fn; /* NULL: every event goes through the ISR */
+    void *vector_ctx;
     /* When set (vm/virtio_worker.h), a notification is handed to another
      * thread instead of being served on the notifying one. */
     void (*kick_fn)(void *ctx, unsigned index);
@@ -83,6 +92,7 @@ struct vm_virtio {
 int vm_virtio_init(struct vm_virtio *v);
 void vm_virtio_destroy(struct vm_virtio *v);
 void vm_virtio_set_irq(struct vm_virtio *v, vm_virtio_irq_fn fn, void *ctx);
+void vm_virtio_set_vector(struct vm_virtio *v, vm_virtio_vector_fn fn, void *ctx);
 
 /* Device reset: status, features, queues and interrupt status cleared. */
 void vm_virtio_reset(struct vm_virtio *v);

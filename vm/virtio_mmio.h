@@ -25,6 +25,7 @@ struct vm_event;
 
 #define VM_VIRTIO_MMIO_SIZE 0x200u
 #define VM_VIRTIO_MMIO_VENDOR 0x4b56534bu /* "KSVK" */
+#define VM_VIRTIO_MMIO_NOTIFY 0x050u /* QueueNotify: the queue's index, 32 bits */
 
 struct vm_virtio_mmio {
     struct vm_virtio *v;

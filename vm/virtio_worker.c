@@ -14,6 +14,7 @@ static void kick(void *ctx, unsigned index)
     (void)index; /* every queue is looked at on each wake */
     struct vm_virtio_worker *w = ctx;
     uint64_t one = 1;
+    __atomic_add_fetch(&w->kicks, 1, __ATOMIC_RELAXED);
     /* EAGAIN means the counter is saturated: a wake is pending anyway. */
     while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
         ;
@@ -24,8 +25,11 @@ static void *run(void *arg)
     struct vm_virtio_worker *w = arg;
     for (;;) {
         uint64_t count;
-        if (read(w->efd, &count, sizeof(count)) < 0 && errno != EAGAIN && errno != EINTR)
+        ssize_t got = read(w->efd, &count, sizeof(count));
+        if (got < 0 && errno != EAGAIN && errno != EINTR)
             break;
+        if (got == sizeof(count))
+            __atomic_add_fetch(&w->notifications, count, __ATOMIC_RELAXED);
         pthread_mutex_lock(&w->lock);
         while (w->paused && !w->stop)
             pthread_cond_wait(&w->cond, &w->lock);
@@ -114,4 +118,11 @@ void vm_virtio_worker_resume(struct vm_virtio_worker *w)
 int vm_virtio_worker_eventfd(const struct vm_virtio_worker *w)
 {
     return w->efd;
+}
+
+void vm_virtio_worker_counts(const struct vm_virtio_worker *w, uint64_t *notifications,
+                             uint64_t *kicks)
+{
+    *notifications = __atomic_load_n(&w->notifications, __ATOMIC_RELAXED);
+    *kicks = __atomic_load_n(&w->kicks, __ATOMIC_RELAXED);
 }

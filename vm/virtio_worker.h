@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "virtio.h"
 
@@ -30,6 +31,10 @@ struct vm_virtio_worker {
     pthread_cond_t cond;
     unsigned paused;
     bool busy, stop, started;
+    /* Notifications the eventfd counted (KVM's ioeventfd writes and the
+     * kicks below), and those handed over by a vCPU thread after an exit
+     * to userspace; atomics, for `monitor info disks`. */
+    uint64_t notifications, kicks;
 };
 
 /* 0, or a negative errno (no eventfd, no thread). */
@@ -40,5 +45,8 @@ void vm_virtio_worker_pause(struct vm_virtio_worker *w);
 void vm_virtio_worker_resume(struct vm_virtio_worker *w);
 /* The eventfd that wakes the worker (for KVM_IOEVENTFD). */
 int vm_virtio_worker_eventfd(const struct vm_virtio_worker *w);
+/* The counters above, read atomically. */
+void vm_virtio_worker_counts(const struct vm_virtio_worker *w, uint64_t *notifications,
+                             uint64_t *kicks);
 
 #endif

@@ -323,6 +323,10 @@ int vm_write_physical(struct vm *vm, uint64_t gpa, const void *buf, size_t len, 
  * guest RAM and the rings must not change. Counted: each hold needs its
  * go-on. Any thread; never from a device thread. */
 void vm_devices_hold(struct vm *vm, bool hold);
+/* The drives (--drive) and how their notifications and interrupts reach
+ * KVM, one paragraph each, into buf (cut to len); the length snprintf
+ * gives. Any thread. */
+int vm_devices_describe_disks(struct vm *vm, char *buf, size_t len);
 
 /* Back to power-on: RAM cleared, devices reset, breakpoints and watchpoints
  * removed. The caller loads the image again. */

@@ -232,6 +232,8 @@ if mount -t ext4 "$root" /mnt; then
 else
     echo "kvmstub-disk: cannot mount $root"
 fi
+# How the disks interrupt (MSI-X vectors, an IOAPIC level, an ISA edge).
+grep virtio /proc/interrupts | tr -s ' ' | sed 's/^ *\(.*\)/kvmstub-disk: irq \1/'
 echo "kvmstub-disk: done"
 reboot -f
 INIT
