@@ -1,5 +1,5 @@
 /* vm/paging.h: the guest's page tables as a list of mappings, for a
- * debugger's "info mem" and "info tlb". Walked in guest-physical memory as
+ * debugger's "info mem" and "info tlb", or for one address. Walked in guest-physical memory as
  * the CPU would, in whatever paging mode the vCPU is in now: 32-bit (4 KiB
  * and, with CR4.PSE, 4 MiB pages), PAE, 4-level and 5-level long mode.
  * Table entries outside RAM end that branch. Only the owner of the stopped
@@ -36,5 +36,10 @@ struct vm_mapping {
  * stop the walk. -ENODATA when paging is off (linear is physical). */
 typedef int (*vm_paging_fn)(void *ctx, const struct vm_mapping *m);
 int vm_paging_walk(struct vm_cpu *cpu, vm_paging_fn fn, void *ctx);
+/* The leaf that maps linear (m->virt its first address), as the tables
+ * are in memory: W, U, NX and the CPU's SMAP and protection keys do not
+ * stop it, nor does it set an Accessed bit. -EFAULT where nothing is
+ * present (or linear is not canonical), -ENODATA when paging is off. */
+int vm_paging_lookup(struct vm_cpu *cpu, uint64_t linear, struct vm_mapping *m);
 
 #endif

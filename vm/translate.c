@@ -1,40 +1,15 @@
 /* Where a vCPU's linear addresses lead: guest-physical addresses as its
- * page tables say (KVM walks them), and the linear address of its next
- * instruction. Below the memory view, breakpoints and the run loop, which
- * all translate. */
+ * page tables say (KVM walks them; paging.c does where KVM refuses a
+ * present page for the vCPU's own access rights), and the linear address
+ * of its next instruction. Below the memory view, breakpoints and the run
+ * loop, which all translate. */
 #include "internal.h"
+#include "paging.h"
 
 #include <errno.h>
 #include <sys/ioctl.h>
 
 #define CR0_PG (1ull << 31)
-
-#define CR4_SMAP (1ull << 21)
-#define RFLAGS_AC (1ull << 18)
-
-/* KVM_TRANSLATE walks as a supervisor read of the vCPU: where the guest
- * has SMAP on and EFLAGS.AC clear, a user page does not translate, so a
- * kernel stopped in a system call could not show the user buffer it was
- * handed (gdb's `<error: Cannot access memory ...>` for a __user
- * argument). A debugger's read is none of the guest's accesses: walk
- * again with AC set, as the kernel's own copy_from_user does, then put
- * EFLAGS back. */
-static int translate_past_smap(struct vm_cpu *cpu, struct kvm_translation *t)
-{
-    int err = vm_regcache_fetch(&cpu->rc, VM_RC_REGS);
-    if (err)
-        return err;
-    uint64_t rflags = cpu->rc.regs.rflags;
-    cpu->rc.regs.rflags = rflags | RFLAGS_AC;
-    cpu->rc.dirty |= VM_RC_REGS;
-    if ((err = vm_regcache_flush(&cpu->rc)))
-        return err;
-    int r = ioctl(cpu->fd, KVM_TRANSLATE, t) < 0 ? -errno : 0;
-    cpu->rc.regs.rflags = rflags;
-    cpu->rc.dirty |= VM_RC_REGS;
-    err = vm_regcache_flush(&cpu->rc);
-    return r ? r : err;
-}
 
 int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
 {
@@ -53,11 +28,20 @@ int vm_translate(struct vm_cpu *cpu, uint64_t linear, uint64_t *gpa)
     struct kvm_translation t = {.linear_address = linear};
     if (ioctl(cpu->fd, KVM_TRANSLATE, &t) < 0)
         return -errno;
-    if (!t.valid && (cpu->rc.sregs.cr4 & CR4_SMAP) && (err = translate_past_smap(cpu, &t)))
-        return err;
-    if (!t.valid)
+    if (t.valid) {
+        *gpa = t.physical_address;
+        return 0;
+    }
+    /* KVM_TRANSLATE walks as a supervisor read by the vCPU: where the guest
+     * has SMAP on and EFLAGS.AC clear (or a protection key denies it), a
+     * user page does not translate, so a kernel stopped in a system call
+     * could not show the user buffer it was handed (gdb's `<error: Cannot
+     * access memory ...>` for a __user argument). A debugger's read is none
+     * of the guest's accesses: what the tables map, it may read. */
+    struct vm_mapping m;
+    if (vm_paging_lookup(cpu, linear, &m))
         return -EFAULT;
-    *gpa = t.physical_address;
+    *gpa = m.phys + (linear & (m.size - 1));
     return 0;
 }
 

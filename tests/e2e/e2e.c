@@ -53,6 +53,47 @@ char *e2e_stub_log(const struct e2e_stub *s)
     return slurp(s->log_path);
 }
 
+int e2e_console_create(char *path, size_t cap, const char *name)
+{
+    const char *dir = getenv("KVM_MACHINE_PROGRESS");
+    int k = snprintf(path, cap, "%s/%s-XXXXXX", dir ? dir : "/tmp", name);
+    if (k < 0 || (size_t)k >= cap)
+        return -1;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+char *e2e_console_text(const char *path)
+{
+    return slurp(path);
+}
+
+char *e2e_console_wait(const char *path, const char *needle, int timeout_s)
+{
+    double t0 = e2e_now();
+    for (;;) {
+        char *text = slurp(path);
+        if (text && strstr(text, needle))
+            return text;
+        if (e2e_now() - t0 > timeout_s) {
+            fprintf(stderr, "the console did not print \"%s\" in %d s; it printed:\n%s\n",
+                    needle, timeout_s, text ? text : "");
+            free(text);
+            return NULL;
+        }
+        free(text);
+        usleep(200 * 1000);
+    }
+}
+
+void e2e_console_remove(const char *path)
+{
+    unlink(path);
+}
+
 int e2e_stub_start(struct e2e_stub *s, const char *const *args)
 {
     return e2e_stub_start_io(s, args, -1, -1);
@@ -316,55 +357,63 @@ int e2e_run(struct e2e_out *o, const char *const *argv, int timeout_s)
     return o->timed_out ? -1 : 0;
 }
 
-int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *cmds,
-            const char *file)
+int e2e_gdb_run(struct e2e_out *o, int port, const struct e2e_gdb_opts *opts)
 {
-    char remote[512];
-    if (target)
-        snprintf(remote, sizeof(remote), "target remote %s", target);
+    char remote[4096];
+    if (opts->target)
+        snprintf(remote, sizeof(remote), "target remote %s", opts->target);
     else
         snprintf(remote, sizeof(remote), "target remote :%d", port);
     const char *argv[160] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
                              "-ex", "set confirm off", "-ex", "set auto-connect-native-target off",
                              "-ex", "set remotetimeout 30", "-ex", remote};
     int n = 13;
-    for (int i = 0; cmds && cmds[i] && n < 154; i++) {
+    for (int i = 0; opts->cmds && opts->cmds[i] && n < 152; i++) {
         argv[n++] = "-ex";
-        argv[n++] = cmds[i];
+        argv[n++] = opts->cmds[i];
     }
-    if (file)
-        argv[n++] = file;
+    /* A script goes through a file: gdb takes python blocks and multi-line
+     * commands only from a file, never from -ex. */
+    char path[] = "/tmp/e2e-gdb-XXXXXX", source[64];
+    if (opts->script) {
+        int fd = mkstemp(path);
+        if (fd < 0) {
+            memset(o, 0, sizeof(*o));
+            return -1;
+        }
+        size_t len = strlen(opts->script);
+        bool ok = write(fd, opts->script, len) == (ssize_t)len;
+        close(fd);
+        if (!ok) {
+            unlink(path);
+            memset(o, 0, sizeof(*o));
+            return -1;
+        }
+        snprintf(source, sizeof(source), "source %s", path);
+        argv[n++] = "-ex";
+        argv[n++] = source;
+    }
+    if (opts->file)
+        argv[n++] = opts->file;
     argv[n] = NULL;
-    return e2e_run(o, argv, E2E_TIMEOUT_S);
+    int r = e2e_run(o, argv, opts->timeout_s ? opts->timeout_s : E2E_TIMEOUT_S);
+    if (opts->script)
+        unlink(path);
+    return r;
 }
 
-static int gdb_script(struct e2e_out *o, int port, const char *target, const char *const *cmds,
-                      const char *script, const char *file)
+int e2e_gdb(struct e2e_out *o, int port, const char *target, const char *const *cmds,
+            const char *file)
 {
-    char path[] = "/tmp/e2e-gdb-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -1;
-    size_t n = strlen(script);
-    bool ok = write(fd, script, n) == (ssize_t)n;
-    close(fd);
-    char source[64];
-    snprintf(source, sizeof(source), "source %s", path);
-    const char *all[64];
-    int k = 0;
-    for (int i = 0; cmds && cmds[i] && k < 62; i++)
-        all[k++] = cmds[i];
-    all[k++] = source;
-    all[k] = NULL;
-    int r = ok ? e2e_gdb(o, port, target, all, file) : -1;
-    unlink(path);
-    return r;
+    struct e2e_gdb_opts opts = {.target = target, .cmds = cmds, .file = file};
+    return e2e_gdb_run(o, port, &opts);
 }
 
 int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const char *script,
                    const char *file)
 {
-    return gdb_script(o, port, NULL, cmds, script, file);
+    struct e2e_gdb_opts opts = {.cmds = cmds, .script = script, .file = file};
+    return e2e_gdb_run(o, port, &opts);
 }
 
 int e2e_gdb_stdio_script(struct e2e_out *o, const char *args, const char *image,
@@ -373,7 +422,8 @@ int e2e_gdb_stdio_script(struct e2e_out *o, const char *args, const char *image,
     char target[1024];
     snprintf(target, sizeof(target), "| %s --stdio %s %s", KVMSTUB_BIN, args, image);
     const char *cmds[] = {"set filename-display basename", NULL};
-    return gdb_script(o, 0, target, cmds, script, image);
+    struct e2e_gdb_opts opts = {.target = target, .cmds = cmds, .script = script, .file = image};
+    return e2e_gdb_run(o, 0, &opts);
 }
 
 void e2e_out_free(struct e2e_out *o)

@@ -75,9 +75,31 @@ int e2e_gdb_script(struct e2e_out *o, int port, const char *const *cmds, const c
  * file names shown without directories, then the script. */
 int e2e_gdb_stdio_script(struct e2e_out *o, const char *args, const char *image,
                          const char *script);
+/* The general form of the three above: a zero field takes the default. */
+struct e2e_gdb_opts {
+    const char *target;      /* as e2e_gdb's; NULL: ":port" */
+    const char *const *cmds; /* -ex each, after the connection */
+    const char *script;      /* sourced after cmds */
+    const char *file;        /* the symbol file */
+    int timeout_s;           /* E2E_TIMEOUT_S */
+};
+int e2e_gdb_run(struct e2e_out *o, int port, const struct e2e_gdb_opts *opts);
 
 /* Runs a command line (argv, NULL-terminated) and captures stdout+stderr. */
 int e2e_run(struct e2e_out *o, const char *const *argv, int timeout_s);
+
+/* A guest's console in a file (kvmstub --serial PATH) that a test reads
+ * while the guest runs. Inside .ci/kvm-machine it lies below
+ * KVM_MACHINE_PROGRESS, whose watchdog counts its growth as progress;
+ * elsewhere in /tmp. */
+/* Creates an empty one named NAME-XXXXXX (mkstemp) into path; 0 or -1. */
+int e2e_console_create(char *path, size_t cap, const char *name);
+/* Everything it holds (malloc'd; "" when the file is missing). */
+char *e2e_console_text(const char *path);
+/* Its text once it holds needle (malloc'd), or NULL after timeout_s with
+ * what it did print on stderr. */
+char *e2e_console_wait(const char *path, const char *needle, int timeout_s);
+void e2e_console_remove(const char *path);
 
 /* Assertions that print the whole output when they fail. */
 void e2e_expect(const char *text, const char *needle, const char *file, int line);

@@ -116,15 +116,12 @@ static void boot_kernel(struct e2e_out *o, const char *kernel, const char *const
     argv[n] = NULL;
     unlink(serial);
     e2e_run(o, argv, BOOT_TIMEOUT_S);
-    FILE *f = fopen(serial, "r");
-    if (f) {
-        /* The console after kvmstub's own lines. */
-        size_t len = strlen(o->text), cap = len + 1 + 1024 * 1024;
-        o->text = realloc(o->text, cap);
-        len += fread(o->text + len, 1, cap - len - 1, f);
-        o->text[len] = 0;
-        fclose(f);
-    }
+    /* The console after kvmstub's own lines. */
+    char *console = e2e_console_text(serial);
+    size_t len = strlen(o->text), more = strlen(console);
+    o->text = realloc(o->text, len + more + 1);
+    memcpy(o->text + len, console, more + 1);
+    free(console);
 }
 
 static void boot(struct e2e_out *o, const char *const *drives, const char *action)
@@ -303,24 +300,24 @@ static void test_stopped_guest_sees_no_request_complete(void)
     }
     char target[2048];
     snprintf(target, sizeof(target),
-             "target remote | %s --stdio --serial %s/stop.log --initrd %s --cmdline 'nokaslr "
+             "| %s --stdio --serial %s/stop.log --initrd %s --cmdline 'nokaslr "
              "quiet root=/dev/vda' --drive=%s,transport=mmio %s",
              KVMSTUB_BIN, dir, E2E_LINUX_DISK_INITRD, own_img[0], E2E_OWN_BZIMAGE);
-    const char *argv[] = {
-        "gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
-        "-ex", "set auto-connect-native-target off", "-ex", "set remotetimeout 30",
-        "-ex", target, "-ex", "break virtqueue_notify", "-ex", "continue",
-        "-ex", "set $vq = (struct vring_virtqueue *)_vq",
-        "-ex", "printf \"at-stop avail %u used %u\\n\", $vq->split.vring.avail->idx, "
-               "$vq->split.vring.used->idx",
-        "-ex", "monitor snapshot save s1", "-ex", "monitor snapshot load s1",
-        "-ex", "shell sleep 3",
-        "-ex", "printf \"3s-later used %u\\n\", $vq->split.vring.used->idx",
-        "-ex", "delete", "-ex", "break virtqueue_notify", "-ex", "continue",
-        "-ex", "printf \"next-notify used %u\\n\", $vq->split.vring.used->idx",
-        E2E_OWN_VMLINUX, NULL};
+    const char *cmds[] = {
+        "break virtqueue_notify", "continue",
+        "set $vq = (struct vring_virtqueue *)_vq",
+        "printf \"at-stop avail %u used %u\\n\", $vq->split.vring.avail->idx, "
+        "$vq->split.vring.used->idx",
+        "monitor snapshot save s1", "monitor snapshot load s1",
+        "shell sleep 3",
+        "printf \"3s-later used %u\\n\", $vq->split.vring.used->idx",
+        "delete", "break virtqueue_notify", "continue",
+        "printf \"next-notify used %u\\n\", $vq->split.vring.used->idx",
+        NULL};
+    struct e2e_gdb_opts opts = {
+        .target = target, .cmds = cmds, .file = E2E_OWN_VMLINUX, .timeout_s = BOOT_TIMEOUT_S};
     struct e2e_out o;
-    e2e_run(&o, argv, BOOT_TIMEOUT_S);
+    e2e_gdb_run(&o, 0, &opts);
     long avail = number_after(o.text, "at-stop avail ");
     const char *at = strstr(o.text, "at-stop avail ");
     long used = at ? number_after(at, " used ") : -1;

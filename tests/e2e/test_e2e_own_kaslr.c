@@ -47,58 +47,13 @@ static int suite_init(void)
                 E2E_OWN_BZIMAGE, E2E_OWN_VMLINUX, E2E_LINUX_INITRD, E2E_BUILD_DIR);
         return -1;
     }
-    /* Inside .ci/kvm-machine its watchdog counts the console's growth. */
-    const char *dir = getenv("KVM_MACHINE_PROGRESS");
-    snprintf(console_path, sizeof(console_path), "%.900s/e2e-own-kaslr-XXXXXX",
-             dir ? dir : "/tmp");
-    int fd = mkstemp(console_path);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    return 0;
+    return e2e_console_create(console_path, sizeof(console_path), "e2e-own-kaslr");
 }
 
 static int suite_clean(void)
 {
-    unlink(console_path);
+    e2e_console_remove(console_path);
     return 0;
-}
-
-static char *console_text(void)
-{
-    FILE *f = fopen(console_path, "r");
-    if (!f)
-        return strdup("");
-    size_t cap = 1 << 16, len = 0, n;
-    char *text = malloc(cap);
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 4096)
-            text = realloc(text, cap *= 2);
-    }
-    text[len] = 0;
-    fclose(f);
-    return text;
-}
-
-/* The console's text once it holds needle (malloc'd), or NULL after
- * timeout_s, with what it printed on stderr. */
-static char *console_wait(const char *needle, int timeout_s)
-{
-    double t0 = e2e_now();
-    for (;;) {
-        char *text = console_text();
-        if (strstr(text, needle))
-            return text;
-        if (e2e_now() - t0 > timeout_s) {
-            fprintf(stderr, "the console did not print \"%s\" in %d s; it printed:\n%s\n",
-                    needle, timeout_s, text);
-            free(text);
-            return NULL;
-        }
-        free(text);
-        usleep(200 * 1000);
-    }
 }
 
 /* The hex number after prefix in text, or 0. */
@@ -128,23 +83,9 @@ static uint64_t kallsyms(const char *console, const char *name)
  * script. */
 static int gdb_run(struct e2e_out *o, int port, const char *script)
 {
-    char path[] = "/tmp/e2e-own-kaslr-gdb-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -1;
-    size_t n = strlen(script);
-    bool ok = write(fd, script, n) == (ssize_t)n;
-    close(fd);
-    char remote[64], source[64];
-    snprintf(remote, sizeof(remote), "target remote :%d", port);
-    snprintf(source, sizeof(source), "source %s", path);
-    const char *argv[] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
-                          "-ex", "set confirm off", "-ex", "set auto-connect-native-target off",
-                          "-ex", "set remotetimeout 30", "-ex", "set filename-display basename",
-                          "-ex", remote, "-ex", "monitor info kaslr", "-ex", source, NULL};
-    int r = ok ? e2e_run(o, argv, GDB_TIMEOUT_S) : -1;
-    unlink(path);
-    return r;
+    const char *cmds[] = {"set filename-display basename", "monitor info kaslr", NULL};
+    struct e2e_gdb_opts opts = {.cmds = cmds, .script = script, .timeout_s = GDB_TIMEOUT_S};
+    return e2e_gdb_run(o, port, &opts);
 }
 
 /* gdb without vmlinux runs the command `monitor info kaslr` prints, as a
@@ -273,7 +214,7 @@ static uint64_t boot_once(int n, bool with_symbols)
         printf("\n    before boot: %s", strstr(o.text, "the kernel has not") ? strstr(o.text, "the kernel has not") : "");
     e2e_out_free(&o);
 
-    char *console = console_wait("kvmstub-linux# ", BOOT_TIMEOUT_S);
+    char *console = e2e_console_wait(console_path, "kvmstub-linux# ", BOOT_TIMEOUT_S);
     CU_ASSERT_PTR_NOT_NULL_FATAL(console);
     double booted = e2e_now() - t0;
     uint64_t k_text = kallsyms(console, "_text");

@@ -41,79 +41,37 @@ static int suite_init(void)
                 E2E_OWN_BZIMAGE, E2E_OWN_VMLINUX, E2E_LINUX_INITRD, E2E_BUILD_DIR);
         return -1;
     }
-    /* Inside .ci/kvm-machine, where its watchdog counts the console's
-     * growth as progress. */
-    const char *dir = getenv("KVM_MACHINE_PROGRESS");
-    snprintf(console_path, sizeof(console_path), "%.900s/e2e-own-kernel-XXXXXX", dir ? dir : "/tmp");
-    int fd = mkstemp(console_path);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    return 0;
+    return e2e_console_create(console_path, sizeof(console_path), "e2e-own-kernel");
 }
 
 static int suite_clean(void)
 {
-    unlink(console_path);
+    e2e_console_remove(console_path);
     return 0;
-}
-
-/* Everything the console printed so far (malloc'd). */
-static char *console_text(void)
-{
-    FILE *f = fopen(console_path, "r");
-    if (!f)
-        return strdup("");
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    size_t n;
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 4096)
-            text = realloc(text, cap *= 2);
-    }
-    text[len] = 0;
-    fclose(f);
-    return text;
 }
 
 /* Waits until the console has printed needle; its seconds, or -1. */
 static double console_wait(const char *needle, int timeout_s)
 {
     double t0 = e2e_now();
-    for (;;) {
-        char *text = console_text();
-        bool found = strstr(text, needle) != NULL;
-        if (found || e2e_now() - t0 > timeout_s) {
-            if (!found)
-                fprintf(stderr, "the console did not print \"%s\" in %d s; it printed:\n%s\n",
-                        needle, timeout_s, text);
-            free(text);
-            return found ? e2e_now() - t0 : -1;
-        }
-        free(text);
-        usleep(200 * 1000);
-    }
+    char *text = e2e_console_wait(console_path, needle, timeout_s);
+    double s = text ? e2e_now() - t0 : -1;
+    free(text);
+    return s;
 }
 
 /* gdb in batch mode on vmlinux, connected with `target remote TARGET`,
  * running cmds (NULL-terminated). */
 static int gdb_vmlinux(struct e2e_out *o, const char *target, const char *const *cmds)
 {
-    char remote[3200];
-    snprintf(remote, sizeof(remote), "target remote %s", target);
-    const char *argv[64] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
-                            "-ex", "set confirm off", "-ex", "set auto-connect-native-target off",
-                            "-ex", "set remotetimeout 30", "-ex", "set filename-display basename",
-                            "-ex", remote};
-    int n = 15;
-    for (int i = 0; cmds[i] && n < 60; i++) {
-        argv[n++] = "-ex";
-        argv[n++] = cmds[i];
-    }
-    argv[n++] = E2E_OWN_VMLINUX;
-    argv[n] = NULL;
-    return e2e_run(o, argv, GDB_TIMEOUT_S);
+    const char *all[32] = {"set filename-display basename"};
+    int n = 1;
+    for (int i = 0; cmds[i] && n < 31; i++)
+        all[n++] = cmds[i];
+    all[n] = NULL;
+    struct e2e_gdb_opts opts = {
+        .target = target, .cmds = all, .file = E2E_OWN_VMLINUX, .timeout_s = GDB_TIMEOUT_S};
+    return e2e_gdb_run(o, 0, &opts);
 }
 
 /* gdb's report of the hit: "Breakpoint 1, start_kernel () at main.c:LINE"

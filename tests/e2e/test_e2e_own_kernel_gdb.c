@@ -57,14 +57,8 @@ static int suite_init(void)
                 E2E_OWN_MODULES "/kvmstub_demo.ko", E2E_BUILD_DIR);
         return -1;
     }
-    /* Inside .ci/kvm-machine the watchdog counts the console's growth as
-     * progress. */
-    const char *dir = getenv("KVM_MACHINE_PROGRESS");
-    snprintf(S.console, sizeof(S.console), "%.900s/e2e-own-gdb-XXXXXX", dir ? dir : "/tmp");
-    int fd = mkstemp(S.console);
-    if (fd < 0)
+    if (e2e_console_create(S.console, sizeof(S.console), "e2e-own-gdb"))
         return -1;
-    close(fd);
     const char *args[] = {"--cpus", "2", "--serial", S.console, "--initrd", E2E_OWN_INITRD,
                           "--cmdline", "nokaslr", E2E_OWN_BZIMAGE, NULL};
     S.t0 = e2e_now();
@@ -79,7 +73,7 @@ static int suite_clean(void)
     e2e_stub_kill(&S.stub);
     printf("\n    one boot, all tests: %.1f s (%s)\n", e2e_now() - S.t0,
            getenv("KVMSTUB_EMULATED") ? "emulated" : "native");
-    unlink(S.console);
+    e2e_console_remove(S.console);
     return 0;
 }
 
@@ -88,21 +82,15 @@ static int suite_clean(void)
  * hide the output of the others). Prints what gdb printed. */
 static int gdb_session(struct e2e_out *o, const char *const *cmds)
 {
-    char remote[64];
-    snprintf(remote, sizeof(remote), "target remote %s", S.target);
-    const char *argv[128] = {"gdb", "-nx", "-batch", "-ex", "set pagination off",
-                             "-ex", "set confirm off", "-ex", "set width 0",
-                             "-ex", "set remotetimeout 30", "-ex", "set filename-display basename",
-                             "-ex", remote};
-    int n = 15;
-    for (int i = 0; cmds[i] && n < 124; i++) {
-        argv[n++] = "-ex";
-        argv[n++] = cmds[i];
-    }
-    argv[n++] = E2E_OWN_VMLINUX;
-    argv[n] = NULL;
+    const char *all[64] = {"set width 0", "set filename-display basename"};
+    int n = 2;
+    for (int i = 0; cmds[i] && n < 63; i++)
+        all[n++] = cmds[i];
+    all[n] = NULL;
+    struct e2e_gdb_opts opts = {
+        .target = S.target, .cmds = all, .file = E2E_OWN_VMLINUX, .timeout_s = GDB_TIMEOUT_S};
     double t = e2e_now();
-    int r = e2e_run(o, argv, GDB_TIMEOUT_S);
+    int r = e2e_gdb_run(o, 0, &opts);
     printf("\n---- gdb (%.1f s) ----\n%s---- end of gdb ----\n", e2e_now() - t, o->text);
     return r;
 }
