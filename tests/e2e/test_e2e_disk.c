@@ -350,18 +350,17 @@ static void test_info_disks_names_the_paths(void)
     }
     char target[2048];
     snprintf(target, sizeof(target),
-             "target remote | %s --stdio --serial %s/paths.log --initrd %s --cmdline 'nokaslr "
+             "| %s --stdio --serial %s/paths.log --initrd %s --cmdline 'nokaslr "
              "quiet root=/dev/vda kvmstub.disk=write' --drive=%s --drive=%s,transport=mmio %s",
              KVMSTUB_BIN, dir, E2E_LINUX_DISK_INITRD, own_img[1], second_img, E2E_OWN_BZIMAGE);
     /* Stopped at the 13th kick: both drives have read their partition
      * tables and the root is being mounted. */
-    const char *argv[] = {
-        "gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
-        "-ex", "set auto-connect-native-target off", "-ex", "set remotetimeout 30",
-        "-ex", target, "-ex", "break virtqueue_notify", "-ex", "ignore 1 12", "-ex", "continue",
-        "-ex", "monitor info disks", "-ex", "kill", E2E_OWN_VMLINUX, NULL};
+    const char *cmds[] = {"break virtqueue_notify", "ignore 1 12", "continue",
+                          "monitor info disks", "kill", NULL};
+    struct e2e_gdb_opts opts = {
+        .target = target, .cmds = cmds, .file = E2E_OWN_VMLINUX, .timeout_s = BOOT_TIMEOUT_S};
     struct e2e_out o;
-    e2e_run(&o, argv, BOOT_TIMEOUT_S);
+    e2e_gdb_run(&o, 0, &opts);
     printf("\n%s\n", o.text);
     E2E_HAS(o.text, "virtio-blk over PCI 00:01.0");
     E2E_HAS(o.text, "notifications: KVM_IOEVENTFD at 0xc0003000");
