@@ -211,6 +211,9 @@ static int add_disk(struct vm_disks *d, const struct vm_drive *dr, unsigned npci
     k->pci = is_pci(dr);
     k->irqfd = -1;
     snprintf(k->path, sizeof(k->path), "%s", dr->path);
+    k->blk.vdev.log_fn = vm->log;
+    k->blk.vdev.log_ctx = vm->log_ctx;
+    k->blk.vdev.name = k->path;
     const char *name = state_names[d->ndisks - 1];
     if (k->pci) {
         k->line = VM_DISKS_FIRST_PIN + npci;

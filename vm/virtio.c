@@ -124,7 +124,8 @@ void vm_virtio_queue_ready(struct vm_virtio *v, uint32_t index, bool ready)
         return;
     q->indirect = (v->driver_features & VM_VIRTIO_F_INDIRECT_DESC) != 0;
     if (q->size > v->queue_max || vm_virtq_start(q, &v->mem)) {
-        vm_virtio_fail(v);
+        vm_virtio_fail(v, "a queue enabled with a size the device does not allow, or rings "
+                          "misaligned or outside guest RAM");
         return;
     }
     q->ready = true;
@@ -164,10 +165,17 @@ void vm_virtio_used(struct vm_virtio *v, uint32_t index)
     update_irq(v);
 }
 
-void vm_virtio_fail(struct vm_virtio *v)
+void vm_virtio_fail(struct vm_virtio *v, const char *why)
 {
     if (v->status & VM_VIRTIO_S_NEEDS_RESET)
         return;
+    /* A guest driver rarely recovers from this, so a hang that follows is
+     * otherwise silent: say it once. */
+    if (v->log_fn)
+        v->log_fn(v->log_ctx,
+                  "%s: the guest's driver broke the virtio rules (%s); the device set "
+                  "DEVICE_NEEDS_RESET and serves nothing until the driver resets it",
+                  v->name ? v->name : "virtio device", why);
     v->status |= VM_VIRTIO_S_NEEDS_RESET;
     if (v->status & VM_VIRTIO_S_DRIVER_OK) {
         if (v->vector_fn && v->vector_fn(v->vector_ctx, VM_VIRTIO_CONFIG_EVENT))

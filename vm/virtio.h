@@ -75,6 +75,11 @@ struct vm_virtio {
     void *irq_ctx;
     vm_virtio_vector_fn vector_fn; /* NULL: every event goes through the ISR */
     void *vector_ctx;
+    /* Where a breakage is told (vm/vm.h's vm_log_fn shape; any thread),
+     * under the name given; NULL: silent. */
+    void (*log_fn)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    void *log_ctx;
+    const char *name;
     /* When set (vm/virtio_worker.h), a notification is handed to another
      * thread instead of being served on the notifying one. */
     void (*kick_fn)(void *ctx, unsigned index);
@@ -116,8 +121,9 @@ void vm_virtio_serve(struct vm_virtio *v, uint32_t index);
 /* For the device: it pushed used buffers on queue index; raises the
  * queue interrupt when the driver wants one. */
 void vm_virtio_used(struct vm_virtio *v, uint32_t index);
-/* For the device: the guest broke the rules; needs a reset. */
-void vm_virtio_fail(struct vm_virtio *v);
+/* For the device: the guest broke the rules (why: what it did, for the
+ * log); needs a reset. Logged once per breakage through log_fn. */
+void vm_virtio_fail(struct vm_virtio *v, const char *why);
 /* The driver acknowledges interrupt status bits. */
 void vm_virtio_ack(struct vm_virtio *v, uint32_t bits);
 /* Reading the interrupt status (PCI's ISR clears it on read; MMIO's not). */

@@ -150,7 +150,9 @@ static void queue_notify(void *dev, unsigned index)
     for (unsigned n = 0; n < q->size; n++) {
         int r = vm_virtq_pop(q, &b->vdev.mem, &b->chain);
         if (r < 0) {
-            vm_virtio_fail(&b->vdev);
+            vm_virtio_fail(&b->vdev, "a bad available ring or descriptor chain: an index past "
+                                     "the ring, a loop, an address outside guest RAM or a "
+                                     "chain too long");
             break;
         }
         if (r == 0)

@@ -10,6 +10,7 @@
 
 #include <CUnit/CUnit.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,15 +432,36 @@ static void test_unknown_type_and_odd_layouts(void)
     vm_virtio_blk_close(&blk);
 }
 
+static char logged[512];
+static unsigned nlogged;
+
+static void log_line(void *ctx, const char *fmt, ...)
+{
+    (void)ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(logged, sizeof(logged), fmt, ap);
+    va_end(ap);
+    nlogged++;
+}
+
 static void test_hostile_chain_needs_reset(void)
 {
     make_image(image, SECTORS * 512);
     open_drive(false);
+    blk.vdev.log_fn = log_line;
+    blk.vdev.name = "drive test.img";
+    nlogged = 0;
     put_desc(0, HDR, 16, F_NEXT, 1);
     put_desc(1, DATA, 512, F_NEXT | F_WRITE, 0); /* loops back to 0 */
     uint32_t len;
     CU_ASSERT_FALSE(submit(0, &len));
     CU_ASSERT_EQUAL(rd(0x070) & 0x40, 0x40); /* DEVICE_NEEDS_RESET */
+    /* Said once, naming the drive, so a guest that hangs on it is plain. */
+    CU_ASSERT_EQUAL(nlogged, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(logged, "drive test.img: the guest's driver broke the virtio "
+                                          "rules (a bad available ring or descriptor chain"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(logged, "DEVICE_NEEDS_RESET"));
     CU_ASSERT_EQUAL(rd(0x060) & 2, 2);       /* a config interrupt */
     CU_ASSERT_TRUE(irq_level);
     /* Nothing more is served, good requests included. */
