@@ -189,6 +189,9 @@ static int del_slot(struct vm_mem *m, size_t i)
     return 0;
 }
 
+/* The host-side alignment of guest RAM: x86's 2 MiB large page. */
+#define RAM_ALIGN ((uint64_t)2 << 20)
+
 int vm_mem_init(struct vm_mem *m, int vm_fd, uint64_t size, bool readonly_slots, uint32_t max_slots)
 {
     memset(m, 0, sizeof(*m));
@@ -211,14 +214,25 @@ int vm_mem_init(struct vm_mem *m, int vm_fd, uint64_t size, bool readonly_slots,
         vm_mem_destroy(m);
         return -ENOMEM;
     }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+    /* Guest RAM starts on a 2 MiB boundary of the host's address space, as
+     * gpa 0 is: only then can KVM map the guest's 2 MiB ranges with one
+     * large page each where the host backs them with a transparent huge
+     * page (KVM wants the gfn and the host address congruent modulo the
+     * large page size), instead of taking a nested page fault per 4 KiB. */
+    uint64_t span = size + RAM_ALIGN;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (p == MAP_FAILED) {
         int err = -errno;
         vm_mem_destroy(m);
         return err;
     }
-    m->host = p;
+    char *start = (char *)(((uintptr_t)p + RAM_ALIGN - 1) & ~(uintptr_t)(RAM_ALIGN - 1));
+    if (start > p)
+        munmap(p, (size_t)(start - p));
+    if (start + size < p + span)
+        munmap(start + size, (size_t)(p + span - (start + size)));
+    m->host = (uint8_t *)start;
     int err = add_slot(m, 0, size, false);
     if (err) {
         vm_mem_destroy(m);

@@ -47,6 +47,25 @@ static void test_ram_sizes(void)
     }
 }
 
+/* KVM maps a guest 2 MiB range with one large page only when its host
+ * address is congruent to it modulo 2 MiB; otherwise a Linux boot takes
+ * several thousand more nested page faults. */
+static void test_ram_on_2mib_host_boundary(void)
+{
+    static const uint64_t sizes[] = {1ull << 20, (4ull << 20) + 4096, 256ull << 20};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct vm *vm = vt_create(sizes[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+        CU_ASSERT_EQUAL((uintptr_t)vm->mem.host % (2u << 20), 0);
+        uint8_t b = 0x5a, back = 0;
+        CU_ASSERT_EQUAL(vm_mem_write(&vm->mem, 0, &b, 1), 0);
+        CU_ASSERT_EQUAL(vm_mem_write(&vm->mem, sizes[i] - 1, &b, 1), 0);
+        CU_ASSERT_EQUAL(vm_mem_read(&vm->mem, sizes[i] - 1, &back, 1), 0);
+        CU_ASSERT_EQUAL(back, 0x5a);
+        vm_destroy(vm);
+    }
+}
+
 static void test_linear_through_page_tables(void)
 {
     static const uint8_t hlt[] = {0xf4};
@@ -404,6 +423,7 @@ static void register_suites(void)
     CU_pSuite s = CU_add_suite("vm_memory", NULL, NULL);
     CU_add_test(s, "physical bounds without overflow", test_physical_bounds);
     CU_add_test(s, "RAM sizes", test_ram_sizes);
+    CU_add_test(s, "RAM on a 2 MiB host boundary", test_ram_on_2mib_host_boundary);
     CU_add_test(s, "linear addresses through page tables", test_linear_through_page_tables);
     CU_add_test(s, "real mode: linear is physical", test_real_mode_linear_is_physical);
     CU_add_test(s, "a user page under SMAP with EFLAGS.AC clear reads; EFLAGS untouched",
