@@ -146,7 +146,10 @@ static int client_as(struct env *e, uid_t uid, gid_t gid)
     if (r)
         return errno == EACCES ? NO_ACCESS : CONNECT_FAILED;
     static const char qc[] = "$qC#b4";
-    if (write(fd, qc, sizeof(qc) - 1) != (ssize_t)sizeof(qc) - 1)
+    /* A refusal can close the connection before this write: without
+     * MSG_NOSIGNAL the SIGPIPE would kill the client instead of letting it
+     * report CLOSED. */
+    if (send(fd, qc, sizeof(qc) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(qc) - 1)
         return CLOSED;
     char buf[256];
     size_t len = 0;
