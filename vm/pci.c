@@ -149,10 +149,16 @@ uint32_t vm_pci_bar0(const struct vm_pci_device *d)
     return get32(d->config + CFG_BAR0) & ~0xfu;
 }
 
+/* Under the bus lock: whether BAR0 answers accesses now. */
+static bool decodes(const struct vm_pci_device *d)
+{
+    return d->bar_size && (get16(d->config + CFG_COMMAND) & CMD_MEMORY);
+}
+
 uint32_t vm_pci_bar0_decoded(struct vm_pci_device *d)
 {
     pthread_mutex_lock(&d->pci->lock);
-    uint32_t at = (get16(d->config + CFG_COMMAND) & CMD_MEMORY) && d->bar_size ? vm_pci_bar0(d) : 0;
+    uint32_t at = decodes(d) ? vm_pci_bar0(d) : 0;
     pthread_mutex_unlock(&d->pci->lock);
     return at;
 }
@@ -267,7 +273,7 @@ static struct vm_pci_device *decode(struct vm_pci *pci, uint64_t gpa, unsigned s
     pthread_mutex_lock(&pci->lock);
     for (unsigned s = 1; s < VM_PCI_SLOTS && !found; s++) {
         struct vm_pci_device *d = pci->slots[s];
-        if (!d || !d->bar_size || !(get16(d->config + CFG_COMMAND) & CMD_MEMORY))
+        if (!d || !decodes(d))
             continue;
         uint64_t base = vm_pci_bar0(d);
         if (gpa >= base && gpa - base < d->bar_size && size <= d->bar_size - (gpa - base)) {

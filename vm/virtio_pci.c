@@ -215,9 +215,7 @@ static bool on_event(void *ctx, int queue)
     struct vm_virtio_pci *p = ctx;
     if (!vm_msix_enabled(&p->msix))
         return false;
-    uint16_t vector = queue < 0 ? p->config_vector
-                      : (unsigned)queue < VM_VIRTIO_MAX_QUEUES ? p->queue_vector[queue]
-                                                               : NO_VECTOR;
+    uint16_t vector = queue < 0 ? p->config_vector : p->queue_vector[queue];
     if (vector != NO_VECTOR)
         vm_msix_signal(&p->msix, vector);
     return true;

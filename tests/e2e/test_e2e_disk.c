@@ -289,20 +289,39 @@ static long number_after(const char *text, const char *name)
     return p ? strtol(p + strlen(name), NULL, 10) : -1;
 }
 
-static void test_stopped_guest_sees_no_request_complete(void)
+/* The kernel built from source, its symbols and the disk assets; a
+ * failure saying how to build them otherwise. */
+static bool own_kernel_present(void)
 {
     if (access(E2E_OWN_BZIMAGE, R_OK) || access(E2E_OWN_VMLINUX, R_OK) || !assets_present()) {
         fprintf(stderr, "the kernel built from source (%s, %s) is missing: run 'cmake --build "
                         "%s --target own_kernel_assets' first\n",
                 E2E_OWN_BZIMAGE, E2E_OWN_VMLINUX, E2E_BUILD_DIR);
         CU_FAIL("own kernel missing");
-        return;
+        return false;
     }
-    char target[2048];
-    snprintf(target, sizeof(target),
-             "| %s --stdio --serial %s/stop.log --initrd %s --cmdline 'nokaslr "
-             "quiet root=/dev/vda' --drive=%s,transport=mmio %s",
-             KVMSTUB_BIN, dir, E2E_LINUX_DISK_INITRD, own_img[0], E2E_OWN_BZIMAGE);
+    return true;
+}
+
+/* gdb's target: kvmstub over stdio booting the kernel built from source
+ * with root=/dev/vda, the console in dir/LOG, CMDLINE words and DRIVES
+ * added. */
+static void own_kernel_target(char *buf, size_t len, const char *log, const char *cmdline,
+                              const char *drives)
+{
+    snprintf(buf, len,
+             "| %s --stdio --serial %s/%s --initrd %s --cmdline 'nokaslr quiet root=/dev/vda%s' "
+             "%s %s",
+             KVMSTUB_BIN, dir, log, E2E_LINUX_DISK_INITRD, cmdline, drives, E2E_OWN_BZIMAGE);
+}
+
+static void test_stopped_guest_sees_no_request_complete(void)
+{
+    if (!own_kernel_present())
+        return;
+    char target[2048], drive[300];
+    snprintf(drive, sizeof(drive), "--drive=%s,transport=mmio", own_img[0]);
+    own_kernel_target(target, sizeof(target), "stop.log", "", drive);
     const char *cmds[] = {
         "break virtqueue_notify", "continue",
         "set $vq = (struct vring_virtqueue *)_vq",
@@ -341,18 +360,12 @@ static void test_stopped_guest_sees_no_request_complete(void)
  * ioeventfd and irqfd could have made. */
 static void test_info_disks_names_the_paths(void)
 {
-    if (access(E2E_OWN_BZIMAGE, R_OK) || access(E2E_OWN_VMLINUX, R_OK) || !assets_present()) {
-        fprintf(stderr, "the kernel built from source (%s, %s) is missing: run 'cmake --build "
-                        "%s --target own_kernel_assets' first\n",
-                E2E_OWN_BZIMAGE, E2E_OWN_VMLINUX, E2E_BUILD_DIR);
-        CU_FAIL("own kernel missing");
+    if (!own_kernel_present())
         return;
-    }
-    char target[2048];
-    snprintf(target, sizeof(target),
-             "| %s --stdio --serial %s/paths.log --initrd %s --cmdline 'nokaslr "
-             "quiet root=/dev/vda kvmstub.disk=write' --drive=%s --drive=%s,transport=mmio %s",
-             KVMSTUB_BIN, dir, E2E_LINUX_DISK_INITRD, own_img[1], second_img, E2E_OWN_BZIMAGE);
+    char target[2048], drives[600];
+    snprintf(drives, sizeof(drives), "--drive=%s --drive=%s,transport=mmio", own_img[1],
+             second_img);
+    own_kernel_target(target, sizeof(target), "paths.log", " kvmstub.disk=write", drives);
     /* Stopped at the 13th kick: both drives have read their partition
      * tables and the root is being mounted. */
     const char *cmds[] = {"break virtqueue_notify", "ignore 1 12", "continue",
@@ -393,13 +406,15 @@ static void test_info_disks_names_the_paths(void)
 static void register_suites(void)
 {
     CU_pSuite s = CU_add_suite("e2e_disk", suite_init, suite_clean);
-    CU_add_test(s, "vda and vdb over PCI; root=/dev/vda written, synced, read back by debugfs",
+    CU_add_test(s, "vda and vdb over PCI, interrupts by MSI-X; root=/dev/vda written, synced, read back "
+                   "by debugfs",
                 test_root_on_vda_written_and_read_back);
     CU_add_test(s, "SIGKILL right after the guest's sync loses nothing it synced",
                 test_kill_after_sync_loses_nothing);
     CU_add_test(s, "a readonly drive mounts ro and refuses file and raw writes",
                 test_readonly_drive_refuses_writes);
-    CU_add_test(s, "the kernel built from source: root=/dev/vda over MMIO, then over PCI",
+    CU_add_test(s, "the kernel built from source: root=/dev/vda over MMIO (edge on IRQ 5), then over PCI "
+                   "(INTx on pin 16)",
                 test_own_kernel_root_over_mmio_and_pci);
     CU_add_test(s, "a stopped guest's request kicked by a snapshot load: the used index holds",
                 test_stopped_guest_sees_no_request_complete);

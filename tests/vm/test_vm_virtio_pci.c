@@ -221,6 +221,22 @@ static void put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, ui
     memcpy(d + 14, &next, 2);
 }
 
+/* One read of sector into DATA, in avail slot idx - 1, notified. */
+static void one_read(unsigned notify_off, uint16_t idx, uint64_t sector)
+{
+    uint32_t type = VM_VIRTIO_BLK_T_IN;
+    memcpy(ram + HDR, &type, 4);
+    memcpy(ram + HDR + 8, &sector, 8);
+    put_desc(0, HDR, 16, 1, 1);
+    put_desc(1, DATA, 512, 3, 2);
+    put_desc(2, STATUS, 1, 2, 0);
+    uint16_t head = 0;
+    memcpy(ram + AVAIL + 4 + 2 * ((idx - 1) % QSIZE), &head, 2);
+    memcpy(ram + AVAIL + 2, &idx, 2);
+    ram[STATUS] = 0xee;
+    bar_wr(0x3000 + 4 * notify_off, 0, 2);
+}
+
 static void test_read_through_pci_with_intx(void)
 {
     /* Memory decoding off: the BAR answers nothing. */
@@ -249,19 +265,7 @@ static void test_read_through_pci_with_intx(void)
     CU_ASSERT_EQUAL(bar_rd(0x1c, 2), 1);
     bar_wr(0x14, 0xf, 1);
     CU_ASSERT_EQUAL(bar_rd(0x2000, 4), 16); /* capacity in sectors */
-    /* One read request. */
-    uint32_t type = VM_VIRTIO_BLK_T_IN;
-    uint64_t sector = 5;
-    memcpy(ram + HDR, &type, 4);
-    memcpy(ram + HDR + 8, &sector, 8);
-    put_desc(0, HDR, 16, 1, 1);
-    put_desc(1, DATA, 512, 3, 2);
-    put_desc(2, STATUS, 1, 2, 0);
-    uint16_t head = 0, idx = 1;
-    memcpy(ram + AVAIL + 4, &head, 2);
-    memcpy(ram + AVAIL + 2, &idx, 2);
-    ram[STATUS] = 0xee;
-    bar_wr(0x3000 + 4 * notify_off, 0, 2);
+    one_read(notify_off, 1, 5);
     CU_ASSERT_EQUAL(ram[STATUS], VM_VIRTIO_BLK_S_OK);
     CU_ASSERT_EQUAL(ram[DATA + 100], 6);
     /* INTx up, shown in the status register; reading the ISR drops it. */
@@ -272,10 +276,7 @@ static void test_read_through_pci_with_intx(void)
     CU_ASSERT_EQUAL(bar_rd(0x1000, 1), 0);
     /* INTx disabled in the command register: the level stays inside. */
     cfg_write(1, 0x04, 0x0406);
-    idx = 2;
-    memcpy(ram + AVAIL + 6, &head, 2);
-    memcpy(ram + AVAIL + 2, &idx, 2);
-    bar_wr(0x3000 + 4 * notify_off, 0, 2);
+    one_read(notify_off, 2, 5);
     CU_ASSERT_FALSE(intx[1]);
     CU_ASSERT(cfg_read(0, 1, 0, 0x04) >> 16 & 0x08);
     cfg_write(1, 0x04, 0x0006);
@@ -330,23 +331,6 @@ static unsigned driver_setup(uint16_t config_vector, uint16_t queue_vector)
     return (unsigned)bar_rd(0x1e, 2);
 }
 
-/* One read request in avail slot idx - 1, notified. */
-static void one_read(unsigned notify_off, uint16_t idx)
-{
-    uint32_t type = VM_VIRTIO_BLK_T_IN;
-    uint64_t sector = 2;
-    memcpy(ram + HDR, &type, 4);
-    memcpy(ram + HDR + 8, &sector, 8);
-    put_desc(0, HDR, 16, 1, 1);
-    put_desc(1, DATA, 512, 3, 2);
-    put_desc(2, STATUS, 1, 2, 0);
-    uint16_t head = 0;
-    memcpy(ram + AVAIL + 4 + 2 * ((idx - 1) % QSIZE), &head, 2);
-    memcpy(ram + AVAIL + 2, &idx, 2);
-    ram[STATUS] = 0xee;
-    bar_wr(0x3000 + 4 * notify_off, 0, 2);
-}
-
 static void test_msix_messages_masking_and_pending(void)
 {
     cfg_write(1, 0x04, 0x0006);
@@ -369,7 +353,7 @@ static void test_msix_messages_masking_and_pending(void)
     bar_wr(0x4000 + 16 + 12, 0, 4);
     /* A completion while the function is masked: pending, no message. */
     msg.n = 0;
-    one_read(notify_off, 1);
+    one_read(notify_off, 1, 2);
     CU_ASSERT_EQUAL(ram[STATUS], VM_VIRTIO_BLK_S_OK);
     CU_ASSERT_EQUAL(msg.n, 0);
     CU_ASSERT_EQUAL(bar_rd(0x5000, 8), 2);
@@ -381,13 +365,13 @@ static void test_msix_messages_masking_and_pending(void)
     CU_ASSERT_EQUAL(bar_rd(0x5000, 8), 0);
     /* Unmasked: the next completion is a message at once; INTx and the
      * ISR stay quiet (MSI-X replaces them). */
-    one_read(notify_off, 2);
+    one_read(notify_off, 2, 2);
     CU_ASSERT_EQUAL(msg.n, 2);
     CU_ASSERT_FALSE(intx[1]);
     CU_ASSERT_EQUAL(bar_rd(0x1000, 1), 0);
     /* The vector masked: pending; unmasking the entry sends it. */
     bar_wr(0x4000 + 16 + 12, 1, 4);
-    one_read(notify_off, 3);
+    one_read(notify_off, 3, 2);
     CU_ASSERT_EQUAL(msg.n, 2);
     CU_ASSERT_EQUAL(bar_rd(0x5000, 4), 2);
     bar_wr(0x4000 + 16 + 12, 0, 4);
@@ -395,14 +379,14 @@ static void test_msix_messages_masking_and_pending(void)
     /* A device reset unassigns the vectors; a queue without a vector
      * gets no interrupt at all. */
     notify_off = driver_setup(0xffff, 0xffff);
-    one_read(notify_off, 1);
+    one_read(notify_off, 1, 2);
     CU_ASSERT_EQUAL(ram[STATUS], VM_VIRTIO_BLK_S_OK);
     CU_ASSERT_EQUAL(msg.n, 3);
     CU_ASSERT_FALSE(intx[1]);
     /* MSI-X off again: back to INTx. */
     cfg_write(1, cap, 0x11);
     notify_off = driver_setup(0xffff, 0xffff);
-    one_read(notify_off, 1);
+    one_read(notify_off, 1, 2);
     CU_ASSERT_TRUE(intx[1]);
     CU_ASSERT_EQUAL(bar_rd(0x1000, 1), 1);
     CU_ASSERT_FALSE(intx[1]);
